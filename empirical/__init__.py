@@ -1,0 +1,1 @@
+"""Real PyTorch training and measurement (see issues 3 and 4); feeds `nqm` through one adapter."""

@@ -1,0 +1,1 @@
+"""Plot helpers called by the CLI (matplotlib lives only here)."""

@@ -1,0 +1,356 @@
+"""Numba kernels: arrays and scalars in, arrays and scalars out (the only module importing numba).
+
+Closed form (see `nqm.closed_form`): per direction i and mode j the state map has eigenvalue
+lam[i, j] = exp(logabs[i, j] + 1j * arg[i, j]); the deterministic response is
+d_i(k) = sum_j q[i, j] lam^k and the accumulated noise is
+n_i(k) = sum_{j,l} g_j g_l (1 - (lam_j lam_l)^k) * inv1m[i, j, l],  inv1m = 1 / (1 - lam_j lam_l).
+Expected loss at step k for batch size B:  L(k) = D(k) + N(k) / B  with
+D(k) = sum_i wdet_i Re(d_i(k))^2 and N(k) = sum_i wn_i Re(n_i(k)).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+LEAF = 4
+SPLIT = 1e-7  # eigenvalues closer than this are split apart (defective / critically damped A)
+
+
+@njit(cache=True)
+def _quad_roots(a00, a01, a10, a11):
+    """Eigenvalues of [[a00, a01], [a10, a11]] without cancellation in the real case."""
+    half_tr = 0.5 * (a00 + a11)
+    det = a00 * a11 - a01 * a10
+    disc = half_tr * half_tr - det
+    if disc >= 0.0:
+        root = math.sqrt(disc)
+        l1 = half_tr + root if half_tr >= 0.0 else half_tr - root
+        l2 = det / l1 if l1 != 0.0 else half_tr - root
+        return complex(l1, 0.0), complex(l2, 0.0)
+    root = math.sqrt(-disc)
+    return complex(half_tr, root), complex(half_tr, -root)
+
+
+@njit(parallel=True, cache=True)
+def build_modes(A0, A1, b1, f, e, lr, m0):
+    """Eigen-modes of A = A0 + lr A1 per direction, for `nqm.closed_form.Modes`.
+
+    The state map is block lower-triangular (an EMA row appended to a base block of size m0),
+    so its eigenvalues are the base block's (closed form) and the trailing diagonal entry.
+    Sylvester's formula A^t = sum_j lam_j^t prod_{l != j} (A - lam_l I) / (lam_j - lam_l)
+    gives e'A^t v = sum_j c_j(v) lam_j^t with
+        c_j(v) = e' prod_{l != j} (A - lam_l I) v / prod_{l != j} (lam_j - lam_l),
+    so g = c(lr b1) and q = c(f).  Returns logabs, arg, g, q, inv1m = 1 / (1 - lam_j lam_l),
+    realpos and the spectral radius.
+    """
+    d, m, _ = A0.shape
+    logabs = np.empty((d, m))
+    arg = np.empty((d, m))
+    g = np.empty((d, m), dtype=np.complex128)
+    q = np.empty((d, m), dtype=np.complex128)
+    inv1m = np.empty((d, m, m), dtype=np.complex128)
+    realpos = np.empty((d, m), dtype=np.bool_)
+    radii = np.zeros(d)
+    n_chunks = min(d, 64)
+    for chunk in prange(n_chunks):
+        lam = np.empty(m, dtype=np.complex128)
+        A = np.empty((m, m))
+        b = np.empty(m)
+        Ab = np.empty(m)
+        Af = np.empty(m)
+        for i in range(chunk * d // n_chunks, (chunk + 1) * d // n_chunks):
+            _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
+                       logabs, arg, g, q, inv1m, realpos, radii)
+    return logabs, arg, g, q, inv1m, realpos, radii.max()
+
+
+@njit(cache=True)
+def _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
+               logabs, arg, g, q, inv1m, realpos, radii):
+    for r in range(m):
+        b[r] = lr * b1[i, r]
+        for s in range(m):
+            A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
+    if m0 == 1:
+        lam[0] = A[0, 0]
+    else:
+        lam[0], lam[1] = _quad_roots(A[0, 0], A[0, 1], A[1, 0], A[1, 1])
+    if m > m0:
+        lam[m - 1] = A[m - 1, m - 1]
+    for j in range(m):                      # split (near-)coincident eigenvalues
+        for l in range(j + 1, m):
+            if abs(lam[j] - lam[l]) < SPLIT:
+                lam[j] += SPLIT
+                lam[l] -= SPLIT
+    for r in range(m):
+        Ab[r] = 0.0
+        Af[r] = 0.0
+        for s in range(m):
+            Ab[r] += A[r, s] * b[s]
+            Af[r] += A[r, s] * f[s]
+    eb = 0.0
+    ef = 0.0
+    eAb = 0.0
+    eAf = 0.0
+    eAAb = 0.0
+    eAAf = 0.0
+    for r in range(m):
+        eb += e[r] * b[r]
+        ef += e[r] * f[r]
+        eAb += e[r] * Ab[r]
+        eAf += e[r] * Af[r]
+        for s in range(m):
+            eAAb += e[r] * A[r, s] * Ab[s]
+            eAAf += e[r] * A[r, s] * Af[s]
+    for j in range(m):
+        if m == 1:
+            g[i, j] = eb
+            q[i, j] = ef
+        elif m == 2:
+            o = lam[1 - j]
+            g[i, j] = (eAb - o * eb) / (lam[j] - o)
+            q[i, j] = (eAf - o * ef) / (lam[j] - o)
+        else:
+            oa = lam[(j + 1) % 3]
+            ob = lam[(j + 2) % 3]
+            den = (lam[j] - oa) * (lam[j] - ob)
+            g[i, j] = (eAAb - (oa + ob) * eAb + oa * ob * eb) / den
+            q[i, j] = (eAAf - (oa + ob) * eAf + oa * ob * ef) / den
+        a = abs(lam[j])
+        radii[i] = max(radii[i], a)
+        logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, j] = math.atan2(lam[j].imag, lam[j].real)
+        realpos[i, j] = lam[j].imag == 0.0 and lam[j].real >= 0.0 and q[i, j].imag == 0.0
+    for j in range(m):
+        for l in range(m):
+            if m == 1:   # 1 - lam^2 = (1 - lam)(1 + lam) with 1 - lam formed exactly
+                one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
+                inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam[0]))
+            else:
+                inv1m[i, j, l] = 1.0 / (1.0 - lam[j] * lam[l])
+
+
+@njit(cache=True, inline="always")
+def _powk(logabs, arg, k):
+    if k == 0:
+        return 1.0 + 0.0j
+    r = math.exp(k * logabs)
+    if arg == 0.0:
+        return complex(r, 0.0)
+    return complex(r * math.cos(k * arg), r * math.sin(k * arg))
+
+
+@njit(cache=True, inline="always")
+def _noise_row(i, m, g, inv1m, work):
+    s = 0.0 + 0.0j
+    for j in range(m):
+        pj = work[i, j]
+        s += g[i, j] * g[i, j] * (1.0 - pj * pj) * inv1m[i, j, j]
+        for l in range(j + 1, m):
+            s += 2.0 * g[i, j] * g[i, l] * (1.0 - pj * work[i, l]) * inv1m[i, j, l]
+    return s.real
+
+
+@njit(parallel=True, cache=True)
+def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
+    """(D(k), N(k)) of the module docstring."""
+    d, m = logabs.shape
+    D = 0.0
+    N = 0.0
+    for i in prange(d):
+        dk = 0.0
+        for j in range(m):
+            pj = _powk(logabs[i, j], arg[i, j], k)
+            work[i, j] = pj
+            dk += (q[i, j] * pj).real
+        D += wdet[i] * dk * dk
+        N += wn[i] * _noise_row(i, m, g, inv1m, work)
+    return D, N
+
+
+@njit(parallel=True, cache=True)
+def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
+    """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).
+
+    Each term Re(q lam^k) of d_i(k) is bounded on the interval: monotone between its end
+    values when lam and q are real and lam >= 0 (`realpos`), else within +-|q| |lam|^k1.
+    Then d_i^2 >= lo^2 if lo > 0, hi^2 if hi < 0, 0 otherwise.
+    """
+    d, m = logabs.shape
+    D = 0.0
+    N = 0.0
+    for i in prange(d):
+        lo = 0.0
+        hi = 0.0
+        for j in range(m):
+            p1 = _powk(logabs[i, j], arg[i, j], k1)
+            work[i, j] = p1
+            if realpos[i, j]:
+                v1 = q[i, j].real * p1.real
+                v2 = q[i, j].real * _powk(logabs[i, j], 0.0, k2).real
+                lo += min(v1, v2)
+                hi += max(v1, v2)
+            else:
+                bound = abs(q[i, j]) * abs(p1)
+                lo -= bound
+                hi += bound
+        if lo > 0.0:
+            D += wdet[i] * lo * lo
+        elif hi < 0.0:
+            D += wdet[i] * hi * hi
+        N += wn[i] * _noise_row(i, m, g, inv1m, work)
+    return D, N
+
+
+@njit(cache=True)
+def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work):
+    """First k in [0, k_max] with D(k) + N(k) * inv_b[j] <= target, for every j (-1: none).
+
+    Exact branch and bound, left to right: an interval is skipped only when its lower bound
+    exceeds the target for every batch size not yet resolved, so the first k found for a batch
+    size is its first crossing even when the loss is not monotone.
+    """
+    nb = inv_b.size
+    res = np.full(nb, -1, dtype=np.int64)
+    unresolved = nb
+    tol = target * (1.0 + 1e-12)
+    stack = np.empty((256, 2), dtype=np.int64)
+    sp = 0
+    stack[0, 0] = 0
+    stack[0, 1] = k_max
+    sp = 1
+    while sp > 0 and unresolved > 0:
+        sp -= 1
+        a = stack[sp, 0]
+        b = stack[sp, 1]
+        if b - a < LEAF:
+            for k in range(a, b + 1):
+                D, N = dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work)
+                for j in range(nb):
+                    if res[j] < 0 and D + N * inv_b[j] <= target:
+                        res[j] = k
+                        unresolved -= 1
+                if unresolved == 0:
+                    break
+            continue
+        lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work)
+        need = False
+        for j in range(nb):
+            if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
+                need = True
+                break
+        if not need:
+            continue
+        mid = (a + b) // 2
+        stack[sp, 0] = mid + 1
+        stack[sp, 1] = b
+        stack[sp + 1, 0] = a
+        stack[sp + 1, 1] = mid
+        sp += 2
+    return res
+
+
+@njit(cache=True)
+def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
+    """Second-moment recurrence M' = A M A^T + (c/B) b b^T with A = A0 + lr_t A1, b = lr_t b1.
+
+    Loss_t = sum_i wl_i e^T M_i(t) e.  Returns the losses for t = 0..len(lrs) (entries past an
+    early stop are NaN) and the first t with loss <= target (-1 if none).  A loss that is not
+    finite or exceeds 1e300 stops the run (divergence) and leaves +inf.
+    """
+    d, m = b1.shape
+    n = lrs.size
+    out = np.full(n + 1, np.nan)
+    M = np.empty((d, m, m))
+    for i in range(d):
+        for r in range(m):
+            for s in range(m):
+                M[i, r, s] = s0[i] * f[r] * f[s]
+    A = np.empty((m, m))
+    T = np.empty((m, m))
+    first = -1
+    for t in range(n + 1):
+        loss = 0.0
+        for i in range(d):
+            acc = 0.0
+            for r in range(m):
+                for s in range(m):
+                    acc += e[r] * M[i, r, s] * e[s]
+            loss += wl[i] * acc
+        out[t] = loss
+        if not (loss < 1e300):
+            out[t] = np.inf
+            break
+        if first < 0 and loss <= target:
+            first = t
+            if stop_at_target:
+                break
+        if t == n:
+            break
+        lr = lrs[t]
+        for i in range(d):
+            for r in range(m):
+                for s in range(m):
+                    A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
+            for r in range(m):          # T = A M
+                for s in range(m):
+                    acc = 0.0
+                    for u in range(m):
+                        acc += A[r, u] * M[i, u, s]
+                    T[r, s] = acc
+            nv = c_over_b[i] * lr * lr
+            for r in range(m):          # M = T A^T + nv b b^T
+                for s in range(m):
+                    acc = 0.0
+                    for u in range(m):
+                        acc += T[r, u] * A[s, u]
+                    M[i, r, s] = acc + nv * b1[i, r] * b1[i, s]
+    return out, first
+
+
+@njit(cache=True)
+def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, seed):
+    """Sample the literal stochastic iteration (module docstring of `nqm.optimizer`).
+
+    kind: 0 sgd, 1 heavy-ball momentum, 2 Nesterov; gamma < 0 means no iterate averaging.
+    Per direction: theta_0 ~ N(0, sd0^2), eps_t ~ N(0, sd_noise^2) (sd_noise^2 = c / B),
+    a_t = lrs[t] * step_w (step_w = h^-p).  Loss_t = sum_i wl_i y_i^2, y = theta or its EMA.
+    Returns the mean loss per step over runs and its standard error.
+    """
+    np.random.seed(seed)
+    d = h.size
+    n = lrs.size
+    s1 = np.zeros(n + 1)
+    s2 = np.zeros(n + 1)
+    theta = np.empty(d)
+    v = np.empty(d)
+    avg = np.empty(d)
+    for _ in range(n_runs):
+        for i in range(d):
+            theta[i] = sd0[i] * np.random.standard_normal()
+            v[i] = 0.0
+            avg[i] = theta[i]
+        for t in range(n + 1):
+            loss = 0.0
+            for i in range(d):
+                y = avg[i] if gamma >= 0.0 else theta[i]
+                loss += wl[i] * y * y
+            s1[t] += loss
+            s2[t] += loss * loss
+            if t == n:
+                break
+            for i in range(d):
+                a = lrs[t] * step_w[i]
+                eps = sd_noise[i] * np.random.standard_normal()
+                if kind == 0:
+                    theta[i] -= a * (h[i] * theta[i] + eps)
+                else:
+                    look = beta * v[i] if kind == 2 else 0.0
+                    v[i] = beta * v[i] - a * (h[i] * (theta[i] + look) + eps)
+                    theta[i] += v[i]
+                if gamma >= 0.0:
+                    avg[i] = gamma * avg[i] + (1.0 - gamma) * theta[i]
+    mean = s1 / n_runs
+    var = np.maximum(s2 / n_runs - mean * mean, 0.0)
+    return mean, np.sqrt(var / max(n_runs - 1, 1))

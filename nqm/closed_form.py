@@ -1,0 +1,88 @@
+"""Exact expected loss of the NQM under a constant learning rate, at O(d) cost per step k.
+
+For the linear iteration z' = A z + b eps of `nqm.optimizer` (per direction, Var eps = c / B)
+with z(0) = f theta(0), E theta(0)^2 = s0, the loss read at y = e'z is
+
+    E y_k^2 = s0 (e' A^k f)^2 + (c / B) sum_{t<k} (e' A^t b)^2.
+
+Diagonalising A = V diag(lam) V^-1 gives e' A^t v = sum_j (V'e)_j lam_j^t (V^-1 v)_j, so with
+q = (V'e) * (V^-1 f) and g = (V'e) * (V^-1 b):
+
+    d(k) = sum_j q_j lam_j^k,
+    n(k) = sum_{t<k} (sum_j g_j lam_j^t)^2
+         = sum_{j,l} g_j g_l (1 - (lam_j lam_l)^k) / (1 - lam_j lam_l),
+    L(k) = sum_i 1/2 count_i h_i [ s0_i d_i(k)^2 + (c_i / B) n_i(k) ] = D(k) + N(k) / B.
+
+This is the closed form p_k = p* + T^k (p_0 - p*) of Zhang et al. 2019 (arXiv 1907.04164,
+appendix) written through the eigenvalues of A: T's eigenvalues are lam_j lam_l.  Nothing here
+depends on B, so one `Modes` serves every batch size.  Valid for a stable A (all |lam| < 1);
+for SGD (m = 1) lam = 1 - x and 1 - lam^2 = x (2 - x) are formed without cancellation.
+Eigenvalues closer than 1e-7 (a critically damped direction) are split by that amount, which
+perturbs that direction's terms by O(1e-7) relative; see `nqm._kernels.build_modes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nqm import _kernels
+from nqm.optimizer import OptimizerConfig, transition
+from nqm.spectrum import Spectrum
+
+
+@dataclass(frozen=True, eq=False)
+class Modes:
+    """Per-direction eigen-modes of one optimizer configuration on one spectrum (module doc)."""
+
+    logabs: np.ndarray
+    arg: np.ndarray
+    g: np.ndarray
+    q: np.ndarray
+    inv1m: np.ndarray
+    realpos: np.ndarray
+    wdet: np.ndarray
+    wn: np.ndarray
+    spectral_radius: float
+    work: np.ndarray  # scratch space for the kernels
+
+    @property
+    def stable(self) -> bool:
+        return self.spectral_radius < 1.0
+
+    @classmethod
+    def build(cls, spectrum: Spectrum, config: OptimizerConfig) -> Modes:
+        tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema)
+        m0 = 1 if config.kind == "sgd" else 2
+        logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
+            tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
+        w = 0.5 * spectrum.count * spectrum.h
+        return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
+                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
+                   work=np.empty(logabs.shape, dtype=np.complex128))
+
+    # ------------------------------------------------------------------ evaluation
+    def dn(self, k: int) -> tuple[float, float]:
+        """(D(k), N(k)): the loss at step k is D + N / B."""
+        return _kernels.dn_at(k, self.logabs, self.arg, self.g, self.q, self.inv1m,
+                              self.wdet, self.wn, self.work)
+
+    def loss(self, k: int, batch_size: float) -> float:
+        D, N = self.dn(k)
+        return D + N / batch_size
+
+    def losses(self, ks, batch_size: float) -> np.ndarray:
+        return np.array([self.loss(k, batch_size) for k in ks])
+
+    def steady_state(self, batch_size: float) -> float:
+        """lim_k L(k) = sum_i wn_i Re(sum_jl g_j g_l / (1 - lam_j lam_l)) / B (stable A)."""
+        n_inf = np.einsum("dj,dl,djl->d", self.g, self.g, self.inv1m).real
+        return float(np.sum(self.wn * n_inf) / batch_size)
+
+    def first_crossings(self, batch_sizes, target: float, k_max: int) -> np.ndarray:
+        """First step k <= k_max with L(k) <= target for each batch size (-1: not reached)."""
+        inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
+        return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
+                                        self.wdet, self.wn, self.realpos, inv_b,
+                                        float(target), int(k_max), self.work)

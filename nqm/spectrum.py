@@ -1,0 +1,237 @@
+"""The spectrum of a noisy quadratic: curvature, gradient noise and initial distance per direction.
+
+In the eigenbasis of the Hessian the noisy quadratic model (Zhang et al. 2019, arXiv 1907.04164,
+section 2) is fully described, direction by direction, by
+
+    h[i]      curvature (Hessian eigenvalue), > 0
+    c[i]      per-example gradient-noise variance along the direction, >= 0
+              (a batch of size B has noise variance c[i] / B)
+    s0[i]     initial second moment E[theta_i(0)^2], >= 0
+    count[i]  how many identical directions row i stands for, > 0
+
+so the loss is L(theta) = 1/2 sum_i count[i] h[i] theta_i^2.  `count` lets a binned or measured
+density with millions of directions be a few hundred rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nqm.errors import NQMInputError
+
+_FIELDS = ("h", "c", "s0", "count")
+
+
+def _as_vector(name: str, value, n: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NQMInputError(f"spectrum field '{name}' is not numeric: {exc}") from None
+    if arr.ndim == 0 and n is not None:
+        arr = np.full(n, float(arr))
+    if arr.ndim != 1:
+        raise NQMInputError(
+            f"spectrum field '{name}' must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _first_bad(name: str, arr: np.ndarray, ok: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        i = int(bad[0])
+        raise NQMInputError(
+            f"spectrum field '{name}' {what} at index {i} (value {arr[i]!r}; "
+            f"{bad.size} bad entr{'y' if bad.size == 1 else 'ies'} in all)"
+        )
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Immutable per-direction description of a noisy quadratic (see module docstring)."""
+
+    h: np.ndarray
+    c: np.ndarray
+    s0: np.ndarray
+    count: np.ndarray
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        h = _as_vector("h", self.h)
+        n = h.size
+        if n == 0:
+            raise NQMInputError(
+                "spectrum field 'h' is empty: a spectrum needs at least one direction")
+        arrays = {"h": h}
+        for name in ("c", "s0", "count"):
+            arrays[name] = _as_vector(name, getattr(self, name), n)
+            if arrays[name].size != n:
+                raise NQMInputError(
+                    f"spectrum field '{name}' has length {arrays[name].size} but 'h' has length {n}"
+                )
+        for name, arr in arrays.items():
+            _first_bad(name, arr, np.isfinite(arr), "is not finite")
+        _first_bad("h", h, h > 0, "must be > 0 (the NQM needs positive curvature)")
+        _first_bad("c", arrays["c"], arrays["c"] >= 0, "must be >= 0")
+        _first_bad("s0", arrays["s0"], arrays["s0"] >= 0, "must be >= 0")
+        _first_bad("count", arrays["count"], arrays["count"] > 0, "must be > 0")
+        for name, arr in arrays.items():
+            arr = arr.copy()
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def n_rows(self) -> int:
+        return int(self.h.size)
+
+    @property
+    def dimension(self) -> float:
+        """Number of directions represented, sum(count)."""
+        return float(self.count.sum())
+
+    def initial_loss(self) -> float:
+        """E L(theta_0) = 1/2 sum_i count_i h_i s0_i."""
+        return float(0.5 * np.sum(self.count * self.h * self.s0))
+
+    def noise_scales(self) -> tuple[float, float]:
+        """(B_noise, B_simple) of McCandlish et al. 2018 at the initial point, in expectation.
+
+        Sigma = diag(c) and G = H theta_0 with E[theta_0,i^2] = s0_i, so
+            B_simple = tr(Sigma) / E|G|^2      = sum c / sum h^2 s0,
+            B_noise  = tr(H Sigma) / E[G'HG]   = sum h c / sum h^3 s0
+        (sums weighted by count; ratio of expectations).
+        """
+        w = self.count
+        g2 = np.sum(w * self.h**2 * self.s0)
+        ghg = np.sum(w * self.h**3 * self.s0)
+        if g2 == 0:
+            return float("inf"), float("inf")
+        b_simple = np.sum(w * self.c) / g2
+        b_noise = np.sum(w * self.h * self.c) / ghg
+        return float(b_noise), float(b_simple)
+
+    def binned(self, n_bins: int) -> Spectrum:
+        """Compress to at most `n_bins` rows by grouping directions into log-spaced bins of h.
+
+        Each bin keeps sum(count) and the count-weighted means of h, c and s0; quantities that
+        are linear in (h, c, s0) per direction, such as the initial loss and tr(H Sigma), are
+        then exact when h is constant within the bin and approximate otherwise.
+        """
+        if n_bins < 1:
+            raise NQMInputError(f"bins must be >= 1, got {n_bins}")
+        if self.n_rows <= n_bins:
+            return self
+        logh = np.log(self.h)
+        edges = np.linspace(logh.min(), logh.max(), n_bins + 1)
+        idx = np.clip(np.searchsorted(edges, logh, side="right") - 1, 0, n_bins - 1)
+        w = np.bincount(idx, weights=self.count, minlength=n_bins)
+        keep = w > 0
+
+        def mean(x):
+            return np.bincount(idx, weights=self.count * x, minlength=n_bins)[keep] / w[keep]
+
+        return Spectrum(
+            h=mean(self.h), c=mean(self.c), s0=mean(self.s0), count=w[keep],
+            meta={**self.meta, "binned_from_rows": self.n_rows, "bins": n_bins},
+        )
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name).tolist() for name in _FIELDS}
+
+    def save(self, path: str | Path) -> None:
+        """Write a `.npz` (arrays plus a JSON `meta` string) or a `.json` file."""
+        path = Path(path)
+        if path.suffix == ".json":
+            path.write_text(json.dumps({**self.to_dict(), "meta": self.meta}))
+        else:
+            np.savez(path, h=self.h, c=self.c, s0=self.s0, count=self.count,
+                     meta=np.array(json.dumps(self.meta)))
+
+
+def power_law(d: int = 10_000, alpha: float = 1.0, noise_scale: float = 1.0,
+              noise_exponent: float = 1.0, s0: float = 1.0, bins: int | None = None) -> Spectrum:
+    """h_i = i^-alpha (i = 1..d), c_i = noise_scale * h_i^noise_exponent, s0_i = s0.
+
+    The defaults are Zhang et al.'s model: d = 10^4, h_i = 1/i, C = H, s0 = 1.
+    With `bins`, the d directions are grouped into at most `bins` rows (see `Spectrum.binned`).
+    """
+    if not float(d).is_integer() or d < 1:
+        raise NQMInputError(f"power-law dimension d must be a positive integer, got {d}")
+    for name, value in (("alpha", alpha), ("noise_scale", noise_scale),
+                        ("noise_exponent", noise_exponent), ("s0", s0)):
+        if not np.isfinite(value):
+            raise NQMInputError(f"power-law parameter '{name}' is not finite: {value}")
+    if alpha < 0:
+        raise NQMInputError(f"power-law exponent alpha must be >= 0, got {alpha}")
+    h = np.arange(1, int(d) + 1, dtype=np.float64) ** (-float(alpha))
+    meta = {"source": "power", "d": int(d), "alpha": float(alpha),
+            "noise_scale": float(noise_scale), "noise_exponent": float(noise_exponent),
+            "s0": float(s0)}
+    spec = Spectrum(h=h, c=noise_scale * h**noise_exponent, s0=np.full(h.size, float(s0)),
+                    count=np.ones(h.size), meta=meta)
+    return spec.binned(int(bins)) if bins else spec
+
+
+def load(path: str | Path) -> Spectrum:
+    """Read a spectrum from `.npz` or `.json` with arrays h, c, s0 and optional count."""
+    path = Path(path)
+    if not path.exists():
+        raise NQMInputError(f"spectrum file not found: {path}")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NQMInputError(f"spectrum file {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise NQMInputError(f"spectrum file {path} must hold a JSON object with h, c, s0")
+        meta = data.get("meta", {}) if isinstance(data.get("meta", {}), dict) else {}
+    elif path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except Exception as exc:  # numpy raises several types for corrupt archives
+            raise NQMInputError(f"spectrum file {path} is not a readable .npz: {exc}") from None
+        meta = {}
+        if "meta" in data:
+            try:
+                meta = json.loads(str(data.pop("meta")))
+            except json.JSONDecodeError:
+                meta = {}
+    else:
+        raise NQMInputError(f"spectrum file {path} must end in .npz or .json")
+    missing = [k for k in ("h", "c", "s0") if k not in data]
+    if missing:
+        raise NQMInputError(f"spectrum file {path} lacks field(s) {', '.join(missing)}")
+    count = data.get("count", np.ones(np.size(data["h"])))
+    return Spectrum(h=data["h"], c=data["c"], s0=data["s0"], count=count,
+                    meta={**meta, "source": str(path)})
+
+
+_POWER_KEYS = {"d": int, "alpha": float, "noise_scale": float, "noise_exponent": float,
+               "s0": float, "bins": int}
+
+
+def parse_spec(spec: str) -> Spectrum:
+    """Parse `power:d=10000,alpha=1[,noise_scale=..,noise_exponent=..,s0=..,bins=..]` or a path."""
+    if spec.startswith("power"):
+        body = spec[len("power"):].lstrip(":")
+        kwargs = {}
+        for part in filter(None, (p.strip() for p in body.split(","))):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in _POWER_KEYS:
+                raise NQMInputError(
+                    f"bad power-law spectrum option '{part}'; expected key=value with key in "
+                    f"{', '.join(_POWER_KEYS)}"
+                )
+            try:
+                kwargs[key] = _POWER_KEYS[key](float(value))
+            except ValueError:
+                raise NQMInputError(
+                    f"power-law option '{key}' has a non-numeric value '{value}'") from None
+        return power_law(**kwargs)
+    return load(spec)

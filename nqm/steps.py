@@ -1,0 +1,66 @@
+"""Steps to target: the first step k at which the expected loss is <= the target.
+
+The first crossing is exact even when the loss is not monotone (momentum oscillates): the
+constant-LR case uses the branch and bound of `nqm._kernels.first_crossings`, other schedules
+scan the step recurrence.  A target not reached within `max_steps` is reported as not reached,
+with the budget; an unstable configuration (spectral radius >= 1) as diverged.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from nqm.closed_form import Modes
+from nqm.dynamics import check_batch_size, lr_sequence, recurrence_losses
+from nqm.errors import NQMInputError
+from nqm.optimizer import OptimizerConfig
+from nqm.schedule import Schedule
+from nqm.spectrum import Spectrum
+
+DEFAULT_MAX_STEPS = 10**8
+
+
+class StepsResult(NamedTuple):
+    batch_size: float
+    steps: int | None       # None when not reached
+    reached: bool
+    diverged: bool
+    budget: int
+
+
+def check_target(target: float) -> float:
+    if not (np.isfinite(target) and target > 0):
+        raise NQMInputError(f"target loss must be a finite number > 0, got {target}")
+    return float(target)
+
+
+def check_budget(max_steps: int) -> int:
+    if int(max_steps) != max_steps or max_steps < 1:
+        raise NQMInputError(f"step budget must be a positive integer, got {max_steps}")
+    return int(max_steps)
+
+
+def steps_to_target(spectrum: Spectrum, config: OptimizerConfig, batch_sizes, target: float,
+                    max_steps: int = DEFAULT_MAX_STEPS, schedule: Schedule | None = None,
+                    horizon: int | None = None) -> list[StepsResult]:
+    """First k <= max_steps with E L(theta_k) <= target, for each batch size."""
+    target = check_target(target)
+    max_steps = check_budget(max_steps)
+    bs = [check_batch_size(b) for b in np.atleast_1d(batch_sizes)]
+    if schedule is None or schedule.is_constant:
+        modes = Modes.build(spectrum, config)
+        if not modes.stable:
+            return [StepsResult(b, None, False, True, max_steps) for b in bs]
+        ks = modes.first_crossings(bs, target, max_steps)
+        return [StepsResult(b, int(k) if k >= 0 else None, bool(k >= 0), False, max_steps)
+                for b, k in zip(bs, ks)]
+    out = []
+    n = min(max_steps, horizon or max_steps)
+    lrs = lr_sequence(config, schedule, n, horizon)
+    for b in bs:
+        curve, k = recurrence_losses(spectrum, config, b, lrs, target, stop_at_target=True)
+        diverged = k < 0 and bool(np.isinf(curve).any())
+        out.append(StepsResult(b, int(k) if k >= 0 else None, k >= 0, diverged, max_steps))
+    return out

@@ -1,0 +1,334 @@
+"""Per-batch-size tuning: minimise steps-to-target over the metaparameters (Shallue et al. 2019
+protocol, applied to the NQM as in Zhang et al. 2019 section 3).
+
+Search coordinates (all logarithmic):
+    z_lr = log(lr / lr_limit(beta))    lr_limit = stability limit of `nqm.optimizer.lr_limit`
+    z_m  = log(1 - beta)               momentum / nesterov only
+    z_e  = log(1 - gamma)              iterate averaging (EMA) only
+    z_T  = log(horizon)                non-constant schedules only
+Parametrising lr relative to its stability limit keeps every candidate stable.
+
+Procedure for each batch size B:
+  1. a coarse grid in z, shared by all batch sizes (for a constant LR the B-independent modes of
+     every grid point are built once and evaluated for all B);
+  2. refinement from the best grid points by a real optimiser: bounded Brent in one dimension,
+     Nelder-Mead with bounds in more;
+  3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
+  4. a polish pass keeps steps non-increasing in B (the tuned point of a smaller batch size is
+     feasible at a larger one).
+The objective in 1-2 is a smooth surrogate: the crossing of log L(k) with log target found by
+Brent's method on real k near the previous crossing (so it can miss an earlier transient dip,
+which step 3 then finds).  Targets not reached within the budget score
+budget * (1 + log(L(budget) / target)) so the search is pulled toward reaching them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+
+from nqm.closed_form import Modes
+from nqm.dynamics import lr_sequence, recurrence_losses
+from nqm.errors import NQMInputError
+from nqm.optimizer import KINDS, OptimizerConfig, lr_limit
+from nqm.schedule import Schedule
+from nqm.spectrum import Spectrum
+from nqm.steps import DEFAULT_MAX_STEPS, check_budget, check_target
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Bounds of the search (see module docstring)."""
+
+    lr_ratio: tuple[float, float] = (1e-8, 1.0 - 1e-6)
+    one_minus_momentum: tuple[float, float] = (1e-4, 1.0)
+    one_minus_ema: tuple[float, float] = (1e-5, 1.0)
+    horizon_min: int = 4
+    grid_lr: int = 17
+    grid_other: int = 6
+    stability_edge: float = 0.97    # lr / limit above this: the stability limit binds
+    edge_factor: float = 1.05       # within this factor of another bound: at the edge
+
+
+class TunedPoint(NamedTuple):
+    batch_size: int
+    steps: int | None
+    reached: bool
+    lr: float
+    momentum: float
+    ema: float | None
+    horizon: int | None
+    at_edge: bool
+    edges: tuple[str, ...]
+    lr_limit: float
+
+
+class _Problem:
+    """Maps search coordinates to configurations and scores them."""
+
+    def __init__(self, spectrum, kind, precond, ema, schedule, target, max_steps, space):
+        self.spectrum, self.kind, self.precond = spectrum, kind, precond
+        self.ema, self.schedule, self.target = ema, schedule, target
+        self.max_steps, self.space = max_steps, space
+        self.log_target = math.log(target)
+        self.initial_loss = spectrum.initial_loss()
+        names, bounds = ["lr"], [tuple(np.log(space.lr_ratio))]
+        if kind != "sgd":
+            names.append("momentum")
+            bounds.append(tuple(np.log(space.one_minus_momentum)))
+        if ema:
+            names.append("ema")
+            bounds.append(tuple(np.log(space.one_minus_ema)))
+        if schedule is not None and not schedule.is_constant:
+            names.append("horizon")
+            bounds.append((math.log(space.horizon_min), math.log(max_steps)))
+        self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
+
+    def config(self, z) -> tuple[OptimizerConfig, int | None]:
+        p = dict(zip(self.names, np.clip(z, self.bounds[:, 0], self.bounds[:, 1])))
+        beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
+        gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
+        lim = lr_limit(self.spectrum.h, self.kind, beta, self.precond)
+        horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
+        cfg = OptimizerConfig(self.kind, lr=math.exp(p["lr"]) * lim, momentum=beta,
+                              precond=self.precond, ema=gamma)
+        return cfg, horizon
+
+    def penalty(self, loss_at_budget: float) -> float:
+        excess = math.log(loss_at_budget) - self.log_target if loss_at_budget > 0 else 50.0
+        return self.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
+
+    # ------------------------------------------------------------ surrogate objectives
+    def surrogate_closed(self, modes: Modes, batch_size: float, hint: float) -> float:
+        """A crossing of the loss with the target near `hint`, interpolated between integer steps.
+
+        Only integer steps are evaluated (the closed form at non-integer k is not a loss when an
+        eigenvalue is negative or complex).  Secant steps in (log(1 + k), log L) from the hint
+        bracket a sign change of f(k) = log L(k) - log target; secant steps safeguarded by
+        bisection shrink the bracket to neighbouring integers lo, hi (or to a relative width of
+        1e-5 for large k);
+        the result interpolates linearly: lo + (hi - lo) f(lo) / (f(lo) - f(hi)).
+        """
+        if self.initial_loss <= self.target:
+            return 0.0
+        inv_b = 1.0 / batch_size
+        kmax = self.max_steps
+
+        def f(k):
+            D, N = modes.dn(int(k))
+            return math.log(max(D + N * inv_b, 1e-300)) - self.log_target
+
+        def t(k):
+            return math.log1p(k)
+
+        def k_of(tt):
+            return math.expm1(tt)
+
+        k0 = int(min(max(round(hint), 1), kmax))
+        f0 = f(k0)
+        up = f0 > 0
+        k1 = int(min(max(k0 + (1 if up else -1) * max(1, round(0.02 * k0)), 0), kmax))
+        f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
+        # 1. bracket
+        for _ in range(200):
+            if (f0 > 0) != (f1 > 0):
+                break
+            if f1 > 0 and k1 >= kmax:
+                return self.penalty(math.exp(f1) * self.target)
+            up = f1 > 0
+            dt = t(k1) - t(k0)
+            slope = (f1 - f0) / dt if dt != 0 else 0.0
+            step = -f1 / slope if slope != 0 else 0.0
+            if not math.isfinite(step) or (step > 0) != up or step == 0:
+                step = 2.0 * abs(dt) * (1 if up else -1)
+            step = max(min(step * 1.05, 2.0), -2.0)
+            k_new = int(round(k_of(t(k1) + step)))
+            if k_new == k1:
+                k_new = k1 + (1 if up else -1)
+            k_new = min(max(k_new, 0), kmax)
+            k0, f0 = k1, f1
+            k1 = k_new
+            f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
+        else:
+            return self.penalty(math.exp(f1) * self.target)
+        (lo, flo), (hi, fhi) = ((k0, f0), (k1, f1)) if f0 > 0 else ((k1, f1), (k0, f0))
+        if lo > hi:   # the crossing from above happens going up; from below going down
+            (lo, flo), (hi, fhi) = (hi, fhi), (lo, flo)
+        # 2. shrink [lo, hi] (f(lo) > 0 >= f(hi)) by secant steps in log(1 + k), with a
+        #    bisection step whenever two steps in a row failed to halve the bracket
+        widths = [math.inf, math.inf]
+        while hi - lo > max(1.0, 1e-5 * lo):
+            tl, th = t(lo), t(hi)
+            if th - tl > 0.5 * widths[-2]:
+                tm = 0.5 * (tl + th)
+            else:
+                tm = tl + flo * (th - tl) / (flo - fhi)
+            widths.append(th - tl)
+            km = min(max(int(round(k_of(tm))), lo + 1), hi - 1)
+            fm = f(km)
+            if fm > 0:
+                lo, flo = km, fm
+            else:
+                hi, fhi = km, fm
+        return lo + (hi - lo) * flo / (flo - fhi)
+
+    def exact(self, cfg: OptimizerConfig, horizon, batch_size: float) -> tuple[float, int | None]:
+        """(score, exact first crossing or None) for one configuration."""
+        if self.schedule is None or self.schedule.is_constant:
+            modes = Modes.build(self.spectrum, cfg)
+            k = int(modes.first_crossings([batch_size], self.target, self.max_steps)[0])
+            if k >= 0:
+                return float(k), k
+            return self.penalty(modes.loss(self.max_steps, batch_size)), None
+        lrs = lr_sequence(cfg, self.schedule, min(horizon, self.max_steps), horizon)
+        curve, k = recurrence_losses(self.spectrum, cfg, batch_size, lrs, self.target, True)
+        if k < 0:
+            last = curve[np.isfinite(curve)]
+            return self.penalty(last[-1] if last.size else np.inf), None
+        if k == 0:
+            return 0.0, 0
+        # fractional crossing between k - 1 and k, log-linear in the loss
+        l0, l1 = math.log(curve[k - 1]), math.log(max(curve[k], 1e-300))
+        frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
+        return k - 1 + min(max(frac, 0.0), 1.0), k
+
+    def edges(self, z, cfg: OptimizerConfig) -> tuple[str, ...]:
+        out = []
+        tol = math.log(self.space.edge_factor)
+        for name, zi, (lo, hi) in zip(self.names, z, self.bounds):
+            if name == "lr":
+                if math.exp(zi) >= self.space.stability_edge:
+                    out.append("lr at stability limit")
+                elif zi - lo <= tol:
+                    out.append("lr at lower search bound")
+            elif name == "momentum":
+                if hi - zi <= tol:
+                    out.append("momentum at 0")
+                elif zi - lo <= tol:
+                    out.append("momentum at upper search bound")
+            elif name == "ema":
+                if hi - zi <= tol:
+                    out.append("ema at 0 (no averaging)")
+                elif zi - lo <= tol:
+                    out.append("ema at upper search bound")
+            elif name == "horizon":
+                if hi - zi <= tol:
+                    out.append("horizon at step budget")
+                elif zi - lo <= tol:
+                    out.append("horizon at lower search bound")
+        return tuple(out)
+
+
+def _grid(problem: _Problem) -> np.ndarray:
+    axes = []
+    for name, (lo, hi) in zip(problem.names, problem.bounds):
+        n = problem.space.grid_lr if name == "lr" else problem.space.grid_other
+        if len(problem.names) > 1 and name == "lr":
+            n = max(problem.space.grid_lr // 2 + 1, 5)
+        axes.append(np.linspace(lo, hi, n))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1), axes
+
+
+def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: float = 0.0,
+         ema: bool = False, schedule: Schedule | None = None,
+         max_steps: int = DEFAULT_MAX_STEPS, space: SearchSpace = SearchSpace(),
+         progress: Callable[[int], None] | None = None) -> list[TunedPoint]:
+    """Tune the metaparameters for every batch size; see the module docstring."""
+    if kind not in KINDS:
+        raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, got '{kind}'")
+    target = check_target(target)
+    max_steps = check_budget(max_steps)
+    if not 0.0 <= precond <= 1.0:
+        raise NQMInputError(f"precond exponent p must be in [0, 1], got {precond}")
+    bs = np.atleast_1d(np.asarray(batch_sizes))
+    if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
+        raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
+    bs = np.unique(bs.astype(np.int64))
+    problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space)
+    closed = schedule is None or schedule.is_constant
+    grid, axes = _grid(problem)
+
+    # 1. grid, shared across batch sizes
+    scores = np.empty((grid.shape[0], bs.size))
+    for gi, z in enumerate(grid):
+        cfg, horizon = problem.config(z)
+        if closed:
+            modes = Modes.build(spectrum, cfg)
+            hint = 1.0
+            for bi, b in enumerate(bs):
+                scores[gi, bi] = problem.surrogate_closed(modes, float(b), hint)
+                if scores[gi, bi] < max_steps:
+                    hint = max(scores[gi, bi], 1.0)
+        else:
+            for bi, b in enumerate(bs):
+                scores[gi, bi] = problem.exact(cfg, horizon, float(b))[0]
+
+    # 2.-3. refine each batch size, then take the exact crossing
+    steps_out, z_out = [], []
+    spacing = np.array([ax[1] - ax[0] if ax.size > 1 else 1.0 for ax in axes])
+    for bi, b in enumerate(bs):
+        order = np.argsort(scores[:, bi], kind="stable")
+        best_z, best_val = grid[order[0]], scores[order[0], bi]
+        state = {"hint": max(best_val, 1.0) if best_val < max_steps else 1.0}
+
+        def objective(z, b=float(b), state=state):
+            cfg, horizon = problem.config(z)
+            if closed:
+                val = problem.surrogate_closed(Modes.build(spectrum, cfg), b, state["hint"])
+                if val < max_steps:
+                    state["hint"] = max(val, 1.0)
+            else:
+                val = problem.exact(cfg, horizon, b)[0]
+            return math.log1p(val)
+
+        starts = [grid[order[0]]]
+        if len(order) > 1 and scores[order[1], bi] < max_steps and np.any(
+                np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
+            starts.append(grid[order[1]])   # the runner-up lies in another basin: try it too
+        for z0 in starts:
+            if len(problem.names) == 1:
+                lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
+                hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
+                res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
+                                      options={"xatol": 1e-4})
+                z_new, val = np.array([res.x]), math.expm1(res.fun)
+            else:
+                simplex = [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
+                                          (1 if z0[j] < problem.bounds[j].mean() else -1),
+                                          problem.bounds[:, 0], problem.bounds[:, 1])
+                                  for j in range(len(z0))]
+                res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
+                               options={"initial_simplex": np.array(simplex), "xatol": 5e-3,
+                                        "fatol": 2e-4, "maxfev": 150 * len(z0)})
+                z_new, val = res.x, math.expm1(res.fun)
+            if val < best_val:
+                best_z, best_val = z_new, val
+        cfg, horizon = problem.config(best_z)
+        score, k = problem.exact(cfg, horizon, float(b))
+        steps_out.append((score, k))
+        z_out.append(np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1]))
+        if progress is not None:
+            progress(1)
+
+    # 4. polish: a larger batch size can always reuse a smaller one's metaparameters
+    for bi in range(1, bs.size):
+        cfg, horizon = problem.config(z_out[bi - 1])
+        score, k = problem.exact(cfg, horizon, float(bs[bi]))
+        if score < steps_out[bi][0]:
+            steps_out[bi], z_out[bi] = (score, k), z_out[bi - 1]
+
+    points = []
+    for b, (_, k), z in zip(bs, steps_out, z_out):
+        cfg, horizon = problem.config(z)
+        edges = problem.edges(z, cfg)
+        points.append(TunedPoint(
+            batch_size=int(b), steps=k, reached=k is not None, lr=cfg.lr, momentum=cfg.momentum,
+            ema=cfg.ema, horizon=horizon, at_edge=bool(edges), edges=edges,
+            lr_limit=lr_limit(spectrum.h, kind, cfg.momentum, precond)))
+    return points
