@@ -318,6 +318,8 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
 
     # 4. polish: a larger batch size can always reuse a smaller one's metaparameters
     for bi in range(1, bs.size):
+        if steps_out[bi][0] <= steps_out[bi - 1][0]:
+            continue
         cfg, horizon = problem.config(z_out[bi - 1])
         score, k = problem.exact(cfg, horizon, float(bs[bi]))
         if score < steps_out[bi][0]:

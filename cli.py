@@ -1,0 +1,354 @@
+"""`nqm`: steps to target versus batch size, and the critical batch size.
+
+Heavy modules (numba kernels, matplotlib, torch) are imported inside the subcommands that need
+them, so `nqm --help` is instant.  Every error is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_SPECTRUM = "power:d=10000,alpha=1"
+
+
+class InputError(click.ClickException):
+    """Bad input: printed as one line, exit status 2."""
+
+    exit_code = 2
+
+
+class _Group(click.Group):
+    """A click group whose errors are one line (no usage block, no traceback), exit status 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _input_errors(fn):
+    """Turn the packages' NQMInputError (a ValueError) and file errors into InputError."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:   # NQMInputError subclasses ValueError
+            raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(f"{exc.strerror or exc}: {exc.filename}") from None
+
+    return wrapper
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """'1,2,4' or 'LO:HI' (every power of two from LO to HI)."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            lo_s, hi_s = text.split(":")
+            lo, hi = int(lo_s), int(hi_s)
+            if lo < 1 or hi < lo:
+                raise InputError(f"batch-size range '{text}' needs 1 <= LO <= HI")
+            sizes = [2**i for i in range(0, 63) if lo <= 2**i <= hi]
+        else:
+            sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(
+            f"bad --batch-sizes '{text}': give comma-separated integers or LO:HI") from None
+    if not sizes:
+        raise InputError(f"--batch-sizes '{text}' contains no batch size")
+    if any(b < 1 for b in sizes):
+        raise InputError(f"batch sizes must be >= 1, got {text}")
+    return tuple(sorted(set(sizes)))
+
+
+def _write_json(path, data) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable) + "\n")
+
+
+def _jsonable(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _fmt(x, spec=".4g") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return format(x, spec)
+
+
+def _print_critical(crit: dict, s_min, e_min) -> None:
+    click.echo("\nCritical batch size (two definitions; they differ by construction):")
+    click.echo(f"  mccandlish      B_crit = E_min/S_min = {_fmt(crit.get('mccandlish'))}"
+               f"   (S_min = {_fmt(s_min)}, E_min = {_fmt(e_min)})")
+    click.echo(f"  overhead_20pct  steps 20% above perfect scaling at B = "
+               f"{_fmt(crit.get('overhead_20pct'))}")
+    if "b_noise" in crit:
+        click.echo("Gradient noise scales at the initial point:")
+        click.echo(f"  b_noise  = tr(H Sigma)/G'HG = {_fmt(crit['b_noise'])}")
+        click.echo(f"  b_simple = tr(Sigma)/|G|^2  = {_fmt(crit['b_simple'])}")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nqm-batchsize", prog_name="nqm")
+def cli():
+    """How many steps does training take at each batch size, and where does more data
+    parallelism stop paying off?  A noisy quadratic model checked against real training."""
+
+
+@cli.command()
+@click.option("--spectrum", "spec", default=DEFAULT_SPECTRUM, show_default=True,
+              help="power:d=..,alpha=..[,noise_scale=..,noise_exponent=..,s0=..,bins=..] "
+                   "or a .npz/.json file with arrays h, c, s0[, count].")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "nesterov"]), default="sgd",
+              show_default=True)
+@click.option("--precond", type=float, default=0.0, show_default=True,
+              help="Preconditioner exponent p: updates use H^-p (0 = none, 1 = Newton).")
+@click.option("--ema", is_flag=True, help="Also tune an exponential moving average of iterates.")
+@click.option("--schedule", default="constant", show_default=True,
+              help="constant | linear | cosine | piecewise:FRAC=FACTOR,... (horizon is tuned).")
+@click.option("--warmup", type=float, default=0.0, show_default=True,
+              help="Linear warm-up as a fraction of the horizon.")
+@click.option("--final", "final_frac", type=float, default=0.0, show_default=True,
+              help="Final learning-rate fraction for linear/cosine decay.")
+@click.option("--target", type=float, default=0.01, show_default=True, help="Target loss.")
+@click.option("--batch-sizes", default="1:1048576", show_default=True,
+              help="Comma-separated integers, or LO:HI for every power of two in between.")
+@click.option("--max-steps", type=int, default=10**8, show_default=True,
+              help="Step budget; targets not reached within it are reported as not reached.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write CSV here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_input_errors
+def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target, batch_sizes,
+            max_steps, json_path, csv_path, plot_path, quiet):
+    """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
+    from nqm.predict import PredictConfig
+    from nqm.predict import predict as run_predict
+    from nqm.schedule import parse_schedule
+    from nqm.spectrum import parse_spec
+
+    spectrum = parse_spec(spec)
+    config = PredictConfig(target=target, optimizer=optimizer, precond=precond, ema=ema,
+                           schedule=parse_schedule(schedule, warmup, final_frac),
+                           batch_sizes=parse_batch_sizes(batch_sizes), max_steps=max_steps)
+    with click.progressbar(length=len(config.batch_sizes), label="tuning batch sizes",
+                           file=sys.stderr, hidden=quiet) as bar:
+        result = run_predict(spectrum, config, progress=bar.update)
+
+    ema_col = config.ema
+    click.echo(f"NQM: {spectrum.meta.get('source', spec)} ({spectrum.n_rows} rows, dimension "
+               f"{spectrum.dimension:g}), optimizer {optimizer}, precond p = {precond:g}, "
+               f"schedule {result['schedule']}, target {target:g}")
+    header = f"{'batch':>9} {'steps':>11} {'lr':>10} {'momentum':>9}"
+    header += f" {'ema':>8}" if ema_col else ""
+    header += f" {'horizon':>10}" if result["points"][0]["horizon"] is not None else ""
+    header += "  note"
+    click.echo(header)
+    for p in result["points"]:
+        steps = f"{p['steps']:>11d}" if p["reached"] else f"{'>' + str(max_steps):>11}"
+        line = f"{p['batch_size']:>9d} {steps} {p['lr']:>10.4g} {p['momentum']:>9.4g}"
+        line += f" {p['ema']:>8.4g}" if ema_col else ""
+        line += f" {p['horizon']:>10d}" if p["horizon"] is not None else ""
+        notes = list(p["edges"]) + ([] if p["reached"] else ["target not reached in budget"])
+        click.echo(line + ("  " + "; ".join(notes) if notes else ""))
+    _print_critical(result["critical_batch_size"], result["s_min"], result["e_min"])
+    click.echo(f"({result['elapsed_s']:.2f} s)")
+
+    if json_path:
+        _write_json(json_path, result)
+    if csv_path:
+        keys = ["batch_size", "steps", "reached", "lr", "momentum", "ema", "horizon", "at_edge",
+                "lower_bound"]
+        with open(csv_path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(keys + ["edges"])
+            for p in result["points"]:
+                w.writerow([p[k] for k in keys] + [";".join(p["edges"])])
+    if plot_path:
+        from figures.plots import steps_vs_batch
+        steps_vs_batch(result, plot_path)
+
+
+def _report_steps(n_steps: int, points: int) -> list[int]:
+    if points <= 0 or n_steps + 1 <= points:
+        return list(range(n_steps + 1))
+    import numpy as np
+    ks = np.unique(np.round(np.geomspace(1, n_steps + 1, points)).astype(int) - 1)
+    return sorted(set(ks.tolist()) | {0, n_steps})
+
+
+@cli.command()
+@click.option("--spectrum", "spec", default=DEFAULT_SPECTRUM, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "nesterov"]), default="sgd",
+              show_default=True)
+@click.option("--lr", type=float, required=True, help="(Peak) learning rate.")
+@click.option("--momentum", type=float, default=0.0, show_default=True)
+@click.option("--precond", type=float, default=0.0, show_default=True)
+@click.option("--ema", type=float, default=None, help="EMA decay gamma of the iterates.")
+@click.option("--schedule", default="constant", show_default=True)
+@click.option("--warmup", type=float, default=0.0, show_default=True)
+@click.option("--final", "final_frac", type=float, default=0.0, show_default=True)
+@click.option("--horizon", type=int, default=None, help="Schedule horizon (default --steps).")
+@click.option("--batch-size", type=float, required=True)
+@click.option("--steps", "n_steps", type=click.IntRange(min=0), required=True)
+@click.option("--target", type=float, default=None, help="Also report the first step <= it.")
+@click.option("--monte-carlo", "mc_runs", type=click.IntRange(min=0), default=0,
+              help="Also sample N runs of the stochastic iteration.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--points", type=int, default=2000, show_default=True,
+              help="Steps reported in JSON (log-spaced when fewer than all; 0 = all).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False))
+@_input_errors
+def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, final_frac, horizon,
+             batch_size, n_steps, target, mc_runs, seed, points, json_path, plot_path):
+    """Expected loss curve of one configuration (exact; optionally with Monte Carlo)."""
+    import numpy as np
+
+    from nqm.closed_form import Modes
+    from nqm.dynamics import expected_loss, monte_carlo
+    from nqm.optimizer import OptimizerConfig
+    from nqm.schedule import parse_schedule
+    from nqm.spectrum import parse_spec
+    from nqm.steps import steps_to_target
+
+    spectrum = parse_spec(spec)
+    config = OptimizerConfig(optimizer, lr=lr, momentum=momentum, precond=precond, ema=ema)
+    sched = parse_schedule(schedule, warmup, final_frac)
+    ks = _report_steps(n_steps, points)
+    loss = expected_loss(spectrum, config, batch_size, ks, sched, horizon)
+    result = {"steps": ks, "loss": loss.tolist(), "batch_size": batch_size,
+              "config": config.__dict__, "schedule": sched.describe(), "target": target}
+    stable = Modes.build(spectrum, config).stable if sched.is_constant else None
+    if stable is False:
+        click.echo("warning: this learning rate is beyond the stability limit; the loss "
+                   "diverges", err=True)
+    if target is not None:
+        r = steps_to_target(spectrum, config, batch_size, target, max_steps=max(n_steps, 1),
+                            schedule=None if sched.is_constant else sched,
+                            horizon=horizon or n_steps)[0]
+        result["steps_to_target"] = r.steps
+    if mc_runs:
+        mean, se = monte_carlo(spectrum, config, batch_size, n_steps, mc_runs, seed, sched,
+                               horizon)
+        result.update({"mc_steps": ks, "mc_mean": mean[ks].tolist(), "mc_se": se[ks].tolist(),
+                       "mc_runs": mc_runs, "seed": seed})
+    click.echo(f"{'step':>10} {'expected loss':>15}" + (f" {'MC mean':>13} {'MC se':>10}"
+                                                          if mc_runs else ""))
+    show = _report_steps(n_steps, 12)
+    for k in show:
+        i = ks.index(k)
+        line = f"{k:>10d} {loss[i]:>15.6g}"
+        if mc_runs:
+            line += f" {result['mc_mean'][i]:>13.6g} {result['mc_se'][i]:>10.3g}"
+        click.echo(line)
+    if target is not None:
+        st = result["steps_to_target"]
+        click.echo(f"first step with loss <= {target:g}: "
+                   f"{st if st is not None else 'not reached within ' + str(n_steps)}")
+    if sched.is_constant and stable:
+        ss = Modes.build(spectrum, config).steady_state(batch_size)
+        result["steady_state"] = ss
+        click.echo(f"steady-state loss: {ss:.6g}")
+    if json_path:
+        result["loss"] = [x if np.isfinite(x) else None for x in result["loss"]]
+        _write_json(json_path, result)
+    if plot_path:
+        from figures.plots import loss_curve
+        loss_curve(result, plot_path)
+
+
+def read_measurements(path) -> tuple[list[float], list[float | None]]:
+    """CSV with columns batch_size,steps; empty/none/null/inf steps mean 'not reached'."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"file not found: {path}")
+    try:
+        with p.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            missing = {"batch_size", "steps"} - set(fields)
+            if missing:
+                raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))} "
+                                 f"(found {', '.join(fields) or 'none'})")
+            b, s = [], []
+            for line, row in enumerate(reader, start=2):
+                row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                try:
+                    bb = float(row["batch_size"])
+                    raw = row["steps"].lower()
+                    ss = None if raw in ("", "none", "null", "inf", "nan") else float(raw)
+                except ValueError:
+                    raise InputError(f"{path}, line {line}: non-numeric value in "
+                                     f"{row}") from None
+                b.append(bb)
+                s.append(ss)
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a text CSV file") from None
+    if not b:
+        raise InputError(f"{path} has no data rows")
+    return b, s
+
+
+@cli.command()
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False),
+              help="Your measurements: columns batch_size,steps.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=1000,
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False))
+@_input_errors
+def fit(csv_path, n_boot, seed, json_path, plot_path):
+    """S_min, E_min and both critical batch sizes from your measured steps per batch size."""
+    from nqm.critical import bootstrap
+    from nqm.predict import critical_batch_sizes
+
+    b, s = read_measurements(csv_path)
+    crit, s_min, e_min = critical_batch_sizes(b, s)
+    if crit["mccandlish"] is None:
+        raise InputError(f"{csv_path}: need reached steps at two or more batch sizes")
+    ci = bootstrap(b, s, n_resamples=n_boot, seed=seed)
+    result = {"points": [{"batch_size": bb, "steps": ss, "reached": ss is not None}
+                         for bb, ss in zip(b, s)],
+              "critical_batch_size": crit, "s_min": s_min, "e_min": e_min,
+              "confidence_95": ci, "bootstrap": {"resamples": n_boot, "seed": seed,
+                                                 "method": "residual (relative residuals)"}}
+    _print_critical(crit, s_min, e_min)
+    click.echo("95% bootstrap intervals:")
+    for key, (lo, hi) in ci.items():
+        click.echo(f"  {key:<15} [{_fmt(lo)}, {_fmt(hi)}]")
+    if json_path:
+        _write_json(json_path, result)
+    if plot_path:
+        from figures.plots import fit_plot
+        fit_plot(result, plot_path)
+
+
+def main():
+    cli(prog_name="nqm")
+
+
+if __name__ == "__main__":
+    main()

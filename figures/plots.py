@@ -1,0 +1,85 @@
+"""Matplotlib helpers for the CLI (Agg backend: files only, no screen)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _mark_critical(ax, crit: dict) -> None:
+    styles = {"mccandlish": ("tab:red", "--"), "overhead_20pct": ("tab:purple", ":"),
+              "b_noise": ("tab:green", "-."), "b_simple": ("tab:olive", (0, (1, 3)))}
+    for key, (color, ls) in styles.items():
+        value = crit.get(key)
+        if value is not None and np.isfinite(value) and value > 0:
+            ax.axvline(value, color=color, ls=ls, lw=1.2, label=f"{key} = {value:.4g}")
+
+
+def steps_vs_batch(result: dict, path, title: str | None = None) -> None:
+    """Steps to target against batch size (log-log) with perfect scaling, the lower bound
+    (where it is at least one step) and the critical batch sizes marked."""
+    pts = result["points"]
+    b = np.array([p["batch_size"] for p in pts], dtype=float)
+    s = np.array([np.nan if p["steps"] is None else p["steps"] for p in pts], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.loglog(b, s, "o-", color="tab:blue", label=f"{result.get('optimizer', '')} (tuned)")
+    edge = np.array([p.get("at_edge", False) for p in pts])
+    if edge.any():
+        ax.loglog(b[edge], s[edge], "o", mfc="none", mec="k", ms=10,
+                  label="optimum at a search edge")
+    ok = np.flatnonzero(np.isfinite(s))
+    if ok.size:
+        i0 = ok[0]
+        ax.loglog(b, s[i0] * b[i0] / b, color="gray", ls="--", lw=1, label="perfect scaling")
+    if "lower_bound" in pts[0]:
+        lb = np.array([p["lower_bound"] for p in pts])
+        keep = lb >= 1
+        if keep.any():
+            ax.loglog(b[keep], lb[keep], color="k", ls=":", lw=1, label="lower bound (C-R)")
+    if result.get("s_min"):
+        bb = np.geomspace(b.min(), b.max(), 200)
+        ax.loglog(bb, result["s_min"] + result["e_min"] / bb, color="tab:red", lw=0.8,
+                  alpha=0.6, label="fit S_min + E_min/B")
+    _mark_critical(ax, result.get("critical_batch_size", {}))
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel(f"steps to target {result.get('target', '')}")
+    ax.set_title(title or "Steps to target vs batch size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def loss_curve(result: dict, path, title: str | None = None) -> None:
+    """Expected loss against step (log-log), with the Monte Carlo mean +- 2 SE if present."""
+    k = np.asarray(result["steps"], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    x = k + 1
+    ax.loglog(x, result["loss"], color="tab:blue", label="exact expectation")
+    if "mc_mean" in result:
+        m = np.asarray(result["mc_mean"])
+        se = np.asarray(result["mc_se"])
+        xm = np.asarray(result["mc_steps"], dtype=float) + 1
+        ax.fill_between(xm, np.maximum(m - 2 * se, 1e-300), m + 2 * se, color="tab:orange",
+                        alpha=0.3, label=f"Monte Carlo ±2 SE ({result['mc_runs']} runs)")
+        ax.loglog(xm, m, color="tab:orange", lw=0.8)
+    if result.get("target"):
+        ax.axhline(result["target"], color="k", ls=":", label=f"target {result['target']:g}")
+    ax.set_xlabel("step k + 1")
+    ax.set_ylabel("expected loss")
+    ax.set_title(title or "Expected loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fit_plot(result: dict, path) -> None:
+    """Measured steps with the McCandlish fit and both critical batch sizes."""
+    steps_vs_batch({**result, "optimizer": "measured"}, path,
+                   title="Measured steps and the McCandlish fit")

@@ -1,0 +1,93 @@
+"""The `nqm predict` pipeline: tuned steps-to-target per batch size and critical batch sizes."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import nqm
+from nqm.critical import fit_mccandlish, lower_bound_steps, overhead_batch_size
+from nqm.errors import NQMInputError
+from nqm.schedule import Schedule
+from nqm.spectrum import Spectrum
+from nqm.steps import DEFAULT_MAX_STEPS
+from nqm.tuning import SearchSpace, tune
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    target: float = 0.01
+    optimizer: str = "sgd"
+    precond: float = 0.0
+    ema: bool = False
+    schedule: Schedule = field(default_factory=Schedule)
+    batch_sizes: tuple[int, ...] = tuple(2**i for i in range(21))
+    max_steps: int = DEFAULT_MAX_STEPS
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+
+def versions() -> dict:
+    import numba
+    import scipy
+    return {"nqm": nqm.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__}
+
+
+def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float | None]:
+    """({'mccandlish', 'overhead_20pct'}, S_min, E_min) from reached points (None if too few)."""
+    reached = [(b, s) for b, s in zip(batch_sizes, steps) if s is not None and s > 0]
+    out = {"mccandlish": None, "overhead_20pct": None}
+    s_min = e_min = None
+    if len(reached) >= 2:
+        bb, ss = zip(*reached)
+        fit = fit_mccandlish(bb, ss)
+        out["mccandlish"], s_min, e_min = fit.b_crit, fit.s_min, fit.e_min
+        out["overhead_20pct"] = overhead_batch_size(bb, ss)
+    return out, s_min, e_min
+
+
+def predict(spectrum: Spectrum, config: PredictConfig,
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Tune every batch size and assemble the JSON record of `nqm predict --json`."""
+    if not config.batch_sizes:
+        raise NQMInputError("no batch sizes given")
+    start = time.perf_counter()
+    sched = None if config.schedule.is_constant else config.schedule
+    points = tune(spectrum, config.optimizer, config.batch_sizes, config.target,
+                  precond=config.precond, ema=config.ema, schedule=sched,
+                  max_steps=config.max_steps, space=config.space, progress=progress)
+    crit, s_min, e_min = critical_batch_sizes([p.batch_size for p in points],
+                                              [p.steps for p in points])
+    b_noise, b_simple = spectrum.noise_scales()
+    crit.update({"b_noise": b_noise, "b_simple": b_simple})
+    rows = []
+    for p in points:
+        rows.append({
+            "batch_size": p.batch_size, "steps": p.steps, "reached": p.reached, "lr": p.lr,
+            "momentum": p.momentum, "ema": p.ema, "at_edge": p.at_edge, "edges": list(p.edges),
+            "lr_limit": p.lr_limit, "horizon": p.horizon,
+            "lower_bound": lower_bound_steps(spectrum.h, spectrum.c, spectrum.count,
+                                             config.target, p.batch_size),
+        })
+    return {
+        "target": config.target, "optimizer": config.optimizer, "precond": config.precond,
+        "ema_tuned": config.ema, "schedule": config.schedule.describe(),
+        "max_steps": config.max_steps, "points": rows, "critical_batch_size": crit,
+        "s_min": s_min, "e_min": e_min,
+        "spectrum": {"rows": spectrum.n_rows, "dimension": spectrum.dimension,
+                     "initial_loss": spectrum.initial_loss(), **spectrum.meta},
+        "search_space": asdict(config.space),
+        "lower_bound_formula": "sum(count*c/h) / (2*target*B)  (Cramer-Rao, ignores s0)",
+        "critical_batch_size_definitions": {
+            "mccandlish": "B_crit = E_min/S_min of the fit S = S_min + E_min/B "
+                          "(relative least squares)",
+            "overhead_20pct": "B where S*B exceeds perfect scaling from the smallest B by 20%",
+            "b_noise": "tr(H Sigma) / E[G'HG] at theta_0",
+            "b_simple": "tr(Sigma) / E|G|^2 at theta_0",
+        },
+        "versions": versions(), "elapsed_s": time.perf_counter() - start,
+    }
