@@ -17,8 +17,10 @@ This is the closed form p_k = p* + T^k (p_0 - p*) of Zhang et al. 2019 (arXiv 19
 appendix) written through the eigenvalues of A: T's eigenvalues are lam_j lam_l.  Nothing here
 depends on B, so one `Modes` serves every batch size.  Valid for a stable A (all |lam| < 1);
 for SGD (m = 1) lam = 1 - x and 1 - lam^2 = x (2 - x) are formed without cancellation.
-Eigenvalues closer than 1e-7 (a critically damped direction) are split by that amount, which
-perturbs that direction's terms by O(1e-7) relative; see `nqm._kernels.build_modes`.
+Precision: Sylvester's coefficients carry 1 / (lam_j - lam_l), so a direction whose eigenvalues
+are `gap` apart (critical damping; 1 - x close to the EMA's gamma) loses about 1e-16 / gap^2 of
+relative accuracy in its own terms; eigenvalues closer than 1e-7 are split by that amount
+(`nqm._kernels.build_modes`).  The steady state avoids this by a direct Lyapunov solve.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Modes:
     wn: np.ndarray
     spectral_radius: float
     work: np.ndarray  # scratch space for the kernels
+    n_inf: float      # N(inf) = sum_i wn_i e'L_i e with L_i = A L_i A' + b b' (direct solve)
 
     @property
     def stable(self) -> bool:
@@ -58,9 +61,12 @@ class Modes:
         logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
             tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
         w = 0.5 * spectrum.count * spectrum.h
+        radius = float(radius)
+        n_inf = _lyapunov_readout(tr.A0 + config.lr * tr.A1, config.lr * tr.b1, tr.e)
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
-                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
-                   work=np.empty(logabs.shape, dtype=np.complex128))
+                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=radius,
+                   work=np.empty(logabs.shape, dtype=np.complex128),
+                   n_inf=float(np.sum(w * spectrum.c * n_inf)) if radius < 1 else np.inf)
 
     # ------------------------------------------------------------------ evaluation
     def dn(self, k: int) -> tuple[float, float]:
@@ -76,9 +82,8 @@ class Modes:
         return np.array([self.loss(k, batch_size) for k in ks])
 
     def steady_state(self, batch_size: float) -> float:
-        """lim_k L(k) = sum_i wn_i Re(sum_jl g_j g_l / (1 - lam_j lam_l)) / B (stable A)."""
-        n_inf = np.einsum("dj,dl,djl->d", self.g, self.g, self.inv1m).real
-        return float(np.sum(self.wn * n_inf) / batch_size)
+        """lim_k L(k) = N(inf) / B, from the stored Lyapunov solution (see `build`)."""
+        return float(self.n_inf / batch_size)
 
     def first_crossings(self, batch_sizes, target: float, k_max: int) -> np.ndarray:
         """First step k <= k_max with L(k) <= target for each batch size (-1: not reached)."""
@@ -86,3 +91,13 @@ class Modes:
         return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,
                                         float(target), int(k_max), self.work)
+
+
+def _lyapunov_readout(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """e'L e per direction where L = A L A' + b b' (vec form: (I - A kron A) vec L = vec bb')."""
+    d, m, _ = A.shape
+    kron = np.einsum("dij,dkl->dikjl", A, A).reshape(d, m * m, m * m)
+    rhs = np.einsum("di,dj->dij", b, b).reshape(d, m * m)
+    with np.errstate(all="ignore"):
+        vec = np.linalg.solve(np.eye(m * m) - kron, rhs[..., None])[..., 0]
+    return np.einsum("dij,i,j->d", vec.reshape(d, m, m), e, e)

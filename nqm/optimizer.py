@@ -100,11 +100,14 @@ def transition(h: np.ndarray, kind: str, momentum: float, precond: float,
         A1[:, m - 1, :m0] = (1.0 - g) * A1[:, 0, :m0]
         A0[:, m - 1, m - 1] = g
         b1[:, m - 1] = (1.0 - g) * b1[:, 0]
-    f = np.zeros(m)
+    f = np.zeros(m)          # theta(0) = theta_0, v(0) = 0, theta_avg(0) = theta_0
     f[0] = 1.0
-    f[m - 1] = 1.0
-    e = np.zeros(m)
-    e[m - 1 if ema is not None else 0] = 1.0
+    e = np.zeros(m)          # the loss is read at theta_avg with EMA, else at theta
+    if ema is not None:
+        f[m - 1] = 1.0
+        e[m - 1] = 1.0
+    else:
+        e[0] = 1.0
     return Transition(A0, A1, b1, f, e)
 
 
