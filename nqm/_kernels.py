@@ -169,6 +169,17 @@ def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
     return D, N
 
 
+@njit(cache=True)
+def dn_ladder(ks, logabs, arg, g, q, inv1m, wdet, wn, work):
+    """(D(k), N(k)) for every k in `ks`."""
+    n = ks.size
+    D = np.empty(n)
+    N = np.empty(n)
+    for i in range(n):
+        D[i], N[i] = dn_at(ks[i], logabs, arg, g, q, inv1m, wdet, wn, work)
+    return D, N
+
+
 @njit(parallel=True, cache=True)
 def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).

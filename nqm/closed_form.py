@@ -48,7 +48,8 @@ class Modes:
     wn: np.ndarray
     spectral_radius: float
     work: np.ndarray  # scratch space for the kernels
-    n_inf: float      # N(inf) = sum_i wn_i e'L_i e with L_i = A L_i A' + b b' (direct solve)
+    spectrum: Spectrum
+    config: OptimizerConfig
 
     @property
     def stable(self) -> bool:
@@ -61,18 +62,21 @@ class Modes:
         logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
             tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
         w = 0.5 * spectrum.count * spectrum.h
-        radius = float(radius)
-        n_inf = _lyapunov_readout(tr.A0 + config.lr * tr.A1, config.lr * tr.b1, tr.e)
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
-                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=radius,
+                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
                    work=np.empty(logabs.shape, dtype=np.complex128),
-                   n_inf=float(np.sum(w * spectrum.c * n_inf)) if radius < 1 else np.inf)
+                   spectrum=spectrum, config=config)
 
     # ------------------------------------------------------------------ evaluation
     def dn(self, k: int) -> tuple[float, float]:
         """(D(k), N(k)): the loss at step k is D + N / B."""
         return _kernels.dn_at(k, self.logabs, self.arg, self.g, self.q, self.inv1m,
                               self.wdet, self.wn, self.work)
+
+    def dn_ladder(self, ks) -> tuple[np.ndarray, np.ndarray]:
+        """(D(k), N(k)) at every k of an integer array (one kernel call)."""
+        return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.arg, self.g,
+                                  self.q, self.inv1m, self.wdet, self.wn, self.work)
 
     def loss(self, k: int, batch_size: float) -> float:
         D, N = self.dn(k)
@@ -82,8 +86,16 @@ class Modes:
         return np.array([self.loss(k, batch_size) for k in ks])
 
     def steady_state(self, batch_size: float) -> float:
-        """lim_k L(k) = N(inf) / B, from the stored Lyapunov solution (see `build`)."""
-        return float(self.n_inf / batch_size)
+        """lim_k L(k) = sum_i 1/2 count_i h_i (c_i / B) e'L_i e, L_i = A L_i A' + b b'.
+
+        Solved directly per direction (not through the modes, so close eigenvalues cost no
+        accuracy); +inf for an unstable configuration."""
+        if not self.stable:
+            return float("inf")
+        cfg, spec = self.config, self.spectrum
+        tr = transition(spec.h, cfg.kind, cfg.momentum, cfg.precond, cfg.ema)
+        n_inf = _lyapunov_readout(tr.A0 + cfg.lr * tr.A1, cfg.lr * tr.b1, tr.e)
+        return float(np.sum(self.wn * n_inf) / batch_size)
 
     def first_crossings(self, batch_sizes, target: float, k_max: int) -> np.ndarray:
         """First step k <= k_max with L(k) <= target for each batch size (-1: not reached)."""

@@ -9,10 +9,13 @@ Search coordinates (all logarithmic):
 Parametrising lr relative to its stability limit keeps every candidate stable.
 
 Procedure for each batch size B:
-  1. a coarse grid in z, shared by all batch sizes (for a constant LR the B-independent modes of
-     every grid point are built once and evaluated for all B);
-  2. refinement from the best grid points by a real optimiser: bounded Brent in one dimension,
-     Nelder-Mead with bounds in more;
+  1. a coarse grid in z, shared by all batch sizes: for a constant LR the B-independent modes of
+     every grid point are built once, D(k) and N(k) are evaluated on a geometric ladder of steps
+     (ratio 1.5), and L = D + N / B scores every B at once;
+  2. refinement by a real optimiser (bounded Brent in one dimension, Nelder-Mead with bounds in
+     more) from the best grid point, from the runner-up when it lies in another basin, and from
+     the tuned optimum of the contained optimizer (SGD inside momentum: beta = 0; the base
+     optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse;
   3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
   4. a polish pass keeps steps non-increasing in B (the tuned point of a smaller batch size is
      feasible at a larger one).
@@ -99,6 +102,14 @@ class _Problem:
                               precond=self.precond, ema=gamma)
         return cfg, horizon
 
+    def coords(self, point: TunedPoint) -> np.ndarray:
+        """Search coordinates of a tuned point of this or a contained optimizer (the missing
+        momentum / EMA coordinates take the value that switches them off: beta = gamma = 0)."""
+        lim = lr_limit(self.spectrum.h, self.kind, point.momentum, self.precond)
+        z = {"lr": math.log(point.lr / lim), "momentum": math.log1p(-point.momentum),
+             "ema": math.log1p(-(point.ema or 0.0))}
+        return np.clip([z[n] for n in self.names], self.bounds[:, 0], self.bounds[:, 1])
+
     def penalty(self, loss_at_budget: float) -> float:
         excess = math.log(loss_at_budget) - self.log_target if loss_at_budget > 0 else 50.0
         return self.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
@@ -177,6 +188,19 @@ class _Problem:
                 hi, fhi = km, fm
         return lo + (hi - lo) * flo / (flo - fhi)
 
+    def ladder_score(self, ks: np.ndarray, losses: np.ndarray) -> float:
+        """Approximate steps from losses on a step ladder: the first ladder step at or below the
+        target, interpolated in (log k, log L) from the step before it (grid stage only)."""
+        hit = np.flatnonzero(losses <= self.target)
+        if hit.size == 0:
+            return self.penalty(losses[-1])
+        i = int(hit[0])
+        if i == 0:
+            return float(ks[0])
+        l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], 1e-300))
+        frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
+        return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
+
     def exact(self, cfg: OptimizerConfig, horizon, batch_size: float) -> tuple[float, int | None]:
         """(score, exact first crossing or None) for one configuration."""
         if self.schedule is None or self.schedule.is_constant:
@@ -253,18 +277,26 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space)
     closed = schedule is None or schedule.is_constant
     grid, axes = _grid(problem)
+    # nested search spaces: momentum contains SGD (beta = 0), EMA contains its base optimizer
+    # (gamma = 0); the tuned optimum of the contained optimizer is an extra start, so the richer
+    # optimizer never tunes worse than the one it contains
+    nested = None
+    if closed and (ema or kind != "sgd"):
+        base = tune(spectrum, kind if ema else "sgd", bs, target, precond=precond,
+                    max_steps=max_steps, space=space)
+        nested = [problem.coords(p) for p in base]
 
     # 1. grid, shared across batch sizes
     scores = np.empty((grid.shape[0], bs.size))
+    ladder = np.unique(np.round(np.geomspace(1, max_steps, 8 + int(np.log(max_steps) /
+                                                                  np.log(1.5))))).astype(int)
     for gi, z in enumerate(grid):
         cfg, horizon = problem.config(z)
         if closed:
-            modes = Modes.build(spectrum, cfg)
-            hint = 1.0
+            # one pass over a geometric ladder of steps scores every batch size at once
+            D, N = Modes.build(spectrum, cfg).dn_ladder(ladder)
             for bi, b in enumerate(bs):
-                scores[gi, bi] = problem.surrogate_closed(modes, float(b), hint)
-                if scores[gi, bi] < max_steps:
-                    hint = max(scores[gi, bi], 1.0)
+                scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
         else:
             for bi, b in enumerate(bs):
                 scores[gi, bi] = problem.exact(cfg, horizon, float(b))[0]
@@ -278,20 +310,31 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         state = {"hint": max(best_val, 1.0) if best_val < max_steps else 1.0}
 
         def objective(z, b=float(b), state=state):
+            # the hint stays fixed per batch size: with an oscillating loss the crossing found
+            # depends on where the search starts, and a moving start makes the objective noisy
             cfg, horizon = problem.config(z)
             if closed:
                 val = problem.surrogate_closed(Modes.build(spectrum, cfg), b, state["hint"])
-                if val < max_steps:
-                    state["hint"] = max(val, 1.0)
             else:
                 val = problem.exact(cfg, horizon, b)[0]
             return math.log1p(val)
 
-        starts = [grid[order[0]]]
-        if len(order) > 1 and scores[order[1], bi] < max_steps and np.any(
-                np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
-            starts.append(grid[order[1]])   # the runner-up lies in another basin: try it too
-        for z0 in starts:
+        # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
+        # (at a few hundred steps the objective moves in whole steps)
+        fatol = max(1e-3, 2.0 / (1.0 + min(best_val, max_steps)))
+        # refine from the grid's best; then from the runner-up if it lies in another basin and
+        # scores within 10% of the best so far, and from the nested optimum if it still beats it
+        candidates = [(0.0, grid[order[0]])]
+        if len(order) > 1 and np.any(np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
+            candidates.append((0.1, grid[order[1]]))
+        if nested is not None:
+            candidates.append((0.0, nested[bi]))
+        for i, (slack, z0) in enumerate(candidates):
+            val0 = best_val if i == 0 else math.expm1(objective(z0))
+            if i > 0 and val0 < best_val:
+                best_z, best_val = z0, val0
+            if i > 0 and val0 > (1.0 + slack) * best_val:
+                continue
             if len(problem.names) == 1:
                 lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
                 hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
@@ -304,8 +347,8 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
                                           problem.bounds[:, 0], problem.bounds[:, 1])
                                   for j in range(len(z0))]
                 res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
-                               options={"initial_simplex": np.array(simplex), "xatol": 5e-3,
-                                        "fatol": 2e-4, "maxfev": 150 * len(z0)})
+                               options={"initial_simplex": np.array(simplex), "xatol": 0.05,
+                                        "fatol": fatol, "maxfev": 100 * len(z0)})
                 z_new, val = res.x, math.expm1(res.fun)
             if val < best_val:
                 best_z, best_val = z_new, val
