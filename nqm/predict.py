@@ -12,9 +12,10 @@ import numpy as np
 import nqm
 from nqm.critical import fit_mccandlish, lower_bound_steps, overhead_batch_size
 from nqm.errors import NQMInputError
+from nqm.optimizer import KINDS
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum
-from nqm.steps import DEFAULT_MAX_STEPS
+from nqm.steps import DEFAULT_MAX_STEPS, check_budget, check_target
 from nqm.tuning import SearchSpace, tune
 
 
@@ -29,6 +30,17 @@ class PredictConfig:
     max_steps: int = DEFAULT_MAX_STEPS
     space: SearchSpace = field(default_factory=SearchSpace)
 
+    def __post_init__(self):
+        check_target(self.target)
+        check_budget(self.max_steps)
+        if self.optimizer not in KINDS:
+            raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, "
+                                f"got '{self.optimizer}'")
+        if not 0.0 <= self.precond <= 1.0:
+            raise NQMInputError(f"precond exponent p must be in [0, 1], got {self.precond}")
+        if not self.batch_sizes or any(int(b) != b or b < 1 for b in self.batch_sizes):
+            raise NQMInputError(f"batch sizes must be integers >= 1, got {self.batch_sizes}")
+
 
 def versions() -> dict:
     import numba
@@ -39,7 +51,7 @@ def versions() -> dict:
 
 def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float | None]:
     """({'mccandlish', 'overhead_20pct'}, S_min, E_min) from reached points (None if too few)."""
-    reached = [(b, s) for b, s in zip(batch_sizes, steps) if s is not None and s > 0]
+    reached = [(b, s) for b, s in zip(batch_sizes, steps) if s is not None]
     out = {"mccandlish": None, "overhead_20pct": None}
     s_min = e_min = None
     if len(reached) >= 2:
@@ -53,8 +65,6 @@ def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float 
 def predict(spectrum: Spectrum, config: PredictConfig,
             progress: Callable[[int], None] | None = None) -> dict:
     """Tune every batch size and assemble the JSON record of `nqm predict --json`."""
-    if not config.batch_sizes:
-        raise NQMInputError("no batch sizes given")
     start = time.perf_counter()
     sched = None if config.schedule.is_constant else config.schedule
     points = tune(spectrum, config.optimizer, config.batch_sizes, config.target,

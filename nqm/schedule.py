@@ -2,7 +2,7 @@
 
 For a run of horizon T steps with w = round(warmup * T) warm-up steps:
     t < w:        m_t = (t + 1) / w                                   (linear warm-up)
-    otherwise u = (t - w) / (T - w) in [0, 1] and
+    otherwise u = (t - w) / (T - w - 1) in [0, 1] (the last step of the horizon has u = 1) and
         constant      m_t = 1
         linear        m_t = 1 - (1 - final) u
         cosine        m_t = final + (1 - final) (1 + cos(pi u)) / 2
@@ -57,7 +57,7 @@ class Schedule:
         n = horizon if n_steps is None else int(n_steps)
         t = np.arange(n, dtype=np.float64)
         w = int(round(self.warmup * horizon))
-        u = np.clip((t - w) / max(horizon - w, 1), 0.0, 1.0)
+        u = np.clip((t - w) / max(horizon - w - 1, 1), 0.0, 1.0)
         if self.shape == "constant":
             m = np.ones(n)
         elif self.shape == "linear":

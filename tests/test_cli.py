@@ -1,0 +1,155 @@
+"""The `nqm` command through click's CliRunner: outputs, files, and one-line errors (exit 2)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+SMALL = "power:d=100,alpha=1"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_predict_writes_json_csv_plot(tmp_path):
+    j, c, p = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1:64", "--target", "0.05",
+            "--json", str(j), "--csv", str(c), "--plot", str(p), "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "mccandlish" in r.stdout and "overhead_20pct" in r.stdout
+    data = json.loads(j.read_text())
+    assert set(data) >= {"target", "optimizer", "precond", "points", "critical_batch_size",
+                         "s_min", "e_min"}
+    assert [pt["batch_size"] for pt in data["points"]] == [1, 2, 4, 8, 16, 32, 64]
+    for pt in data["points"]:
+        assert set(pt) >= {"batch_size", "steps", "reached", "lr", "momentum", "ema", "at_edge"}
+        assert isinstance(pt["steps"], int) and pt["reached"] is True
+    assert set(data["critical_batch_size"]) == {"mccandlish", "overhead_20pct", "b_noise",
+                                                "b_simple"}
+    assert data["optimizer"] == "sgd" and data["precond"] == 0.0
+    assert c.read_text().splitlines()[0].startswith("batch_size,steps,reached,lr")
+    assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_momentum_ema_and_file_spectrum(tmp_path):
+    spec = tmp_path / "s.npz"
+    np.savez(spec, h=[1.0, 0.1, 0.01], c=[1.0, 0.1, 0.01], s0=[1.0, 1.0, 1.0],
+             count=[1.0, 10.0, 100.0])
+    j = tmp_path / "r.json"
+    r = run("predict", "--spectrum", str(spec), "--optimizer", "momentum", "--ema",
+            "--batch-sizes", "1,8,64", "--target", "0.05", "--json", str(j), "--quiet")
+    assert r.exit_code == 0, r.output
+    pts = json.loads(j.read_text())["points"]
+    assert all(pt["ema"] is not None for pt in pts)
+
+
+def test_predict_unreached_is_reported_not_an_error(tmp_path):
+    j = tmp_path / "r.json"
+    r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1,2", "--target", "1e-6",
+            "--max-steps", "1000", "--json", str(j), "--quiet")
+    assert r.exit_code == 0
+    assert "target not reached in budget" in r.stdout
+    pts = json.loads(j.read_text())["points"]
+    assert all(pt["steps"] is None and pt["reached"] is False for pt in pts)
+
+
+def test_predict_with_schedule(tmp_path):
+    r = run("predict", "--spectrum", "power:d=20", "--schedule", "linear", "--batch-sizes",
+            "4,64", "--target", "0.05", "--max-steps", "100000", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "horizon" in r.stdout
+
+
+def test_simulate_json_with_monte_carlo(tmp_path):
+    j, p = tmp_path / "s.json", tmp_path / "s.png"
+    r = run("simulate", "--spectrum", "power:d=20", "--optimizer", "momentum", "--lr", "0.3",
+            "--momentum", "0.9", "--batch-size", "4", "--steps", "200", "--monte-carlo", "500",
+            "--seed", "3", "--target", "0.5", "--json", str(j), "--plot", str(p))
+    assert r.exit_code == 0, r.output
+    data = json.loads(j.read_text())
+    assert data["steps"] == list(range(201)) and len(data["loss"]) == 201
+    assert len(data["mc_mean"]) == 201 and len(data["mc_se"]) == 201
+    # the exact curve is inside the Monte Carlo band at the last step (4 standard errors)
+    assert abs(data["mc_mean"][-1] - data["loss"][-1]) < 4 * data["mc_se"][-1]
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fit_from_csv(tmp_path):
+    csv = tmp_path / "m.csv"
+    b = 2 ** np.arange(10)
+    rows = ["batch_size,steps"] + [f"{x},{1000 * (1 + 64 / x):.0f}" for x in b] + ["2048,"]
+    csv.write_text("\n".join(rows) + "\n")
+    j = tmp_path / "f.json"
+    r = run("fit", "--csv", str(csv), "--json", str(j), "--bootstrap", "200")
+    assert r.exit_code == 0, r.output
+    data = json.loads(j.read_text())
+    assert data["critical_batch_size"]["mccandlish"] == pytest.approx(64, rel=0.01)
+    assert set(data["critical_batch_size"]) >= {"mccandlish", "overhead_20pct"}
+    assert len(data["confidence_95"]["mccandlish"]) == 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["predict", "--spectrum", "power:d=10,alpha=x"], "non-numeric"),
+    (["predict", "--spectrum", "missing.npz"], "not found"),
+    (["predict", "--batch-sizes", "8:2"], "LO <= HI"),
+    (["predict", "--batch-sizes", "a,b"], "bad --batch-sizes"),
+    (["predict", "--target", "-1"], "target loss must be"),
+    (["predict", "--precond", "2"], "precond"),
+    (["predict", "--schedule", "exponential"], "schedule must be one of"),
+    (["predict", "--bogus"], "No such option"),
+    (["simulate", "--lr", "0.1", "--batch-size", "0", "--steps", "5"], "batch size"),
+    (["simulate", "--lr", "nan", "--batch-size", "1", "--steps", "5"], "learning rate"),
+    (["simulate", "--lr", "0.1", "--momentum", "1.5", "--optimizer", "momentum",
+      "--batch-size", "1", "--steps", "5"], "momentum must be in"),
+    (["fit", "--csv", "nope.csv"], "not found"),
+])
+def test_bad_input_is_one_line_exit_2(args, needle):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], r.stderr
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("size,steps\n1,2\n", "missing column(s) batch_size"),
+    ("batch_size,steps\n1,abc\n", "non-numeric"),
+    ("batch_size,steps\n", "no data rows"),
+    ("batch_size,steps\n1,100\n2,-5\n", "must be > 0"),
+    ("batch_size,steps\n1,100\n", "two or more"),
+])
+def test_fit_malformed_csv(tmp_path, content, needle):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    r = run("fit", "--csv", str(path))
+    assert r.exit_code == 2 and needle in r.stderr, r.stderr
+
+
+def test_spectrum_file_with_nan_names_field(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"h": [1.0, float("nan")], "c": [1, 1], "s0": [1, 1]}).replace(
+        "NaN", "NaN"))
+    r = run("predict", "--spectrum", str(path), "--batch-sizes", "1")
+    assert r.exit_code == 2 and "'h' is not finite at index 1" in r.stderr
+
+
+def test_nqm_package_imports_no_heavy_or_foreign_modules():
+    code = ("import sys, nqm.predict, nqm.dynamics, nqm.tuning; "
+            "bad = [m for m in ('torch', 'matplotlib', 'click', 'empirical') if m in sys.modules];"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_help_imports_no_heavy_modules():
+    code = ("import sys; from click.testing import CliRunner; import cli; "
+            "CliRunner().invoke(cli.cli, ['--help']); "
+            "print([m for m in ('numba', 'torch', 'matplotlib', 'scipy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
