@@ -158,10 +158,20 @@ def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
     d, m = logabs.shape
     D = 0.0
     N = 0.0
+    if m == 1:   # one mode (SGD): d^2 = lam^(2k) and n = g^2 (1 - lam^(2k)) / (1 - lam^2), all real
+        for i in prange(d):
+            p2 = math.exp(2.0 * k * logabs[i, 0]) if k > 0 else 1.0
+            D += wdet[i] * p2 * (q[i, 0].real * q[i, 0].real)
+            N += wn[i] * (g[i, 0].real * g[i, 0].real) * (1.0 - p2) * inv1m[i, 0, 0].real
+        return D, N
     for i in prange(d):
         dk = 0.0
         for j in range(m):
-            pj = _powk(logabs[i, j], arg[i, j], k)
+            if j > 0 and arg[i, j] == -arg[i, j - 1] and arg[i, j] != 0.0 and \
+                    logabs[i, j] == logabs[i, j - 1]:
+                pj = work[i, j - 1].conjugate()      # conjugate pair: one power serves both
+            else:
+                pj = _powk(logabs[i, j], arg[i, j], k)
             work[i, j] = pj
             dk += (q[i, j] * pj).real
         D += wdet[i] * dk * dk

@@ -339,7 +339,7 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
                 lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
                 hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
                 res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
-                                      options={"xatol": 1e-4})
+                                      options={"xatol": 1e-3})
                 z_new, val = np.array([res.x]), math.expm1(res.fun)
             else:
                 simplex = [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
