@@ -52,6 +52,19 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
     inv1m = np.empty((d, m, m), dtype=np.complex128)
     realpos = np.empty((d, m), dtype=np.bool_)
     radii = np.zeros(d)
+    if m == 1:   # SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without cancellation
+        for i in prange(d):
+            lam = A0[i, 0, 0] + lr * A1[i, 0, 0]
+            one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
+            a = abs(lam)
+            radii[i] = a
+            logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
+            arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
+            g[i, 0] = lr * b1[i, 0] * e[0]
+            q[i, 0] = f[0] * e[0]
+            inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
+            realpos[i, 0] = lam >= 0.0
+        return logabs, arg, g, q, inv1m, realpos, radii.max()
     n_chunks = min(d, 64)
     for chunk in prange(n_chunks):
         lam = np.empty(m, dtype=np.complex128)
