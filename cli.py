@@ -279,6 +279,61 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
         loss_curve(result, plot_path)
 
 
+NQM_FIGURE_SET = {
+    "sgd": {"optimizer": "sgd"},
+    "momentum": {"optimizer": "momentum"},
+    "nesterov": {"optimizer": "nesterov"},
+    "sgd+precond(p=0.5)": {"optimizer": "sgd", "precond": 0.5},
+    "sgd+ema": {"optimizer": "sgd", "ema": True},
+}
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="figures/nqm", show_default=True,
+              type=click.Path(file_okay=False), help="Directory for the figure and summaries.")
+@click.option("--spectrum", "spec", default=DEFAULT_SPECTRUM, show_default=True)
+@click.option("--target", type=float, default=0.01, show_default=True)
+@click.option("--batch-sizes", default="1:1048576", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_input_errors
+def figures(out_dir, spec, target, batch_sizes, quiet):
+    """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
+    OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer."""
+    from figures.plots import compare_optimizers, steps_vs_batch
+    from nqm.predict import PredictConfig
+    from nqm.predict import predict as run_predict
+    from nqm.spectrum import parse_spec
+
+    spectrum = parse_spec(spec)
+    sizes = parse_batch_sizes(batch_sizes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with click.progressbar(length=len(NQM_FIGURE_SET) * len(sizes), label="tuning",
+                           file=sys.stderr, hidden=quiet) as bar:
+        for name, kw in NQM_FIGURE_SET.items():
+            config = PredictConfig(target=target, batch_sizes=sizes, **kw)
+            results[name] = run_predict(spectrum, config, progress=bar.update)
+    click.echo(f"{'optimizer':<20} {'steps@B=min':>12} {'steps@B=max':>12} {'mccandlish':>11} "
+               f"{'overhead_20pct':>15}")
+    for name, res in results.items():
+        slug = name.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "")
+        _write_json(out / f"{slug}.json", res)
+        with open(out / f"{slug}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["batch_size", "steps", "lr", "momentum", "ema", "at_edge"])
+            for p in res["points"]:
+                w.writerow([p["batch_size"], p["steps"], p["lr"], p["momentum"], p["ema"],
+                            p["at_edge"]])
+        steps_vs_batch(res, out / f"{slug}.png", title=f"NQM, {name}")
+        pts, crit = res["points"], res["critical_batch_size"]
+        click.echo(f"{name:<20} {_fmt(pts[0]['steps'], 'd'):>12} {_fmt(pts[-1]['steps'], 'd'):>12} "
+                   f"{_fmt(crit['mccandlish']):>11} {_fmt(crit['overhead_20pct']):>15}")
+    compare_optimizers(results, out / "steps_vs_batch_by_optimizer.png",
+                       title=f"NQM {spectrum.meta.get('source', spec)}, target {target:g}")
+    click.echo(f"wrote {out}/")
+
+
 def read_measurements(path) -> tuple[list[float], list[float | None]]:
     """CSV with columns batch_size,steps; empty/none/null/inf steps mean 'not reached'."""
     p = Path(path)

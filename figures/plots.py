@@ -83,3 +83,33 @@ def fit_plot(result: dict, path) -> None:
     """Measured steps with the McCandlish fit and both critical batch sizes."""
     steps_vs_batch({**result, "optimizer": "measured"}, path,
                    title="Measured steps and the McCandlish fit")
+
+
+def compare_optimizers(results: dict, path, title: str | None = None) -> None:
+    """Steps vs batch size of several tuned optimizers on one spectrum, with each one's
+    McCandlish critical batch size marked on its curve."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for i, (name, res) in enumerate(results.items()):
+        color = f"C{i}"
+        pts = res["points"]
+        b = np.array([p["batch_size"] for p in pts], dtype=float)
+        s = np.array([np.nan if p["steps"] is None else p["steps"] for p in pts], dtype=float)
+        bc = res["critical_batch_size"]["mccandlish"]
+        label = f"{name} (B_crit {bc:.3g})" if bc else name
+        ax.loglog(b, s, "o-", ms=3, color=color, label=label)
+        if bc and b.min() <= bc <= b.max():
+            ax.plot([bc], [np.exp(np.interp(np.log(bc), np.log(b), np.log(s)))], "*",
+                    color=color, ms=12, mec="k")
+    first = next(iter(results.values()))["points"]
+    b = np.array([p["batch_size"] for p in first], dtype=float)
+    lb = np.array([p["lower_bound"] for p in first])
+    keep = lb >= 1
+    ax.loglog(b[keep], lb[keep], "k:", lw=1, label="lower bound (C-R)")
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("steps to target (tuned per B)")
+    ax.set_title(title or "NQM: steps to target by optimizer")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

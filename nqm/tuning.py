@@ -50,7 +50,7 @@ class SearchSpace:
 
     lr_ratio: tuple[float, float] = (1e-8, 1.0 - 1e-6)
     one_minus_momentum: tuple[float, float] = (1e-4, 1.0)
-    one_minus_ema: tuple[float, float] = (1e-5, 1.0)
+    one_minus_ema: tuple[float, float] = (1e-7, 1.0)   # small B wants ~whole-run averages
     horizon_min: int = 4
     grid_lr: int = 17
     grid_other: int = 6
@@ -322,6 +322,8 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
         # (at a few hundred steps the objective moves in whole steps)
         fatol = max(1e-3, 2.0 / (1.0 + min(best_val, max_steps)))
+        if closed:   # the ladder score is approximate: compare candidates on the surrogate
+            best_val = math.expm1(objective(best_z))
         # refine from the grid's best; then from the runner-up if it lies in another basin and
         # scores within 10% of the best so far, and from the nested optimum if it still beats it
         candidates = [(0.0, grid[order[0]])]

@@ -153,3 +153,14 @@ def test_cli_help_imports_no_heavy_modules():
             "print([m for m in ('numba', 'torch', 'matplotlib', 'scipy') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_figures_writes_comparison_and_summaries(tmp_path):
+    r = run("figures", "--out", str(tmp_path), "--spectrum", "power:d=50", "--batch-sizes",
+            "1:256", "--target", "0.05", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "steps_vs_batch_by_optimizer.png").read_bytes()[:4] == b"\x89PNG"
+    sgd = json.loads((tmp_path / "sgd.json").read_text())
+    mom = json.loads((tmp_path / "momentum.json").read_text())
+    assert all(m["steps"] <= s["steps"] for m, s in zip(mom["points"], sgd["points"]))
+    assert (tmp_path / "sgd_ema.csv").read_text().startswith("batch_size,steps")

@@ -140,3 +140,13 @@ def test_bad_inputs():
         tune(SPEC, "sgd", [0, 2], 0.1)
     with pytest.raises(NQMInputError, match="precond"):
         tune(SPEC, "sgd", [1], 0.1, precond=1.5)
+
+
+def test_ema_never_worse_than_sgd_and_scales_smoothly(sgd_points):
+    """EMA contains SGD (gamma = 0), so tuned EMA is never worse; at small B its steps fall
+    ~4x per 4x batch size (a kink here once exposed an approximate grid score being compared
+    with exact ones)."""
+    ema = tune(SPEC, "sgd", BS, TARGET, ema=True)
+    for e, s in zip(ema, sgd_points):
+        assert e.steps <= s.steps, (e.batch_size, e.steps, s.steps)
+    assert ema[0].steps / ema[1].steps == pytest.approx(4.0, rel=0.05)
