@@ -237,12 +237,34 @@ def dn_ladder(ks, logabs, arg, g, q, inv1m, wdet, wn, work):
     return D, N
 
 
+@njit(cache=True, inline="always")
+def _cos_range(start, delta):
+    """(min, max) of cos over the arc [start, start + delta] (delta may be negative)."""
+    if delta < 0.0:
+        start += delta
+        delta = -delta
+    if delta >= 2.0 * math.pi:
+        return -1.0, 1.0
+    c1 = math.cos(start)
+    c2 = math.cos(start + delta)
+    lo = min(c1, c2)
+    hi = max(c1, c2)
+    two_pi = 2.0 * math.pi
+    if math.floor((start + delta) / two_pi) > math.floor(start / two_pi):
+        hi = 1.0                                  # the arc passes a multiple of 2 pi
+    if math.floor((start + delta - math.pi) / two_pi) > math.floor((start - math.pi) / two_pi):
+        lo = -1.0                                 # the arc passes pi + a multiple of 2 pi
+    return lo, hi
+
+
 @njit(parallel=True, cache=True)
 def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).
 
     Each term Re(q lam^k) of d_i(k) is bounded on the interval: monotone between its end
-    values when lam and q are real and lam >= 0 (`realpos`), else within +-|q| |lam|^k1.
+    values when lam and q are real and lam >= 0 (`realpos`); otherwise it is
+    |q| rho^k cos(theta_q + k arg) with rho^k between its end values and the cosine within its
+    range over the phase arc (all of [-1, 1] once the arc spans 2 pi).
     Then d_i^2 >= lo^2 if lo > 0, hi^2 if hi < 0, 0 otherwise.
     """
     d, m = logabs.shape
@@ -260,9 +282,14 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
                 lo += min(v1, v2)
                 hi += max(v1, v2)
             else:
-                bound = abs(q[i, j]) * abs(p1)
-                lo -= bound
-                hi += bound
+                # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
+                # values and the cosine within its range over the phase arc
+                r1 = abs(q[i, j]) * abs(p1)
+                r2 = abs(q[i, j]) * math.exp(k2 * logabs[i, j])
+                theta = math.atan2(q[i, j].imag, q[i, j].real) + k1 * arg[i, j]
+                cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
+                lo += min(r1 * cmin, r2 * cmin)
+                hi += max(r1 * cmax, r2 * cmax)
         if lo > 0.0:
             D += wdet[i] * lo * lo
         elif hi < 0.0:

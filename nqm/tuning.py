@@ -17,8 +17,8 @@ Procedure for each batch size B:
      the tuned optimum of the contained optimizer (SGD inside momentum: beta = 0; the base
      optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse;
   3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
-  4. a polish pass keeps steps non-increasing in B (the tuned point of a smaller batch size is
-     feasible at a larger one).
+  4. a polish pass tries each neighbour's tuned point (as is and with lr scaled by the batch
+     size ratio), which also keeps steps non-increasing in B.
 The objective in 1-2 is a smooth surrogate: the crossing of log L(k) with log target found by
 Brent's method on real k near the previous crossing (so it can miss an earlier transient dip,
 which step 3 then finds).  Targets not reached within the budget score
@@ -361,14 +361,30 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         if progress is not None:
             progress(1)
 
-    # 4. polish: a larger batch size can always reuse a smaller one's metaparameters
-    for bi in range(1, bs.size):
-        if steps_out[bi][0] <= steps_out[bi - 1][0]:
-            continue
-        cfg, horizon = problem.config(z_out[bi - 1])
-        score, k = problem.exact(cfg, horizon, float(bs[bi]))
-        if score < steps_out[bi][0]:
-            steps_out[bi], z_out[bi] = (score, k), z_out[bi - 1]
+    # 4. polish from the neighbours: a batch size may reuse the tuned point of B/2 or 2B, as is
+    #    or with the learning rate scaled by the batch-size ratio (perfect scaling's guess);
+    #    candidates are screened with the surrogate and accepted on the exact crossing.
+    #    (For schedules, only the smaller neighbour's point as is, which keeps steps monotone.)
+    lr_axis = problem.names.index("lr")
+    for sweep in (range(bs.size), range(bs.size - 1, -1, -1)):
+        for bi in sweep:
+            b = float(bs[bi])
+            for nb in (bi - 1, bi + 1):
+                if not 0 <= nb < bs.size or (not closed and nb != bi - 1):
+                    continue
+                shifted = z_out[nb].copy()
+                shifted[lr_axis] += math.log(bs[bi] / bs[nb])
+                for z in ((z_out[nb], shifted) if closed else (z_out[nb],)):
+                    z = np.clip(z, problem.bounds[:, 0], problem.bounds[:, 1])
+                    cfg, horizon = problem.config(z)
+                    if closed:
+                        hint = max(min(steps_out[bi][0], max_steps), 1.0)
+                        cheap = problem.surrogate_closed(Modes.build(spectrum, cfg), b, hint)
+                        if cheap >= steps_out[bi][0]:
+                            continue
+                    score, k = problem.exact(cfg, horizon, b)
+                    if score < steps_out[bi][0]:
+                        steps_out[bi], z_out[bi] = (score, k), z
 
     points = []
     for b, (_, k), z in zip(bs, steps_out, z_out):
