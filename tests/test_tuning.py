@@ -98,7 +98,9 @@ def test_steps_non_increasing_and_above_lower_bound(sgd_points, momentum_points)
 def test_momentum_like_sgd_at_small_batch_and_far_better_at_large(sgd_points, momentum_points):
     s = {p.batch_size: p.steps for p in sgd_points}
     m = {p.batch_size: p.steps for p in momentum_points}
-    assert m[1] == pytest.approx(s[1], rel=0.02)
+    # ~no gain at small B: a few percent at most (momentum's optimum there is the ridge of
+    # constant lr / (1 - beta), which SGD reaches too), against > 3x at large B
+    assert m[1] == pytest.approx(s[1], rel=0.05)
     assert all(m[b] <= s[b] for b in BS)      # momentum contains SGD (beta = 0)
     assert m[16384] < s[16384] / 3
 
