@@ -81,8 +81,10 @@ def bootstrap(batch_sizes, steps, n_resamples: int = 1000, seed: int = 0,
     """Percentile intervals for S_min, E_min and both critical batch sizes.
 
     Residual bootstrap for the fixed design of batch sizes: the relative residuals
-    e_i = S_i / S_fit(B_i) - 1 of the McCandlish fit are resampled with replacement and
-    S*_i = S_fit(B_i)(1 + e*_i) is refitted (and its overhead batch size recomputed).
+    e_i = S_i / S_fit(B_i) - 1 of the McCandlish fit are resampled with replacement (e*).
+    The fit's parameters come from refitting S*_i = S_fit(B_i)(1 + e*_i).  The overhead batch
+    size is a property of the data, not of the fit (which may be misspecified), so it is
+    recomputed on the perturbed data S_i (1 + e*_i - mean(e)).
     """
     b, s = _clean(batch_sizes, steps)
     fit = fit_mccandlish(b, s)
@@ -93,13 +95,12 @@ def bootstrap(batch_sizes, steps, n_resamples: int = 1000, seed: int = 0,
     resid = s / s_fit - 1.0
     draws = {"s_min": [], "e_min": [], "mccandlish": [], "overhead_20pct": []}
     for _ in range(n_resamples):
-        s_star = s_fit * (1.0 + rng.choice(resid, size=resid.size, replace=True))
-        s_star = np.maximum(s_star, 1e-12)
-        f = fit_mccandlish(b, s_star)
+        e_star = rng.choice(resid, size=resid.size, replace=True)
+        f = fit_mccandlish(b, np.maximum(s_fit * (1.0 + e_star), 1e-12))
         draws["s_min"].append(f.s_min)
         draws["e_min"].append(f.e_min)
         draws["mccandlish"].append(f.b_crit)
-        o = overhead_batch_size(b, s_star)
+        o = overhead_batch_size(b, np.maximum(s * (1.0 + e_star - resid.mean()), 1e-12))
         draws["overhead_20pct"].append(np.nan if o is None else o)
     alpha = (1.0 - level) / 2.0
     out = {}

@@ -52,3 +52,12 @@ def test_errors():
         fit_mccandlish([1, 2], [1, -2])
     with pytest.raises(NQMInputError, match="batch size at row 0"):
         fit_mccandlish([0, 2], [1, 2])
+
+
+def test_overhead_interval_contains_its_estimate_when_the_fit_is_misspecified():
+    """Steps that saturate more sharply than S_min + E_min / B (as the NQM's do): the overhead
+    interval is about the data, so it must contain the point estimate."""
+    s = np.maximum(1e6 / B, 900.0) * (1 + 0.02 * np.cos(np.arange(B.size)))
+    est = overhead_batch_size(B, s)
+    lo, hi = bootstrap(B, s, n_resamples=400, seed=2)["overhead_20pct"]
+    assert lo <= est <= hi
