@@ -9,6 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels, grid and legend; save as PNG and close."""
+    _finish(fig, ax, path, xlabel, ylabel,
+            title)
+
+
 def _mark_critical(ax, crit: dict) -> None:
     styles = {"mccandlish": ("tab:red", "--"), "overhead_20pct": ("tab:purple", ":"),
               "b_noise": ("tab:green", "-."), "b_simple": ("tab:olive", (0, (1, 3)))}
@@ -44,14 +50,8 @@ def steps_vs_batch(result: dict, path, title: str | None = None) -> None:
         ax.loglog(bb, result["s_min"] + result["e_min"] / bb, color="tab:red", lw=0.8,
                   alpha=0.6, label="fit S_min + E_min/B")
     _mark_critical(ax, result.get("critical_batch_size", {}))
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel(f"steps to target {result.get('target', '')}")
-    ax.set_title(title or "Steps to target vs batch size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, path, "batch size B", f"steps to target {result.get('target', '')}",
+            title or "Steps to target vs batch size")
 
 
 def loss_curve(result: dict, path, title: str | None = None) -> None:
@@ -69,14 +69,8 @@ def loss_curve(result: dict, path, title: str | None = None) -> None:
         ax.loglog(xm, m, color="tab:orange", lw=0.8)
     if result.get("target"):
         ax.axhline(result["target"], color="k", ls=":", label=f"target {result['target']:g}")
-    ax.set_xlabel("step k + 1")
-    ax.set_ylabel("expected loss")
-    ax.set_title(title or "Expected loss")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, path, "step k + 1", "expected loss",
+            title or "Expected loss")
 
 
 def fit_plot(result: dict, path) -> None:
@@ -105,11 +99,5 @@ def compare_optimizers(results: dict, path, title: str | None = None) -> None:
     lb = np.array([p["lower_bound"] for p in first])
     keep = lb >= 1
     ax.loglog(b[keep], lb[keep], "k:", lw=1, label="lower bound (C-R)")
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel("steps to target (tuned per B)")
-    ax.set_title(title or "NQM: steps to target by optimizer")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, path, "batch size B", "steps to target (tuned per B)",
+            title or "NQM: steps to target by optimizer")
