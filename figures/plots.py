@@ -11,8 +11,14 @@ import numpy as np  # noqa: E402
 
 def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
     """Labels, grid and legend; save as PNG and close."""
-    _finish(fig, ax, path, xlabel, ylabel,
-            title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _mark_critical(ax, crit: dict) -> None:
