@@ -5,7 +5,8 @@ Search coordinates (all logarithmic):
     z_lr = log(lr / lr_limit(beta))    lr_limit = stability limit of `nqm.optimizer.lr_limit`
     z_m  = log(1 - beta)               momentum / nesterov only
     z_e  = log(1 - gamma)              iterate averaging (EMA) only
-    z_T  = log(horizon)                non-constant schedules only
+    z_T  = log(horizon)                non-constant schedules only, up to twice the tuned
+                                       constant-LR steps (or the budget)
 Parametrising lr relative to its stability limit keeps every candidate stable.
 
 Procedure for each batch size B:
@@ -15,7 +16,8 @@ Procedure for each batch size B:
   2. refinement by a real optimiser (bounded Brent in one dimension, Nelder-Mead with bounds in
      more) from the best grid point, from the runner-up when it lies in another basin, and from
      the tuned optimum of the contained optimizer (SGD inside momentum: beta = 0; the base
-     optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse;
+     optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse; a schedule
+     also starts from the constant-LR optimum with its step count as horizon;
   3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
   4. a polish pass tries each neighbour's tuned point (as is and with lr scaled by the batch
      size ratio), which also keeps steps non-increasing in B.
@@ -74,10 +76,12 @@ class TunedPoint(NamedTuple):
 class _Problem:
     """Maps search coordinates to configurations and scores them."""
 
-    def __init__(self, spectrum, kind, precond, ema, schedule, target, max_steps, space):
+    def __init__(self, spectrum, kind, precond, ema, schedule, target, max_steps, space,
+                 max_horizon=None):
         self.spectrum, self.kind, self.precond = spectrum, kind, precond
         self.ema, self.schedule, self.target = ema, schedule, target
         self.max_steps, self.space = max_steps, space
+        self.max_horizon = max_horizon or max_steps
         self.log_target = math.log(target)
         self.initial_loss = spectrum.initial_loss()
         names, bounds = ["lr"], [tuple(np.log(space.lr_ratio))]
@@ -89,7 +93,7 @@ class _Problem:
             bounds.append(tuple(np.log(space.one_minus_ema)))
         if schedule is not None and not schedule.is_constant:
             names.append("horizon")
-            bounds.append((math.log(space.horizon_min), math.log(max_steps)))
+            bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
 
     def config(self, z) -> tuple[OptimizerConfig, int | None]:
@@ -104,10 +108,12 @@ class _Problem:
 
     def coords(self, point: TunedPoint) -> np.ndarray:
         """Search coordinates of a tuned point of this or a contained optimizer (the missing
-        momentum / EMA coordinates take the value that switches them off: beta = gamma = 0)."""
+        momentum / EMA coordinates take the value that switches them off: beta = gamma = 0;
+        a constant-LR point gets a horizon equal to its step count)."""
         lim = lr_limit(self.spectrum.h, self.kind, point.momentum, self.precond)
         z = {"lr": math.log(point.lr / lim), "momentum": math.log1p(-point.momentum),
-             "ema": math.log1p(-(point.ema or 0.0))}
+             "ema": math.log1p(-(point.ema or 0.0)),
+             "horizon": math.log(max(point.steps or self.max_steps, 1))}
         return np.clip([z[n] for n in self.names], self.bounds[:, 0], self.bounds[:, 1])
 
     def penalty(self, loss_at_budget: float) -> float:
@@ -201,19 +207,35 @@ class _Problem:
         frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
         return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
 
-    def exact(self, cfg: OptimizerConfig, horizon, batch_size: float) -> tuple[float, int | None]:
-        """(score, exact first crossing or None) for one configuration."""
+    def exact(self, cfg: OptimizerConfig, horizon, batch_size: float,
+              cap: float | None = None) -> tuple[float, int | None]:
+        """(score, exact first crossing or None) for one configuration.
+
+        With a schedule, `cap` stops the recurrence after that many steps: a configuration
+        that has not reached the target by then cannot win and scores at least `cap`."""
         if self.schedule is None or self.schedule.is_constant:
             modes = Modes.build(self.spectrum, cfg)
             k = int(modes.first_crossings([batch_size], self.target, self.max_steps)[0])
             if k >= 0:
                 return float(k), k
             return self.penalty(modes.loss(self.max_steps, batch_size)), None
-        lrs = lr_sequence(cfg, self.schedule, min(horizon, self.max_steps), horizon)
+        n = min(horizon, self.max_steps)
+        capped = cap is not None and cap < n
+        if capped:
+            n = max(int(cap), 1)
+        lrs = lr_sequence(cfg, self.schedule, n, horizon)
         curve, k = recurrence_losses(self.spectrum, cfg, batch_size, lrs, self.target, True)
         if k < 0:
+            # not reached within the run of n steps: n + M log(L_n / target) / log(L_0 / target)
+            # with M the horizon search's upper bound.  It continues the reached scores (all
+            # <= n) without a cliff (a schedule that just misses at its end scores just above
+            # n), while any real shortfall costs a large part of M
             last = curve[np.isfinite(curve)]
-            return self.penalty(last[-1] if last.size else np.inf), None
+            loss = last[-1] if last.size else np.inf
+            if np.isfinite(loss) and curve[0] > self.target:
+                frac = (math.log(loss) - self.log_target) / (math.log(curve[0]) - self.log_target)
+                return n + self.max_horizon * max(frac, 0.0), None
+            return self.penalty(loss), None
         if k == 0:
             return 0.0, 0
         # fractional crossing between k - 1 and k, log-linear in the loss
@@ -242,7 +264,7 @@ class _Problem:
                     out.append("ema at upper search bound")
             elif name == "horizon":
                 if hi - zi <= tol:
-                    out.append("horizon at step budget")
+                    out.append("horizon at upper search bound")
                 elif zi - lo <= tol:
                     out.append("horizon at lower search bound")
         return tuple(out)
@@ -252,7 +274,7 @@ def _grid(problem: _Problem) -> np.ndarray:
     axes = []
     for name, (lo, hi) in zip(problem.names, problem.bounds):
         n = problem.space.grid_lr if name == "lr" else problem.space.grid_other
-        if len(problem.names) > 1 and name == "lr":
+        if len(problem.names) > 1 and name == "lr" and "horizon" not in problem.names:
             n = max(problem.space.grid_lr // 2 + 1, 5)
         axes.append(np.linspace(lo, hi, n))
     mesh = np.meshgrid(*axes, indexing="ij")
@@ -274,13 +296,23 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
         raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
     bs = np.unique(bs.astype(np.int64))
-    problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space)
     closed = schedule is None or schedule.is_constant
+    const_steps = None
+    if not closed:
+        # the constant-LR optimum (cheap, closed form) bounds the schedule's horizon search
+        # and caps each recurrence (steps beyond 1.5x the best so far cannot win)
+        base = tune(spectrum, kind, bs, target, precond=precond, ema=ema, max_steps=max_steps,
+                    space=space)
+        const_steps = [p.steps if p.reached else max_steps for p in base]
+        nested_points = base
+        max_h = int(min(max_steps, 2 * max(const_steps) + space.horizon_min))
+    problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space,
+                       max_horizon=None if closed else max_h)
+    nested = None if closed else [problem.coords(p) for p in nested_points]
     grid, axes = _grid(problem)
     # nested search spaces: momentum contains SGD (beta = 0), EMA contains its base optimizer
     # (gamma = 0); the tuned optimum of the contained optimizer is an extra start, so the richer
     # optimizer never tunes worse than the one it contains
-    nested = None
     if closed and (ema or kind != "sgd"):
         base = tune(spectrum, kind if ema else "sgd", bs, target, precond=precond,
                     max_steps=max_steps, space=space)
@@ -288,6 +320,7 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
 
     # 1. grid, shared across batch sizes
     scores = np.empty((grid.shape[0], bs.size))
+    reached = np.zeros((grid.shape[0], bs.size), dtype=bool)   # schedules: exact crossings
     ladder = np.unique(np.round(np.geomspace(1, max_steps, 8 + int(np.log(max_steps) /
                                                                   np.log(1.5))))).astype(int)
     for gi, z in enumerate(grid):
@@ -299,7 +332,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
                 scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
         else:
             for bi, b in enumerate(bs):
-                scores[gi, bi] = problem.exact(cfg, horizon, float(b))[0]
+                cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
+                scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
+                reached[gi, bi] = k is not None
 
     # 2.-3. refine each batch size, then take the exact crossing
     steps_out, z_out = [], []
@@ -307,7 +342,11 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     for bi, b in enumerate(bs):
         order = np.argsort(scores[:, bi], kind="stable")
         best_z, best_val = grid[order[0]], scores[order[0], bi]
-        state = {"hint": max(best_val, 1.0) if best_val < max_steps else 1.0}
+        ok = np.flatnonzero(reached[:, bi])
+        gr = ok[np.argmin(scores[ok, bi])] if ok.size else None
+        state = {"hint": max(best_val, 1.0) if best_val < max_steps else 1.0,
+                 "best": best_val,
+                 "reached": (scores[gr, bi], grid[gr]) if gr is not None else (np.inf, None)}
 
         def objective(z, b=float(b), state=state):
             # the hint stays fixed per batch size: with an oscillating loss the crossing found
@@ -316,7 +355,10 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
             if closed:
                 val = problem.surrogate_closed(Modes.build(spectrum, cfg), b, state["hint"])
             else:
-                val = problem.exact(cfg, horizon, b)[0]
+                val, k = problem.exact(cfg, horizon, b, cap=1.5 * state["best"])
+                state["best"] = min(state["best"], val)
+                if k is not None and val < state["reached"][0]:
+                    state["reached"] = (val, np.array(z, dtype=np.float64))
             return math.log1p(val)
 
         # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
@@ -356,6 +398,12 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
                 best_z, best_val = z_new, val
         cfg, horizon = problem.config(best_z)
         score, k = problem.exact(cfg, horizon, float(b))
+        if k is None and state["reached"][1] is not None:
+            # a schedule's near miss can outscore every point that reaches the target; report
+            # the best point that does reach it
+            best_z = state["reached"][1]
+            cfg, horizon = problem.config(best_z)
+            score, k = problem.exact(cfg, horizon, float(b))
         steps_out.append((score, k))
         z_out.append(np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1]))
         if progress is not None:

@@ -152,3 +152,29 @@ def test_ema_never_worse_than_sgd_and_scales_smoothly(sgd_points):
     for e, s in zip(ema, sgd_points):
         assert e.steps <= s.steps, (e.batch_size, e.steps, s.steps)
     assert ema[0].steps / ema[1].steps == pytest.approx(4.0, rel=0.05)
+
+
+def test_decaying_schedules_help_at_small_batch_and_tie_at_large():
+    from nqm.schedule import Schedule
+    spec = power_law(d=100)
+    const = tune(spec, "sgd", [1, 4096], 0.02, max_steps=10**6)
+    for shape in ("linear", "cosine"):
+        sched = tune(spec, "sgd", [1, 4096], 0.02, schedule=Schedule(shape), max_steps=10**6)
+        assert sched[0].steps < 0.5 * const[0].steps, shape     # noise: decay pays off
+        assert sched[1].steps <= const[1].steps          # started from the constant optimum
+        assert sched[1].steps >= 0.9 * const[1].steps, shape    # little left to gain
+        assert sched[0].horizon >= sched[0].steps
+
+
+def test_schedule_tuning_matches_brute_force_over_lr_and_horizon():
+    from nqm.schedule import Schedule
+    spec = power_law(d=30)
+    got = tune(spec, "sgd", [1], 0.05, schedule=Schedule("linear"), max_steps=10**6)[0]
+    best = None
+    for horizon in np.geomspace(50, 5000, 30).astype(int):
+        for lr in np.geomspace(1e-3, 1.99, 40):
+            r = steps_to_target(spec, OptimizerConfig("sgd", lr=lr), 1, 0.05, max_steps=10**6,
+                                schedule=Schedule("linear"), horizon=int(horizon))[0]
+            if r.reached and (best is None or r.steps < best):
+                best = r.steps
+    assert got.steps <= 1.01 * best, (got.steps, best)
