@@ -1,0 +1,138 @@
+"""Workloads: frozen descriptions of what to train and what counts as reaching the result.
+
+Everything is offline: the digits come from scikit-learn's bundled copy (8x8 images, 1797
+examples, fixed seeded split of 360 for validation), the linear-regression data is generated.
+Data are tensors (no DataLoader).
+
+Built so far: `linreg`, `logreg-digits`, `mlp-digits`, `cnn-digits`.  Still to come (issue 3):
+`charlm` (text shipped with Python) and `custom` (the user's .npz).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+DIGITS_SPLIT_SEED = 0
+DIGITS_N_VAL = 360
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What to train and when the result is reached.
+
+    make_model(seed)               a fresh model (its parameters are that trial's init)
+    batch(batch_size, gen)         a training batch (x, y), drawn with the generator
+    loss(outputs, y)               mean training loss of a batch
+    evaluate(model, params)        the metric for every trial of stacked `params`, shape (P,);
+                                   the result is reached when it is <= target
+    """
+
+    name: str
+    make_model: Callable[[int], nn.Module]
+    batch: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    evaluate: Callable[[nn.Module, dict], torch.Tensor]
+    metric_name: str
+    target: float
+    budget: int
+    search: dict = field(default_factory=dict)
+
+
+def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    torch.manual_seed(seed)
+    return build()
+
+
+def digits_split(seed: int = DIGITS_SPLIT_SEED):
+    """(x_train, y_train, x_val, y_val): scikit-learn's bundled digits, pixels scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    val, train = perm[:DIGITS_N_VAL], perm[DIGITS_N_VAL:]
+    return x[train], y[train], x[val], y[val]
+
+
+class DigitsCNN(nn.Module):
+    """Two 3x3 convolutions on the 8x8 digits and a linear classifier.  No BatchNorm, so
+    per-example gradients are well defined."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x.view(-1, 1, 8, 8)))
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+_DIGITS = {   # model, validation-error target, step budget
+    "logreg-digits": (lambda: nn.Linear(64, 10), 0.06, 3000),
+    "mlp-digits": (lambda: nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)),
+                   0.04, 3000),
+    "cnn-digits": (DigitsCNN, 0.03, 3000),
+}
+
+
+def digits_workload(name: str) -> Workload:
+    xt, yt, xv, yv = digits_split()
+    build, target, budget = _DIGITS[name]
+
+    def batch(batch_size, gen):
+        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
+        return xt[idx], yt[idx]
+
+    def evaluate(model, params):
+        logits = vmap(lambda p: functional_call(model, p, (xv,)))(params)
+        return (logits.argmax(-1) != yv).float().mean(-1)
+
+    return Workload(name=name, make_model=lambda seed: _seeded(seed, build), batch=batch,
+                    loss=nn.functional.cross_entropy, evaluate=evaluate,
+                    metric_name="validation error", target=target, budget=budget,
+                    search={"lr": (1e-2, 10.0), "one_minus_momentum": (1e-2, 1.0)})
+
+
+def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
+                    data_seed: int = 0) -> Workload:
+    """Online linear regression: x ~ N(0, S), S = diag(i^-alpha), y = w*'x + noise N(0, 1), fresh
+    samples every step; loss 1/2 (w'x - y)^2.  The metric is the excess loss
+    1/2 (w - w*)' S (w - w*), in closed form: the noisy quadratic with h = i^-alpha."""
+    g = torch.Generator().manual_seed(data_seed)
+    var = torch.arange(1, dim + 1, dtype=torch.float32) ** (-alpha)
+    w_star = torch.randn(dim, generator=g)
+
+    def batch(batch_size, gen):
+        x = torch.randn(batch_size, dim, generator=gen) * var.sqrt()
+        return x, x @ w_star + noise * torch.randn(batch_size, generator=gen)
+
+    def evaluate(model, params):
+        w = params["weight"].reshape(-1, dim)
+        return 0.5 * (((w - w_star) ** 2) * var).sum(-1)
+
+    return Workload(
+        name="linreg", batch=batch, evaluate=evaluate,
+        make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False)),
+        loss=lambda out, y: 0.5 * ((out.squeeze(-1) - y) ** 2).mean(),
+        metric_name="excess loss", target=0.02, budget=20000,
+        search={"lr": (1e-3, 3.0), "one_minus_momentum": (1e-2, 1.0)})
+
+
+WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits")
+
+
+def get(name: str) -> Workload:
+    if name == "linreg":
+        return linreg_workload()
+    if name in _DIGITS:
+        return digits_workload(name)
+    raise ValueError(f"unknown workload '{name}'; choose from {', '.join(WORKLOADS)}")
