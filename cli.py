@@ -334,6 +334,85 @@ def figures(out_dir, spec, target, batch_sizes, quiet):
     click.echo(f"wrote {out}/")
 
 
+@cli.command()
+def workloads():
+    """List the real-training workloads with their targets and budgets."""
+    from empirical.workloads import WORKLOADS, get
+
+    click.echo(f"{'workload':<15} {'metric':<18} {'target':>8} {'budget':>8}")
+    for name in WORKLOADS:
+        w = get(name)
+        click.echo(f"{name:<15} {w.metric_name:<18} {w.target:>8g} {w.budget:>8d}")
+
+
+@cli.command()
+@click.option("--workload", required=True, help="See `nqm workloads`.")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "nesterov", "adam"]),
+              default="momentum", show_default=True)
+@click.option("--batch-sizes", default="8:512", show_default=True)
+@click.option("--trials", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--target", type=float, default=None, help="Override the workload's target.")
+@click.option("--budget", type=click.IntRange(min=1), default=None, help="Step budget.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--decay", type=click.Choice(["constant", "linear"]), default="constant",
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes (torch threads are split between them).")
+@click.option("--out", "out_dir", default="out/sweep", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_input_errors
+def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, workers, out_dir,
+          quiet):
+    """Measure steps to result per batch size on real training, metaparameters tuned per batch
+    size (Shallue et al.).  Resumable: rerun the same command to continue."""
+    import functools
+
+    from empirical.executor import LocalExecutor
+    from empirical.protocol import SweepConfig, run_batch_size, summarize
+    from empirical.workloads import get
+
+    get(workload)   # validates the name
+    if target is not None and not (math.isfinite(target) and target > 0):
+        raise InputError(f"target must be a finite number > 0, got {target}")
+    cfg = SweepConfig(workload=workload, optimizer=optimizer,
+                      batch_sizes=parse_batch_sizes(batch_sizes), n_trials=trials, seed=seed,
+                      budget=budget, target=target, decay=decay)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records_path = out / "records.jsonl"
+    task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
+    records = []
+    with click.progressbar(length=len(cfg.batch_sizes), label="batch sizes", file=sys.stderr,
+                           hidden=quiet) as bar:
+        for _, recs in LocalExecutor(workers).map(task, cfg.batch_sizes):
+            records += recs
+            bar.update(1)
+    summary = summarize(cfg, records)
+    _write_json(out / "summary.json", summary)
+    with open(out / "summary.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        keys = ["batch_size", "steps", "reached", "lr", "momentum", "trials", "diverged",
+                "widened"]
+        w.writerow(keys)
+        for p in summary["points"]:
+            w.writerow([p[k] for k in keys])
+    click.echo(f"{workload}, {optimizer}, target {summary['target']:g}, {trials} trials per "
+               f"batch size")
+    click.echo(f"{'batch':>7} {'steps':>8} {'lr':>10} {'momentum':>9} {'diverged':>9}  note")
+    for p in summary["points"]:
+        steps = f"{p['steps']:>8d}" if p["reached"] else f"{'-':>8}"
+        note = ("widened; " if p["widened"] else "") + ("" if p["reached"] else "not reached")
+        click.echo(f"{p['batch_size']:>7d} {steps} {_fmt(p['lr']):>10} "
+                   f"{_fmt(p['momentum']):>9} {p['diverged']:>9d}  {note}")
+    crit = summary["critical_batch_size"]
+    _print_critical(crit, summary["s_min"], summary["e_min"])
+    from figures.plots import steps_vs_batch
+    steps_vs_batch(summary, out / "steps_vs_batch.png",
+                   title=f"{workload}, {optimizer}: steps to result")
+    click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
+
+
 def read_measurements(path) -> tuple[list[float], list[float | None]]:
     """CSV with columns batch_size,steps; empty/none/null/inf steps mean 'not reached'."""
     p = Path(path)

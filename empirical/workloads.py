@@ -99,7 +99,8 @@ def digits_workload(name: str) -> Workload:
     return Workload(name=name, make_model=lambda seed: _seeded(seed, build), batch=batch,
                     loss=nn.functional.cross_entropy, evaluate=evaluate,
                     metric_name="validation error", target=target, budget=budget,
-                    search={"lr": (1e-2, 10.0), "one_minus_momentum": (1e-2, 1.0)})
+                    search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
+                            "one_minus_momentum": (1e-2, 1.0)})
 
 
 def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
@@ -124,7 +125,7 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
         make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False)),
         loss=lambda out, y: 0.5 * ((out.squeeze(-1) - y) ** 2).mean(),
         metric_name="excess loss", target=0.02, budget=20000,
-        search={"lr": (1e-3, 3.0), "one_minus_momentum": (1e-2, 1.0)})
+        search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)})
 
 
 WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits")

@@ -1,0 +1,38 @@
+"""The one executor seam: run one function over tasks, locally or (next) on Dask.
+
+`LocalExecutor(workers)` runs tasks in this process when workers == 1 and in a process pool
+otherwise, each worker limited to `threads` torch / BLAS threads so that workers x threads
+does not exceed the cores (no over-subscription).  Results are yielded as tasks finish.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+
+def _limit_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+    torch.set_num_threads(threads)
+
+
+class LocalExecutor:
+    def __init__(self, workers: int = 1, threads: int | None = None):
+        cores = os.cpu_count() or 1
+        self.workers = max(1, workers)
+        self.threads = threads or max(1, cores // self.workers)
+
+    def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        tasks = list(tasks)
+        if self.workers == 1:
+            for t in tasks:
+                yield t, fn(t)
+            return
+        with ProcessPoolExecutor(self.workers, initializer=_limit_threads,
+                                 initargs=(self.threads,)) as pool:
+            futures = {pool.submit(fn, t): t for t in tasks}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()

@@ -1,0 +1,96 @@
+"""The sweep protocol and `nqm sweep`: determinism, resume after a kill, widening, divergence."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from cli import cli
+from empirical.protocol import SweepConfig, run_batch_size, summarize
+
+SMALL = ["--workload", "logreg-digits", "--optimizer", "momentum", "--trials", "4",
+         "--budget", "300", "--quiet"]
+
+
+def strip(summary):
+    summary = dict(summary)
+    summary.pop("versions")
+    return summary
+
+
+def test_sweep_cli_writes_outputs_and_is_deterministic(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        r = CliRunner().invoke(cli, ["sweep", *SMALL, "--batch-sizes", "16,64", "--out",
+                                     str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        outs.append(json.loads((tmp_path / name / "summary.json").read_text()))
+    assert strip(outs[0]) == strip(outs[1])
+    s = outs[0]
+    assert set(s) >= {"workload", "optimizer", "target", "points", "critical_batch_size"}
+    for p in s["points"]:
+        assert set(p) >= {"batch_size", "steps", "reached", "lr", "momentum", "trials",
+                          "diverged", "widened"}
+    for f in ("records.jsonl", "summary.csv", "steps_vs_batch.png"):
+        assert (tmp_path / "a" / f).exists()
+    rec = json.loads((tmp_path / "a" / "records.jsonl").read_text().splitlines()[0])
+    assert {"workload", "optimizer", "batch_size", "trial", "seed", "versions", "curve",
+            "steps", "diverged"} <= set(rec)
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
+    args = ["sweep", *SMALL, "--batch-sizes", "8:128"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", "from cli import main; main()", *args,
+                             "--out", str(killed)], cwd=os.getcwd(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = killed / "records.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if records.exists() and len(records.read_text().splitlines()) >= 8:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    n_before = len(records.read_text().splitlines())
+    assert 0 < n_before < 5 * 4 * 3, "the kill should land mid-sweep"
+    r = CliRunner().invoke(cli, [*args, "--out", str(killed)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "clean")])
+    assert r.exit_code == 0, r.output
+    a = json.loads((killed / "summary.json").read_text())
+    b = json.loads((tmp_path / "clean" / "summary.json").read_text())
+    assert strip(a) == strip(b)
+    # finished rounds were not rerun: the records before the kill are still the first lines
+    assert len(records.read_text().splitlines()) >= n_before
+
+
+def test_widening_when_best_lr_is_at_the_edge(tmp_path):
+    # logistic regression reaches the target fastest at the largest stable lr, so a range
+    # capped at 0.5 puts the best trial at its upper edge
+    cfg = SweepConfig("logreg-digits", "sgd", (64,), n_trials=8, budget=300,
+                      lr_range=(0.003, 0.5), max_widen=2)
+    recs = run_batch_size(cfg, 64, str(tmp_path / "r.jsonl"))
+    point = summarize(cfg, recs)["points"][0]
+    assert point["widened"] and point["trials"] > 8
+    assert point["lr_range"][1] > 0.5
+    first = [r for r in recs if r["round"] == 0]
+    assert all(r["lr_range"] == [0.003, 0.5] for r in first)   # each round keeps its range
+    assert point["steps"] < min(r["steps"] for r in first if r["reached"])
+
+
+def test_divergence_is_recorded_and_excluded(tmp_path):
+    cfg = SweepConfig("linreg", "sgd", (16,), n_trials=4, budget=200, lr_range=(0.5, 100.0),
+                      max_widen=0)
+    recs = run_batch_size(cfg, 16, str(tmp_path / "r.jsonl"))
+    point = summarize(cfg, recs)["points"][0]
+    assert point["diverged"] >= 1
+    assert point["lr"] is None or point["lr"] < 100.0
+
+
+def test_bad_workload_is_one_line_exit_2(tmp_path):
+    r = CliRunner().invoke(cli, ["sweep", "--workload", "imagenet", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "unknown workload 'imagenet'" in r.stderr
