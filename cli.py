@@ -356,23 +356,29 @@ def workloads():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--decay", type=click.Choice(["constant", "linear"]), default="constant",
               show_default=True)
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Where the batch sizes run.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --executor dask).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local worker processes (torch threads are split between them).")
 @click.option("--out", "out_dir", default="out/sweep", show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_input_errors
-def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, workers, out_dir,
-          quiet):
+def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, executor,
+          scheduler, workers, out_dir, quiet):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
     size (Shallue et al.).  Resumable: rerun the same command to continue."""
     import functools
 
-    from empirical.executor import LocalExecutor
+    from empirical.executor import DaskExecutor, LocalExecutor
     from empirical.protocol import SweepConfig, run_batch_size, summarize
     from empirical.workloads import get
 
     get(workload)   # validates the name
+    if executor == "dask" and not scheduler:
+        raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+    runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(workers)
     if target is not None and not (math.isfinite(target) and target > 0):
         raise InputError(f"target must be a finite number > 0, got {target}")
     cfg = SweepConfig(workload=workload, optimizer=optimizer,
@@ -385,7 +391,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     records = []
     with click.progressbar(length=len(cfg.batch_sizes), label="batch sizes", file=sys.stderr,
                            hidden=quiet) as bar:
-        for _, recs in LocalExecutor(workers).map(task, cfg.batch_sizes):
+        for _, recs in runner.map(task, cfg.batch_sizes):
             records += recs
             bar.update(1)
     summary = summarize(cfg, records)

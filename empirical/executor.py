@@ -1,4 +1,4 @@
-"""The one executor seam: run one function over tasks, locally or (next) on Dask.
+"""The one executor seam: run one function over tasks, locally or on a Dask cluster.
 
 `LocalExecutor(workers)` runs tasks in this process when workers == 1 and in a process pool
 otherwise, each worker limited to `threads` torch / BLAS threads so that workers x threads
@@ -36,3 +36,30 @@ class LocalExecutor:
             futures = {pool.submit(fn, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
+
+
+class DaskExecutor:
+    """Runs tasks on an existing Dask distributed cluster (`scheduler` = its address, e.g.
+    tcp://host:8786).  Each task limits its torch threads to `threads` (default 1) so that a
+    worker's threads are not over-subscribed.  Records are appended by the tasks themselves
+    under a file lock, so the output directory must be on storage the workers share."""
+
+    def __init__(self, scheduler: str, threads: int = 1):
+        self.scheduler = scheduler
+        self.threads = threads
+
+    def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
+        tasks = list(tasks)
+        with Client(self.scheduler, timeout="20s") as client:
+            futures = {client.submit(_with_threads, fn, t, self.threads, pure=False): t
+                       for t in tasks}
+            for fut in dask_completed(list(futures)):
+                yield futures[fut], fut.result()
+
+
+def _with_threads(fn: Callable, task, threads: int):
+    _limit_threads(threads)
+    return fn(task)

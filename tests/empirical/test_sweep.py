@@ -94,3 +94,25 @@ def test_divergence_is_recorded_and_excluded(tmp_path):
 def test_bad_workload_is_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(cli, ["sweep", "--workload", "imagenet", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "unknown workload 'imagenet'" in r.stderr
+
+
+def test_dask_executor_on_a_real_local_cluster(tmp_path):
+    """End to end on distributed.LocalCluster: same summary as the local executor."""
+    from distributed import LocalCluster
+
+    args = ["sweep", *SMALL, "--batch-sizes", "16,64"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        r = CliRunner().invoke(cli, [*args, "--executor", "dask", "--scheduler",
+                                     cluster.scheduler_address, "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "l")])
+    assert r.exit_code == 0, r.output
+    a = json.loads((tmp_path / "d" / "summary.json").read_text())
+    b = json.loads((tmp_path / "l" / "summary.json").read_text())
+    assert strip(a) == strip(b)
+
+
+def test_dask_without_scheduler_is_an_error(tmp_path):
+    r = CliRunner().invoke(cli, ["sweep", *SMALL, "--executor", "dask", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "needs --scheduler" in r.stderr
