@@ -341,6 +341,10 @@ def workloads():
 
     click.echo(f"{'workload':<15} {'metric':<18} {'target':>8} {'budget':>8}")
     for name in WORKLOADS:
+        if name == "custom":
+            click.echo(f"{'custom':<15} your .npz: --data PATH --model linear|logreg|mlp "
+                       f"--target X")
+            continue
         w = get(name)
         click.echo(f"{name:<15} {w.metric_name:<18} {w.target:>8g} {w.budget:>8d}")
 
@@ -356,6 +360,10 @@ def workloads():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--decay", type=click.Choice(["constant", "linear"]), default="constant",
               show_default=True)
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="custom workload: .npz with X_train, y_train, X_val, y_val.")
+@click.option("--model", type=click.Choice(["linear", "logreg", "mlp"]), default=None,
+              help="custom workload: the model.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="Where the batch sizes run.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --executor dask).")
@@ -365,8 +373,8 @@ def workloads():
               type=click.Path(file_okay=False))
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_input_errors
-def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, executor,
-          scheduler, workers, out_dir, quiet):
+def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, data, model,
+          executor, scheduler, workers, out_dir, quiet):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
     size (Shallue et al.).  Resumable: rerun the same command to continue."""
     import functools
@@ -375,7 +383,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     from empirical.protocol import SweepConfig, run_batch_size, summarize
     from empirical.workloads import get
 
-    get(workload)   # validates the name
+    get(workload, data=data, model=model, target=target)   # validates name, file and options
     if executor == "dask" and not scheduler:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(workers)
@@ -383,7 +391,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
         raise InputError(f"target must be a finite number > 0, got {target}")
     cfg = SweepConfig(workload=workload, optimizer=optimizer,
                       batch_sizes=parse_batch_sizes(batch_sizes), n_trials=trials, seed=seed,
-                      budget=budget, target=target, decay=decay)
+                      budget=budget, target=target, decay=decay, data=data, model=model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "records.jsonl"
@@ -467,7 +475,7 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 
     b, s = read_measurements(csv_path)
     crit, s_min, e_min = critical_batch_sizes(b, s)
-    if crit["mccandlish"] is None:
+    if s_min is None:
         raise InputError(f"{csv_path}: need reached steps at two or more batch sizes")
     ci = bootstrap(b, s, n_resamples=n_boot, seed=seed)
     result = {"points": [{"batch_size": bb, "steps": ss, "reached": ss is not None}

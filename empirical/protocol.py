@@ -22,7 +22,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,8 @@ class SweepConfig:
     one_minus_beta_range: tuple[float, float] | None = None
     max_widen: int = 2
     decay: str = "constant"
-    extra: dict = field(default_factory=dict)
+    data: str | None = None       # custom workload: the user's .npz
+    model: str | None = None      # custom workload: linear | logreg | mlp
 
 
 def sobol_points(n: int, dims: int, seed: int) -> np.ndarray:
@@ -101,7 +102,7 @@ def append_records(path: Path, records: list[dict]) -> None:
 
 def _key(cfg: SweepConfig, batch_size: int) -> dict:
     return {"workload": cfg.workload, "optimizer": cfg.optimizer, "batch_size": batch_size,
-            "seed": cfg.seed}
+            "seed": cfg.seed, "data": cfg.data, "model": cfg.model}
 
 
 def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
@@ -112,7 +113,7 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
     from empirical.workloads import get
 
     path = Path(records_path)
-    workload = get(cfg.workload)
+    workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=cfg.target)
     if cfg.target is not None:
         workload = type(workload)(**{**workload.__dict__, "target": cfg.target})
     budget = int(cfg.budget or workload.budget)

@@ -4,8 +4,8 @@ Everything is offline: the digits come from scikit-learn's bundled copy (8x8 ima
 examples, fixed seeded split of 360 for validation), the linear-regression data is generated.
 Data are tensors (no DataLoader).
 
-Built so far: `linreg`, `logreg-digits`, `mlp-digits`, `cnn-digits`.  Still to come (issue 3):
-`charlm` (text shipped with Python) and `custom` (the user's .npz).
+Built so far: `linreg`, `logreg-digits`, `mlp-digits`, `cnn-digits`, and `custom` (the user's
+.npz).  Still to come (issue 3): `charlm` (text shipped with Python).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -128,12 +129,106 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
         search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)})
 
 
-WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits")
+CUSTOM_MODELS = ("linear", "logreg", "mlp")
 
 
-def get(name: str) -> Workload:
+def _load_custom(path: str):
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"data file not found: {path}") from None
+    except Exception as exc:   # numpy raises several types for non-.npz files
+        raise ValueError(f"{path} is not a readable .npz file: {exc}") from None
+    missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks array(s) {', '.join(missing)}")
+    for k in ("X_train", "X_val"):
+        if data[k].ndim != 2:
+            raise ValueError(f"{path}: {k} must be 2-D (examples x features), "
+                             f"got shape {data[k].shape}")
+    for split in ("train", "val"):
+        x, y = data[f"X_{split}"], data[f"y_{split}"]
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"{path}: y_{split} must be 1-D with one entry per row of "
+                             f"X_{split} ({x.shape[0]}), got shape {y.shape}")
+        for k, a in ((f"X_{split}", x), (f"y_{split}", y)):
+            if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
+                raise ValueError(f"{path}: {k} must be finite numbers")
+    if data["X_train"].shape[1] != data["X_val"].shape[1]:
+        raise ValueError(f"{path}: X_train has {data['X_train'].shape[1]} features but X_val "
+                         f"has {data['X_val'].shape[1]}")
+    return data
+
+
+def custom_workload(path: str, model: str, target: float) -> Workload:
+    """The user's data: `linear` regression (metric: validation loss 1/2 mean squared error)
+    or `logreg` / `mlp` classification (labels 0..C-1; metric: validation error)."""
+    if model not in CUSTOM_MODELS:
+        raise ValueError(f"--model must be one of {', '.join(CUSTOM_MODELS)}, got '{model}'")
+    if target is None or not target > 0:
+        raise ValueError("the custom workload needs --target (a metric value > 0 to beat)")
+    d = _load_custom(path)
+    xt = torch.tensor(d["X_train"], dtype=torch.float32)
+    xv = torch.tensor(d["X_val"], dtype=torch.float32)
+    n_in = xt.shape[1]
+    if model == "linear":
+        yt = torch.tensor(d["y_train"], dtype=torch.float32)
+        yv = torch.tensor(d["y_val"], dtype=torch.float32)
+        build = lambda: nn.Linear(n_in, 1)  # noqa: E731
+
+        def loss(out, y):
+            return 0.5 * ((out.squeeze(-1) - y) ** 2).mean()
+
+        def evaluate(m, params):
+            out = vmap(lambda p: functional_call(m, p, (xv,)))(params).squeeze(-1)
+            return 0.5 * ((out - yv) ** 2).mean(-1)
+
+        metric = "validation loss"
+    else:
+        y_all = torch.tensor(np.concatenate([d["y_train"], d["y_val"]]))
+        if torch.any(y_all != y_all.round()) or torch.any(y_all < 0):
+            raise ValueError(f"{path}: {model} needs integer class labels 0..C-1 in y_train/y_val")
+        n_cls = int(y_all.max()) + 1
+        yt = torch.tensor(d["y_train"]).long()
+        yv = torch.tensor(d["y_val"]).long()
+        if model == "logreg":
+            build = lambda: nn.Linear(n_in, n_cls)  # noqa: E731
+        else:
+            build = lambda: nn.Sequential(nn.Linear(n_in, 128), nn.ReLU(),  # noqa: E731
+                                          nn.Linear(128, n_cls))
+        loss = nn.functional.cross_entropy
+
+        def evaluate(m, params):
+            logits = vmap(lambda p: functional_call(m, p, (xv,)))(params)
+            return (logits.argmax(-1) != yv).float().mean(-1)
+
+        metric = "validation error"
+
+    def batch(batch_size, gen):
+        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
+        return xt[idx], yt[idx]
+
+    return Workload(name="custom", make_model=lambda seed: _seeded(seed, build), batch=batch,
+                    loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
+                    budget=3000, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
+                                         "one_minus_momentum": (1e-2, 1.0)})
+
+
+WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "custom")
+
+
+def get(name: str, data: str | None = None, model: str | None = None,
+        target: float | None = None) -> Workload:
+    """A workload by name; `custom` also needs `data` (.npz), `model` and `target`."""
     if name == "linreg":
         return linreg_workload()
     if name in _DIGITS:
         return digits_workload(name)
+    if name == "custom":
+        if not data:
+            raise ValueError("the custom workload needs --data PATH.npz")
+        return custom_workload(data, model or "logreg", target)
     raise ValueError(f"unknown workload '{name}'; choose from {', '.join(WORKLOADS)}")

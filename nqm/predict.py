@@ -57,7 +57,9 @@ def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float 
     if len(reached) >= 2:
         bb, ss = zip(*reached)
         fit = fit_mccandlish(bb, ss)
-        out["mccandlish"], s_min, e_min = fit.b_crit, fit.s_min, fit.e_min
+        # an S_min of 0 (steps still falling as 1/B everywhere) has no finite B_crit: null
+        b_crit = fit.b_crit if np.isfinite(fit.b_crit) else None
+        out["mccandlish"], s_min, e_min = b_crit, fit.s_min, fit.e_min
         out["overhead_20pct"] = overhead_batch_size(bb, ss)
     return out, s_min, e_min
 

@@ -116,3 +116,47 @@ def test_dask_executor_on_a_real_local_cluster(tmp_path):
 def test_dask_without_scheduler_is_an_error(tmp_path):
     r = CliRunner().invoke(cli, ["sweep", *SMALL, "--executor", "dask", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "needs --scheduler" in r.stderr
+
+
+def _custom_npz(path, **override):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    arrays = {"X_train": x[:240], "y_train": y[:240], "X_val": x[240:], "y_val": y[240:]}
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_custom_workload_sweep(tmp_path):
+    data = _custom_npz(tmp_path / "d.npz")
+    r = CliRunner().invoke(cli, ["sweep", "--workload", "custom", "--data", str(data), "--model",
+                                 "logreg", "--target", "0.1", "--optimizer", "sgd", "--trials",
+                                 "4", "--budget", "300", "--batch-sizes", "16,64", "--quiet",
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert all(p["reached"] for p in s["points"])
+
+
+def test_custom_bad_files(tmp_path):
+    import numpy as np
+    cases = {
+        "missing": (_custom_npz(tmp_path / "a.npz", y_val=None), "lacks array(s) y_val"),
+        "nan": (_custom_npz(tmp_path / "b.npz", X_train=np.full((240, 5), np.nan)),
+                "X_train must be finite"),
+        "shape": (_custom_npz(tmp_path / "c.npz", y_train=np.zeros(7)), "one entry per row"),
+        "labels": (_custom_npz(tmp_path / "d.npz", y_train=np.full(240, 0.5)), "integer class"),
+    }
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    cases["junk"] = (tmp_path / "junk.npz", "not a readable .npz")
+    for path, needle in cases.values():
+        r = CliRunner().invoke(cli, ["sweep", "--workload", "custom", "--data", str(path),
+                                     "--model", "logreg", "--target", "0.1", "--out",
+                                     str(tmp_path / "o")])
+        assert r.exit_code == 2 and needle in r.stderr, (needle, r.stderr)
+    r = CliRunner().invoke(cli, ["sweep", "--workload", "custom", "--data",
+                                 str(_custom_npz(tmp_path / "e.npz")), "--model", "logreg"])
+    assert r.exit_code == 2 and "needs --target" in r.stderr
