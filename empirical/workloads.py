@@ -4,12 +4,13 @@ Everything is offline: the digits come from scikit-learn's bundled copy (8x8 ima
 examples, fixed seeded split of 360 for validation), the linear-regression data is generated.
 Data are tensors (no DataLoader).
 
-Built so far: `linreg`, `logreg-digits`, `mlp-digits`, `cnn-digits`, and `custom` (the user's
-.npz).  Still to come (issue 3): `charlm` (text shipped with Python).
+Workloads: `linreg`, `logreg-digits`, `mlp-digits`, `cnn-digits`, `charlm` (a character-level
+Transformer on standard-library source files shipped with Python) and `custom` (the user's .npz).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -129,6 +130,87 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
         search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)})
 
 
+CHARLM_FILES = ("textwrap.py", "string.py", "heapq.py", "bisect.py", "fractions.py",
+                "statistics.py", "calendar.py", "shlex.py")
+
+
+def stdlib_text() -> str:
+    """Source files that ship with every CPython (fixed list; the text can differ slightly
+    between Python versions, which every record names)."""
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts = [(root / f).read_text(encoding="utf-8") for f in CHARLM_FILES if (root / f).exists()]
+    if not parts:
+        raise ValueError(f"none of {', '.join(CHARLM_FILES)} found under {root}")
+    return "\n".join(parts)
+
+
+class CharTransformer(nn.Module):
+    """A small causal Transformer language model over characters, written with plain tensor
+    operations so that it runs under torch.func.vmap (pre-norm blocks, no dropout)."""
+
+    def __init__(self, vocab: int, ctx: int = 32, d: int = 32, heads: int = 4, layers: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(0.02 * torch.randn(ctx, d))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"ln1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d),
+                           "proj": nn.Linear(d, d), "ln2": nn.LayerNorm(d),
+                           "fc": nn.Linear(d, 4 * d), "out": nn.Linear(4 * d, d)})
+            for _ in range(layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, idx):
+        b, t = idx.shape
+        x = self.tok(idx) + self.pos[:t]
+        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        for blk in self.blocks:
+            q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, dim=-1)
+            q, k, v = (z.reshape(b, t, self.heads, -1).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+            att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+            x = x + blk["proj"]((att @ v).transpose(1, 2).reshape(b, t, -1))
+            x = x + blk["out"](torch.relu(blk["fc"](blk["ln2"](x))))
+        return self.head(self.ln(x))
+
+
+def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
+    """Next-character prediction on `stdlib_text()`: the first 90% trains, the last 10%
+    validates (fixed, evenly spaced windows).  Metric: validation cross-entropy in nats."""
+    text = stdlib_text()
+    cut = int(0.9 * len(text))
+    vocab = sorted(set(text[:cut]))
+    index = {ch: i for i, ch in enumerate(vocab)}
+    ids = torch.tensor([index.get(ch, 0) for ch in text], dtype=torch.long)
+    train, val = ids[:cut], ids[cut:]
+    starts = torch.linspace(0, val.numel() - ctx - 2, n_val_windows).long()
+    xv = torch.stack([val[s:s + ctx] for s in starts])
+    yv = torch.stack([val[s + 1:s + ctx + 1] for s in starts])
+    n_vocab = len(vocab)
+
+    def batch(batch_size, gen):
+        s = torch.randint(0, train.numel() - ctx - 1, (batch_size,), generator=gen)
+        offs = s[:, None] + torch.arange(ctx)
+        return train[offs], train[offs + 1]
+
+    def loss(logits, y):
+        return nn.functional.cross_entropy(logits.reshape(-1, n_vocab), y.reshape(-1))
+
+    def evaluate(m, params):
+        logits = vmap(lambda p: functional_call(m, p, (xv,)))(params)
+        return vmap(lambda lg: loss(lg, yv))(logits)
+
+    return Workload(
+        name="charlm", batch=batch, loss=loss, evaluate=evaluate,
+        make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx)),
+        metric_name="validation cross-entropy", target=2.0, budget=4000,
+        search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)})
+
+
 CUSTOM_MODELS = ("linear", "logreg", "mlp")
 
 
@@ -217,7 +299,7 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
                                          "one_minus_momentum": (1e-2, 1.0)})
 
 
-WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "custom")
+WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "charlm", "custom")
 
 
 def get(name: str, data: str | None = None, model: str | None = None,
@@ -227,6 +309,8 @@ def get(name: str, data: str | None = None, model: str | None = None,
         return linreg_workload()
     if name in _DIGITS:
         return digits_workload(name)
+    if name == "charlm":
+        return charlm_workload()
     if name == "custom":
         if not data:
             raise ValueError("the custom workload needs --data PATH.npz")
