@@ -12,20 +12,14 @@ import time
 
 import torch
 
+from empirical.plain import train_one
 from empirical.population import train_population
 from empirical.workloads import get
 
 
 def plain(workload, lrs, steps, batch_size, seed=0):
     for i, lr in enumerate(lrs):
-        model = workload.make_model(seed + i)
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        gen = torch.Generator().manual_seed(seed)
-        for _ in range(steps):
-            x, y = workload.batch(batch_size, gen)
-            opt.zero_grad()
-            workload.loss(model(x), y).backward()
-            opt.step()
+        model = train_one(workload, "momentum", lr, 0.9, batch_size, seed, i, steps)
         with torch.no_grad():
             workload.evaluate(model, {k: v[None] for k, v in model.named_parameters()})
 

@@ -4,24 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from empirical.plain import train_one
 from empirical.population import eval_schedule, train_population
 from empirical.workloads import WORKLOADS, get
 
 
 def plain_loop(workload, optimizer, lr, momentum, batch_size, seed, trial, steps):
-    """One trial, written the ordinary way with torch.optim (same init and batches)."""
-    model = workload.make_model(seed + trial)
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum, 0.999), eps=1e-8)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum or 0.0,
-                              nesterov=optimizer == "nesterov")
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        x, y = workload.batch(batch_size, gen)
-        opt.zero_grad()
-        workload.loss(model(x), y).backward()
-        opt.step()
+    model = train_one(workload, optimizer, lr, momentum, batch_size, seed, trial, steps)
     return {k: v.detach() for k, v in model.named_parameters()}
 
 
