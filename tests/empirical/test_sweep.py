@@ -160,3 +160,13 @@ def test_custom_bad_files(tmp_path):
     r = CliRunner().invoke(cli, ["sweep", "--workload", "custom", "--data",
                                  str(_custom_npz(tmp_path / "e.npz")), "--model", "logreg"])
     assert r.exit_code == 2 and "needs --target" in r.stderr
+
+
+def test_local_process_pool_equals_in_process(tmp_path):
+    args = ["sweep", *SMALL, "--batch-sizes", "16,64"]
+    for name, workers in (("one", "1"), ("two", "2")):
+        r = CliRunner().invoke(cli, [*args, "--workers", workers, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert strip(a) == strip(b)
