@@ -431,7 +431,8 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
                         if cheap >= steps_out[bi][0]:
                             continue
                     score, k = problem.exact(cfg, horizon, b)
-                    if score < steps_out[bi][0]:
+                    # never trade a point that reaches the target for one that does not
+                    if score < steps_out[bi][0] and (k is not None or steps_out[bi][1] is None):
                         steps_out[bi], z_out[bi] = (score, k), z
 
     points = []
