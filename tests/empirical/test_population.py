@@ -83,3 +83,18 @@ def test_charlm_population_equals_plain_loop_and_learns():
     easy = type(w)(**{**w.__dict__, "target": 2.6, "budget": 300})
     r = train_population(easy, "adam", [1e-2], batch_size=32, momentum=0.9)
     assert r.steps[0] is not None
+
+
+def test_linreg_scales_perfectly_at_small_batch_and_flattens_at_large():
+    """The real-training counterpart of the NQM's regimes on online linear regression (fixed
+    seed; the best of one fixed log grid of 10 learning rates at every batch size): steps fall
+    ~4x for 4x batch at B = 1 -> 4 (slope about -1 on log-log axes) and barely fall at
+    B = 256 -> 1024.  Tolerances: the grid's 1.6x spacing moves each optimum by up to ~25%."""
+    w = get("linreg")
+    lrs = np.geomspace(0.03, 1.9, 10).tolist()
+    best = {}
+    for b in (1, 4, 256, 1024):
+        r = train_population(w, "sgd", lrs, batch_size=b, budget=3000)
+        best[b] = min(s for s in r.steps if s is not None)
+    assert 2.5 <= best[1] / best[4] <= 5.5, best
+    assert best[256] / best[1024] <= 1.5, best
