@@ -161,14 +161,14 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
                f"{spectrum.dimension:g}), optimizer {optimizer}, precond p = {precond:g}, "
                f"schedule {result['schedule']}, target {target:g}")
     header = f"{'batch':>9} {'steps':>11} {'lr':>10} {'momentum':>9}"
-    header += f" {'ema':>8}" if ema_col else ""
+    header += f" {'ema':>9}" if ema_col else ""
     header += f" {'horizon':>10}" if result["points"][0]["horizon"] is not None else ""
     header += "  note"
     click.echo(header)
     for p in result["points"]:
         steps = f"{p['steps']:>11d}" if p["reached"] else f"{'>' + str(max_steps):>11}"
         line = f"{p['batch_size']:>9d} {steps} {p['lr']:>10.4g} {p['momentum']:>9.4g}"
-        line += f" {p['ema']:>8.4g}" if ema_col else ""
+        line += f" {p['ema']:>9.6g}" if ema_col else ""
         line += f" {p['horizon']:>10d}" if p["horizon"] is not None else ""
         notes = list(p["edges"]) + ([] if p["reached"] else ["target not reached in budget"])
         click.echo(line + ("  " + "; ".join(notes) if notes else ""))
