@@ -240,7 +240,8 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
     loss = expected_loss(spectrum, config, batch_size, ks, sched, horizon)
     result = {"steps": ks, "loss": loss.tolist(), "batch_size": batch_size,
               "config": config.__dict__, "schedule": sched.describe(), "target": target}
-    stable = Modes.build(spectrum, config).stable if sched.is_constant else None
+    modes = Modes.build(spectrum, config) if sched.is_constant else None
+    stable = modes.stable if modes is not None else None
     if stable is False:
         click.echo("warning: this learning rate is beyond the stability limit; the loss "
                    "diverges", err=True)
@@ -268,7 +269,7 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
         click.echo(f"first step with loss <= {target:g}: "
                    f"{st if st is not None else 'not reached within ' + str(n_steps)}")
     if sched.is_constant and stable:
-        ss = Modes.build(spectrum, config).steady_state(batch_size)
+        ss = modes.steady_state(batch_size)
         result["steady_state"] = ss
         click.echo(f"steady-state loss: {ss:.6g}")
     if json_path:

@@ -78,6 +78,22 @@ class DigitsCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
+def _sampler(xt: torch.Tensor, yt: torch.Tensor):
+    """Batches drawn with replacement from fixed training tensors."""
+    def batch(batch_size, gen):
+        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
+        return xt[idx], yt[idx]
+    return batch
+
+
+def _error_rate(xv: torch.Tensor, yv: torch.Tensor):
+    """Validation error of every trial (vmapped over the stacked parameters)."""
+    def evaluate(model, params):
+        logits = vmap(lambda p: functional_call(model, p, (xv,)))(params)
+        return (logits.argmax(-1) != yv).float().mean(-1)
+    return evaluate
+
+
 _DIGITS = {   # model, validation-error target, step budget
     "logreg-digits": (lambda: nn.Linear(64, 10), 0.06, 3000),
     "mlp-digits": (lambda: nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)),
@@ -89,17 +105,9 @@ _DIGITS = {   # model, validation-error target, step budget
 def digits_workload(name: str) -> Workload:
     xt, yt, xv, yv = digits_split()
     build, target, budget = _DIGITS[name]
-
-    def batch(batch_size, gen):
-        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
-        return xt[idx], yt[idx]
-
-    def evaluate(model, params):
-        logits = vmap(lambda p: functional_call(model, p, (xv,)))(params)
-        return (logits.argmax(-1) != yv).float().mean(-1)
-
-    return Workload(name=name, make_model=lambda seed: _seeded(seed, build), batch=batch,
-                    loss=nn.functional.cross_entropy, evaluate=evaluate,
+    return Workload(name=name, make_model=lambda seed: _seeded(seed, build),
+                    batch=_sampler(xt, yt), loss=nn.functional.cross_entropy,
+                    evaluate=_error_rate(xv, yv),
                     metric_name="validation error", target=target, budget=budget,
                     search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
                             "one_minus_momentum": (1e-2, 1.0)})
@@ -282,18 +290,11 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
             build = lambda: nn.Sequential(nn.Linear(n_in, 128), nn.ReLU(),  # noqa: E731
                                           nn.Linear(128, n_cls))
         loss = nn.functional.cross_entropy
-
-        def evaluate(m, params):
-            logits = vmap(lambda p: functional_call(m, p, (xv,)))(params)
-            return (logits.argmax(-1) != yv).float().mean(-1)
-
+        evaluate = _error_rate(xv, yv)
         metric = "validation error"
 
-    def batch(batch_size, gen):
-        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
-        return xt[idx], yt[idx]
-
-    return Workload(name="custom", make_model=lambda seed: _seeded(seed, build), batch=batch,
+    return Workload(name="custom", make_model=lambda seed: _seeded(seed, build),
+                    batch=_sampler(xt, yt),
                     loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
                     budget=3000, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
                                          "one_minus_momentum": (1e-2, 1.0)})

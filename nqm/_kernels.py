@@ -113,7 +113,8 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
 
 
 @njit(cache=True)
-def _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
+def _build_one(  # the general case: SGD + EMA (m0 = 1, m = 2) and momentum + EMA (m = 3)
+i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
                logabs, arg, g, q, inv1m, realpos, radii):
     for r in range(m):
         b[r] = lr * b1[i, r]
@@ -151,10 +152,7 @@ def _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
             eAAb += e[r] * A[r, s] * Ab[s]
             eAAf += e[r] * A[r, s] * Af[s]
     for j in range(m):
-        if m == 1:
-            g[i, j] = eb
-            q[i, j] = ef
-        elif m == 2:
+        if m == 2:
             o = lam[1 - j]
             g[i, j] = (eAb - o * eb) / (lam[j] - o)
             q[i, j] = (eAf - o * ef) / (lam[j] - o)
@@ -171,11 +169,7 @@ def _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
         realpos[i, j] = lam[j].imag == 0.0 and lam[j].real >= 0.0 and q[i, j].imag == 0.0
     for j in range(m):
         for l in range(m):
-            if m == 1:   # 1 - lam^2 = (1 - lam)(1 + lam) with 1 - lam formed exactly
-                one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
-                inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam[0]))
-            else:
-                inv1m[i, j, l] = 1.0 / (1.0 - lam[j] * lam[l])
+            inv1m[i, j, l] = 1.0 / (1.0 - lam[j] * lam[l])
 
 
 @njit(cache=True, inline="always")

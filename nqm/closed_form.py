@@ -83,7 +83,8 @@ class Modes:
         return D + N / batch_size
 
     def losses(self, ks, batch_size: float) -> np.ndarray:
-        return np.array([self.loss(k, batch_size) for k in ks])
+        D, N = self.dn_ladder(ks)
+        return D + N / batch_size
 
     def steady_state(self, batch_size: float) -> float:
         """lim_k L(k) = sum_i 1/2 count_i h_i (c_i / B) e'L_i e, L_i = A L_i A' + b b'.

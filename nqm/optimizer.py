@@ -28,6 +28,18 @@ from nqm.errors import NQMInputError
 KINDS = ("sgd", "momentum", "nesterov")
 
 
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, got '{kind}'")
+    return kind
+
+
+def check_precond(p: float) -> float:
+    if not 0.0 <= p <= 1.0:
+        raise NQMInputError(f"precond exponent p must be in [0, 1], got {p}")
+    return float(p)
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     """kind in {'sgd', 'momentum', 'nesterov'}; lr > 0; 0 <= momentum < 1; 0 <= precond <= 1;
@@ -40,8 +52,7 @@ class OptimizerConfig:
     ema: float | None = None
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, got '{self.kind}'")
+        check_kind(self.kind)
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise NQMInputError(f"learning rate must be a finite number > 0, got {self.lr}")
         if not (0.0 <= self.momentum < 1.0):
@@ -49,13 +60,9 @@ class OptimizerConfig:
         if self.kind == "sgd" and self.momentum != 0.0:
             raise NQMInputError(
                 "momentum must be 0 for optimizer 'sgd' (use 'momentum' or 'nesterov')")
-        if not (0.0 <= self.precond <= 1.0):
-            raise NQMInputError(f"precond exponent p must be in [0, 1], got {self.precond}")
+        check_precond(self.precond)
         if self.ema is not None and not (0.0 <= self.ema < 1.0):
             raise NQMInputError(f"ema gamma must be in [0, 1), got {self.ema}")
-
-    def replace(self, **kw) -> OptimizerConfig:
-        return OptimizerConfig(**{**self.__dict__, **kw})
 
 
 class Transition(NamedTuple):

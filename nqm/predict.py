@@ -11,11 +11,10 @@ import numpy as np
 
 import nqm
 from nqm.critical import fit_mccandlish, lower_bound_steps, overhead_batch_size
-from nqm.errors import NQMInputError
-from nqm.optimizer import KINDS
+from nqm.optimizer import check_kind, check_precond
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum
-from nqm.steps import DEFAULT_MAX_STEPS, check_budget, check_target
+from nqm.steps import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.tuning import SearchSpace, tune
 
 
@@ -33,13 +32,9 @@ class PredictConfig:
     def __post_init__(self):
         check_target(self.target)
         check_budget(self.max_steps)
-        if self.optimizer not in KINDS:
-            raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, "
-                                f"got '{self.optimizer}'")
-        if not 0.0 <= self.precond <= 1.0:
-            raise NQMInputError(f"precond exponent p must be in [0, 1], got {self.precond}")
-        if not self.batch_sizes or any(int(b) != b or b < 1 for b in self.batch_sizes):
-            raise NQMInputError(f"batch sizes must be integers >= 1, got {self.batch_sizes}")
+        check_kind(self.optimizer)
+        check_precond(self.precond)
+        check_batch_sizes(self.batch_sizes)
 
 
 def versions() -> dict:

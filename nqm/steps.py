@@ -42,6 +42,14 @@ def check_budget(max_steps: int) -> int:
     return int(max_steps)
 
 
+def check_batch_sizes(batch_sizes) -> np.ndarray:
+    """Sorted unique integer batch sizes >= 1 (for tuning and prediction)."""
+    bs = np.atleast_1d(np.asarray(batch_sizes))
+    if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
+        raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
+    return np.unique(bs.astype(np.int64))
+
+
 def steps_to_target(spectrum: Spectrum, config: OptimizerConfig, batch_sizes, target: float,
                     max_steps: int = DEFAULT_MAX_STEPS, schedule: Schedule | None = None,
                     horizon: int | None = None) -> list[StepsResult]:

@@ -39,11 +39,10 @@ from scipy.optimize import minimize, minimize_scalar
 
 from nqm.closed_form import Modes
 from nqm.dynamics import lr_sequence, recurrence_losses
-from nqm.errors import NQMInputError
-from nqm.optimizer import KINDS, OptimizerConfig, lr_limit
+from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum
-from nqm.steps import DEFAULT_MAX_STEPS, check_budget, check_target
+from nqm.steps import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 
 
 @dataclass(frozen=True)
@@ -286,16 +285,11 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
          max_steps: int = DEFAULT_MAX_STEPS, space: SearchSpace = SearchSpace(),
          progress: Callable[[int], None] | None = None) -> list[TunedPoint]:
     """Tune the metaparameters for every batch size; see the module docstring."""
-    if kind not in KINDS:
-        raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, got '{kind}'")
+    check_kind(kind)
+    check_precond(precond)
     target = check_target(target)
     max_steps = check_budget(max_steps)
-    if not 0.0 <= precond <= 1.0:
-        raise NQMInputError(f"precond exponent p must be in [0, 1], got {precond}")
-    bs = np.atleast_1d(np.asarray(batch_sizes))
-    if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
-        raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
-    bs = np.unique(bs.astype(np.int64))
+    bs = check_batch_sizes(batch_sizes)
     closed = schedule is None or schedule.is_constant
     const_steps = None
     if not closed:
