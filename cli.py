@@ -428,6 +428,166 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
 
 
+def _parse_steps(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        steps = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"bad --at-step '{text}': give comma-separated integers") from None
+    if any(k < 0 for k in steps):
+        raise InputError(f"--at-step values must be >= 0, got {text}")
+    return steps
+
+
+@cli.command()
+@click.option("--workload", required=True, help="See `nqm workloads`.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Measure at these parameters (a tensors-only torch file of the workload's "
+                   "model); s0 is the displacement from the seed's initialisation to them.")
+@click.option("--at-step", "at_steps", default=None,
+              help="Train the reference run and measure at these steps (comma-separated; 0 is "
+                   "the initialisation).")
+@click.option("--at-target", is_flag=True,
+              help="Also measure where the reference run first reaches the target.  Without "
+                   "--checkpoint/--at-step/--at-target: --at-step 0 --at-target.")
+@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--curvature", type=click.Choice(["hessian", "ggn"]), default="hessian",
+              show_default=True, help="Hessian, or the positive semi-definite Gauss-Newton matrix.")
+@click.option("--examples", type=click.IntRange(min=2), default=None,
+              help="Measure on a seeded random subset of this many training examples.")
+@click.option("--hessian-examples", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Examples for the mean of g'Hg in tr(H Sigma).")
+@click.option("--slq-vectors", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--slq-steps", type=click.IntRange(min=2), default=40, show_default=True)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=100,
+              show_default=True)
+@click.option("--bins", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Bulk density bins in the spectrum file.")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "nesterov", "adam"]),
+              default=None, help="Reference run's optimizer (default: the workload's).")
+@click.option("--lr", type=float, default=None, help="Reference run's learning rate.")
+@click.option("--train-batch-size", type=click.IntRange(min=1), default=None,
+              help="Reference run's batch size.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Reference run's step budget.")
+@click.option("--target", type=float, default=None, help="Override the workload's target.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="custom workload: .npz with X_train, y_train, X_val, y_val.")
+@click.option("--model", type=click.Choice(["linear", "logreg", "mlp"]), default=None,
+              help="custom workload: the model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", default="out/measure", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_input_errors
+def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, examples,
+            hessian_examples, slq_vectors, slq_steps, n_boot, bins, optimizer, lr,
+            train_batch_size, budget, target, data, model, seed, out_dir, quiet):
+    """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
+    Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
+    NQM spectrum that `nqm predict --spectrum` reads."""
+    import time
+
+    from empirical import checkpoints as ckpt
+    from empirical.adapter import to_spectrum
+    from empirical.measure import MeasureConfig
+    from empirical.measure import measure as measure_at
+    from empirical.protocol import versions
+    from empirical.workloads import get
+
+    if target is not None and not (math.isfinite(target) and target > 0):
+        raise InputError(f"target must be a finite number > 0, got {target}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"--lr must be a finite number > 0, got {lr}")
+    w = get(workload, data=data, model=model, target=target)
+    if target is not None:
+        import dataclasses
+        w = dataclasses.replace(w, target=float(target))
+    steps = _parse_steps(at_steps)
+    if checkpoint and (steps or at_target):
+        raise InputError("give either --checkpoint or --at-step/--at-target, not both")
+    if not checkpoint and not steps and not at_target:
+        steps, at_target = [0], True
+    cfg = MeasureConfig(top_k=top_k, kind=curvature, examples=examples,
+                        hessian_examples=hessian_examples, slq_vectors=slq_vectors,
+                        slq_steps=slq_steps, bootstrap=n_boot, seed=seed)
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    init = ckpt.Checkpoint("init", 0, {k: v.detach() for k, v in
+                                        w.make_model(seed).named_parameters()}, float("nan"))
+    if checkpoint:
+        params = ckpt.load(checkpoint, w.make_model(seed))
+        points = [ckpt.Checkpoint(Path(checkpoint).stem, 0, params, float("nan"))]
+    else:
+        points = ckpt.train_checkpoints(w, steps, at_target, seed=seed, optimizer=optimizer,
+                                        lr=lr, batch_size=train_batch_size, budget=budget)
+        for c in points:
+            ckpt.save(c.params, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
+    reference = points[-1].params
+    results = []
+    with click.progressbar(points, label="checkpoints", file=sys.stderr, hidden=quiet) as bar:
+        for c in bar:
+            results.append(measure_at(w, c.params, init.params, reference, cfg, c.label, c.step,
+                                      c.metric))
+    meta = {"workload": workload, "seed": seed, "reference_checkpoint": points[-1].label}
+    spectra = []
+    for m in results:
+        sp = to_spectrum(m, bins=bins, meta=meta)
+        sp.save(out / f"spectrum_{m.label.replace(' ', '_')}.npz")
+        spectra.append(sp)
+    spectra[-1].save(out / "spectrum.npz")
+    ref_run = {**w.reference, **{k: v for k, v in (("optimizer", optimizer), ("lr", lr),
+                                                   ("batch_size", train_batch_size))
+                                  if v is not None}}
+    along = [{**m.summary(), "nqm_noise_scales": dict(zip(("b_noise", "b_simple"),
+                                                          sp.noise_scales())),
+              "spectrum_rows": sp.n_rows, "dropped_directions": sp.meta["dropped_directions"],
+              "bulk_noise_exponent": sp.meta["bulk_noise_exponent"]}
+             for m, sp in zip(results, spectra)]
+    record = {**along[-1], "workload": workload, "metric_name": w.metric_name,
+              "target": w.target, "seed": seed, "config": cfg.__dict__,
+              "reference_run": None if checkpoint else ref_run,
+              "checkpoint_file": checkpoint, "versions": versions(),
+              "wall_s": round(time.perf_counter() - t0, 2), "along_training": along}
+    _write_json(out / "measure.json", record)
+    keys = ["label", "step", "metric", "train_loss", "b_simple", "b_noise", "trace_hessian",
+            "trace_sigma", "grad_norm_sq", "trace_h_sigma", "g_h_g"]
+    with open(out / "measure.csv", "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(keys + ["b_simple_lo", "b_simple_hi", "b_noise_lo", "b_noise_hi",
+                            "top_eigenvalue"])
+        for a in along:
+            ci = a["b_noise_ci"] or [None, None]
+            wr.writerow([a[k] for k in keys] + a["b_simple_ci"] + ci + [a["top_eigenvalues"][0]])
+
+    click.echo(f"{workload}: {w.metric_name} target {w.target:g}; {curvature}, "
+               f"{results[0].n_examples} examples, {results[0].dim} parameters")
+    click.echo(f"{'checkpoint':<12} {'step':>6} {'metric':>8} {'B_simple':>22} "
+               f"{'B_noise':>22} {'lambda_max':>10} {'tr(H)':>9}")
+    for a in along:
+        bs = f"{_fmt(a['b_simple'])} [{_fmt(a['b_simple_ci'][0], '.3g')}, " \
+             f"{_fmt(a['b_simple_ci'][1], '.3g')}]"
+        bn = "-" if a["b_noise"] is None else \
+            f"{_fmt(a['b_noise'])} [{_fmt(a['b_noise_ci'][0], '.3g')}, " \
+            f"{_fmt(a['b_noise_ci'][1], '.3g')}]"
+        click.echo(f"{a['label']:<12} {a['step']:>6d} {_fmt(a['metric']):>8} {bs:>22} {bn:>22} "
+                   f"{_fmt(a['top_eigenvalues'][0]):>10} {_fmt(a['trace_hessian']):>9}")
+    click.echo(f"top eigenvalues at {along[-1]['label']}: "
+               + ", ".join(_fmt(v, ".3g") for v in along[-1]["top_eigenvalues"][:10])
+               + (" ..." if len(along[-1]["top_eigenvalues"]) > 10 else ""))
+    from figures.plots import measured_spectrum, noise_along_training
+    measured_spectrum(along[-1], spectra[-1], out / "spectrum.png",
+                      title=f"{workload} at {along[-1]['label']} ({curvature})")
+    files = "spectrum.npz, measure.json, measure.csv, spectrum.png"
+    if len(along) > 1:
+        noise_along_training(along, out / "noise_scale.png", title=f"{workload}: noise scale")
+        files += ", noise_scale.png"
+    click.echo(f"wrote {out}/{files} (and per-checkpoint spectrum_*.npz)")
+    click.echo(f"next: nqm predict --spectrum {out / 'spectrum.npz'} --target LOSS")
+
+
 def read_measurements(path) -> tuple[list[float], list[float | None]]:
     """CSV with columns batch_size,steps; empty/none/null/inf steps mean 'not reached'."""
     p = Path(path)

@@ -12,15 +12,23 @@ import torch
 from empirical.workloads import Workload
 
 
+def make_optimizer(model: torch.nn.Module, optimizer: str, lr: float,
+                   momentum: float | None = None) -> torch.optim.Optimizer:
+    """torch.optim's SGD (plain, heavy-ball, Nesterov) or Adam, as the population trainer
+    defines them (`momentum` is Adam's beta1, default 0.9)."""
+    if optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum or 0.9, 0.999),
+                                eps=1e-8)
+    if optimizer in ("momentum", "nesterov") and momentum is None:
+        momentum = 0.9
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum or 0.0,
+                           nesterov=optimizer == "nesterov")
+
+
 def train_one(workload: Workload, optimizer: str, lr: float, momentum: float | None,
               batch_size: int, seed: int, trial: int, steps: int) -> torch.nn.Module:
     model = workload.make_model(seed + trial)
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum or 0.9, 0.999),
-                               eps=1e-8)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum or 0.0,
-                              nesterov=optimizer == "nesterov")
+    opt = make_optimizer(model, optimizer, lr, momentum)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         x, y = workload.batch(batch_size, gen)

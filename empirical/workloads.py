@@ -21,6 +21,8 @@ from torch.func import functional_call, vmap
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_N_VAL = 360
+LINREG_MEASURE_N = 4096
+CHARLM_MEASURE_WINDOWS = 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class Workload:
     loss(outputs, y)               mean training loss of a batch
     evaluate(model, params)        the metric for every trial of stacked `params`, shape (P,);
                                    the result is reached when it is <= target
+    train_set()                    the fixed training examples (x, y) that measurement uses
+                                   (`nqm measure`): the whole training set or a stated sample
+    reference                      the training run that makes measurement checkpoints:
+                                   {"optimizer", "lr", "batch_size"}
     """
 
     name: str
@@ -43,6 +49,9 @@ class Workload:
     target: float
     budget: int
     search: dict = field(default_factory=dict)
+    train_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+    reference: dict = field(default_factory=lambda: {"optimizer": "adam", "lr": 1e-3,
+                                                     "batch_size": 64})
 
 
 def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
@@ -110,14 +119,17 @@ def digits_workload(name: str) -> Workload:
                     evaluate=_error_rate(xv, yv),
                     metric_name="validation error", target=target, budget=budget,
                     search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
-                            "one_minus_momentum": (1e-2, 1.0)})
+                            "one_minus_momentum": (1e-2, 1.0)},
+                    train_set=lambda: (xt, yt),
+                    reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 64})
 
 
 def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
                     data_seed: int = 0) -> Workload:
     """Online linear regression: x ~ N(0, S), S = diag(i^-alpha), y = w*'x + noise N(0, 1), fresh
     samples every step; loss 1/2 (w'x - y)^2.  The metric is the excess loss
-    1/2 (w - w*)' S (w - w*), in closed form: the noisy quadratic with h = i^-alpha."""
+    1/2 (w - w*)' S (w - w*), in closed form: the noisy quadratic with h = i^-alpha.
+    Measurement uses a fixed sample of LINREG_MEASURE_N examples (seed data_seed + 1)."""
     g = torch.Generator().manual_seed(data_seed)
     var = torch.arange(1, dim + 1, dtype=torch.float32) ** (-alpha)
     w_star = torch.randn(dim, generator=g)
@@ -135,7 +147,9 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
         make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False)),
         loss=lambda out, y: 0.5 * ((out.squeeze(-1) - y) ** 2).mean(),
         metric_name="excess loss", target=0.02, budget=20000,
-        search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)})
+        search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)},
+        train_set=lambda: batch(LINREG_MEASURE_N, torch.Generator().manual_seed(data_seed + 1)),
+        reference={"optimizer": "sgd", "lr": 0.5, "batch_size": 64})
 
 
 CHARLM_FILES = ("textwrap.py", "string.py", "heapq.py", "bisect.py", "fractions.py",
@@ -208,6 +222,11 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
     def loss(logits, y):
         return nn.functional.cross_entropy(logits.reshape(-1, n_vocab), y.reshape(-1))
 
+    def train_set():   # evenly spaced training windows, a fixed sample for measurement
+        s = torch.linspace(0, train.numel() - ctx - 2, CHARLM_MEASURE_WINDOWS).long()
+        offs = s[:, None] + torch.arange(ctx)
+        return train[offs], train[offs + 1]
+
     def evaluate(m, params):
         logits = vmap(lambda p: functional_call(m, p, (xv,)))(params)
         return vmap(lambda lg: loss(lg, yv))(logits)
@@ -216,7 +235,8 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
         name="charlm", batch=batch, loss=loss, evaluate=evaluate,
         make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx)),
         metric_name="validation cross-entropy", target=2.0, budget=4000,
-        search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)})
+        search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)},
+        train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
 
 
 CUSTOM_MODELS = ("linear", "logreg", "mlp")
@@ -297,7 +317,8 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
                     batch=_sampler(xt, yt),
                     loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
                     budget=3000, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
-                                         "one_minus_momentum": (1e-2, 1.0)})
+                                         "one_minus_momentum": (1e-2, 1.0)},
+                    train_set=lambda: (xt, yt))
 
 
 WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "charlm", "custom")

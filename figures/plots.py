@@ -107,3 +107,50 @@ def compare_optimizers(results: dict, path, title: str | None = None) -> None:
     ax.loglog(b[keep], lb[keep], "k:", lw=1, label="lower bound (C-R)")
     _finish(fig, ax, path, "batch size B", "steps to target (tuned per B)",
             title or "NQM: steps to target by optimizer")
+
+
+def measured_spectrum(summary: dict, spectrum, path, title: str = "") -> None:
+    """Left: the top eigenvalues and the gradient-noise variance c_i along each (log y).
+    Right: the NQM spectrum built from the measurement: directions per curvature bin (the bulk
+    density from SLQ) and the top directions, with the noise per direction."""
+    lam = np.asarray(summary["top_eigenvalues"])
+    c = np.asarray(summary["top_noise"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    i = np.arange(1, lam.size + 1)
+    pos = lam > 0
+    ax1.semilogy(i[pos], lam[pos], "o-", color="tab:blue", label="eigenvalue lambda_i")
+    if (~pos).any():
+        ax1.semilogy(i[~pos], -lam[~pos], "x", color="tab:red", label="-lambda_i (negative)")
+    ax1.semilogy(i, np.maximum(c, 1e-300), "s--", color="tab:orange",
+                 label="noise c_i = v_i' Sigma v_i")
+    ax1.set_xlabel("direction i (top-k)")
+    ax1.set_title(title)
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=8)
+    h, n, cn = spectrum.h, spectrum.count, spectrum.c
+    bulk = n != 1.0
+    ax2.loglog(h[bulk], n[bulk], "o-", color="tab:blue", ms=3, label="bulk: directions per bin")
+    ax2.loglog(h[~bulk], n[~bulk], "|", color="tab:blue", ms=14, label="top directions")
+    ax2.loglog(h, np.maximum(cn, 1e-300), ".", color="tab:orange", label="noise per direction c")
+    ax2.set_xlabel("curvature h")
+    ax2.set_ylabel("count / noise")
+    ax2.set_title(f"NQM spectrum ({spectrum.n_rows} rows, {spectrum.dimension:.4g} directions)")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def noise_along_training(points: list[dict], path, title: str = "") -> None:
+    """B_simple and B_noise (95% intervals) and the training loss at each checkpoint."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    x = np.arange(len(points))
+    for key, color in (("b_simple", "tab:blue"), ("b_noise", "tab:green")):
+        v = np.array([np.nan if p[key] is None else p[key] for p in points], dtype=float)
+        ci = np.array([p[f"{key}_ci"] or [np.nan, np.nan] for p in points], dtype=float)
+        err = np.abs(np.stack([v - ci[:, 0], ci[:, 1] - v]))
+        ax.errorbar(x, v, yerr=err, fmt="o-", color=color, capsize=4, label=key)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [f"{p['label']}\nloss {p['train_loss']:.3g}" for p in points], fontsize=8)
+    _finish(fig, ax, path, "checkpoint (training loss)", "noise scale (examples)", title)

@@ -1,0 +1,126 @@
+"""The curvature of the training loss as a linear operator on flat float64 parameter vectors.
+
+For a fixed data set (x_n, y_n), n = 1..N, split into batches b of n_b examples, the training
+loss is L(theta) = sum_b (n_b / N) L_b(theta), L_b the mean loss of batch b, so
+
+    Hessian        H v = sum_b (n_b / N) d/de grad L_b(theta + e v) |_{e=0}
+                   (forward-over-reverse: torch.func.jvp of torch.func.grad)
+    Gauss-Newton   G v = sum_b (n_b / N) J_b' H_out,b J_b v
+                   (J_b = d outputs / d theta; H_out,b = Hessian of L_b in the outputs; one jvp
+                   through the model, one Hessian-vector product in output space, one vjp)
+
+Batches are weighted by their size, so a short last batch does not bias the average.  G is
+positive semi-definite for convex losses in the outputs (squared error, cross-entropy); H can
+have negative eigenvalues away from a minimum.  Everything runs in float64 on a float64 copy of
+the model.  Each call to `matvec` is one operator product, counted in `n_products`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, jvp, vjp, vmap
+
+KINDS = ("hessian", "ggn")
+
+
+def float64_inputs(x: torch.Tensor) -> torch.Tensor:
+    """Floating inputs in float64; integer inputs (token ids) unchanged."""
+    return x.double() if x.is_floating_point() else x
+
+
+class FlatModel:
+    """A float64 copy of `model` seen as a function of one flat parameter vector."""
+
+    def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor] | None = None):
+        params = params if params is not None else dict(model.named_parameters())
+        self.names = list(params)
+        self.shapes = [tuple(p.shape) for p in params.values()]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.base = copy.deepcopy(model).double().to("meta")
+        self.theta = torch.cat([p.detach().double().reshape(-1) for p in params.values()])
+
+    @property
+    def dim(self) -> int:
+        return int(self.theta.numel())
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(flat, self.sizes)
+        return {n: p.reshape(s) for n, p, s in zip(self.names, parts, self.shapes)}
+
+    def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([params[n].detach().double().reshape(-1) for n in self.names])
+
+    def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, self.unflatten(flat), (x,))
+
+
+class CurvatureOperator:
+    """H (kind='hessian') or the Gauss-Newton matrix (kind='ggn') of the mean `loss` over
+    (x, y) at the parameters of `flat`, applied batch by batch (see the module docstring)."""
+
+    def __init__(self, flat: FlatModel, loss: Callable, x: torch.Tensor, y: torch.Tensor,
+                 kind: str = "hessian", batch_size: int = 512):
+        if kind not in KINDS:
+            raise ValueError(f"curvature kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"x and y need the same, non-zero number of examples, got "
+                             f"{x.shape[0]} and {y.shape[0]}")
+        self.flat, self.loss, self.kind = flat, loss, kind
+        self.x, self.y = float64_inputs(x), y.double() if y.is_floating_point() else y
+        self.n = int(x.shape[0])
+        self.batches = [(s, min(s + batch_size, self.n)) for s in range(0, self.n, batch_size)]
+        self.shape = (flat.dim, flat.dim)
+        self.n_products = 0
+
+    def _batch_loss(self, x, y):
+        return lambda theta: self.loss(self.flat(theta, x), y)
+
+    def _batch_product(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        theta = self.flat.theta
+        if self.kind == "hessian":
+            return jvp(grad(self._batch_loss(x, y)), (theta,), (v,))[1]
+
+        def model_out(t):
+            return self.flat(t, x)
+
+        outputs, jv = jvp(model_out, (theta,), (v,))
+        hjv = jvp(grad(lambda o: self.loss(o, y)), (outputs,), (jv,))[1]
+        return vjp(model_out, theta)[1](hjv)[0]
+
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(self.flat.theta)
+        for s, e in self.batches:
+            out = out + (e - s) / self.n * self._batch_product(v, self.x[s:e], self.y[s:e])
+        return out
+
+    def matvec(self, v) -> np.ndarray:
+        """H v for a flat numpy (or torch) vector; one counted product."""
+        self.n_products += 1
+        v = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1))
+        return self._product(v).numpy()
+
+    def matmat(self, V, chunk: int = 32) -> np.ndarray:
+        """H V for the columns of V (P x m), `chunk` columns at a time under vmap; m products."""
+        V = torch.as_tensor(np.asarray(V, dtype=np.float64))
+        cols = []
+        for s in range(0, V.shape[1], chunk):
+            block = V[:, s:s + chunk].T.contiguous()
+            cols.append(vmap(self._product)(block).T)
+            self.n_products += block.shape[0]
+        return torch.cat(cols, dim=1).numpy()
+
+    def as_linear_operator(self):
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(self.shape, matvec=self.matvec, matmat=self.matmat,
+                              dtype=np.float64)
+
+    def loss_value(self) -> float:
+        """The training loss L(theta) over the whole set (batches weighted by size)."""
+        with torch.no_grad():
+            return float(sum((e - s) / self.n * self._batch_loss(self.x[s:e], self.y[s:e])(
+                self.flat.theta) for s, e in self.batches))

@@ -1,0 +1,135 @@
+"""One measurement of curvature and gradient noise at a set of parameters.
+
+At parameters theta (a checkpoint) over the workload's fixed training examples:
+- curvature operator A = H or the Gauss-Newton matrix (`empirical.curvature`), float64;
+- top-k eigenpairs (lambda_i, v_i) of A by Lanczos; the bulk density of A restricted to the
+  complement of span(v_1..v_k) by stochastic Lanczos quadrature; tr(A) by Hutchinson
+  (`empirical.spectral`);
+- per-example gradients, c_i = v_i' Sigma v_i, tr(Sigma), |G|^2, tr(A Sigma), G'AG, B_simple,
+  B_noise with bootstrap intervals (`empirical.noise`); B_noise uses the same A;
+- the displacement d = theta_init - theta_ref to a reference solution (the trained parameters),
+  projected on the eigenvectors: s0_i = (v_i' d)^2, and |d|^2.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from empirical.curvature import CurvatureOperator, FlatModel
+from empirical.noise import NoiseStats, noise_stats, per_example_grads
+from empirical.spectral import Quadrature, hutchinson, slq, top_eigenpairs
+from empirical.workloads import Workload
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    top_k: int = 20
+    kind: str = "hessian"            # or "ggn"
+    examples: int | None = None      # use a seeded random subset of the training examples
+    hessian_examples: int = 128      # examples for the g' A g mean in tr(A Sigma)
+    slq_vectors: int = 4
+    slq_steps: int = 40
+    hutchinson_samples: int = 32
+    bootstrap: int = 100
+    batch_size: int = 512            # examples per operator batch (memory bound only)
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("top_k", "hessian_examples", "slq_vectors", "slq_steps",
+                     "hutchinson_samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.bootstrap < 2:
+            raise ValueError(f"bootstrap must be >= 2, got {self.bootstrap}")
+        if self.examples is not None and self.examples < 2:
+            raise ValueError(f"examples must be >= 2, got {self.examples}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    step: int
+    metric: float
+    train_loss: float
+    n_examples: int
+    dim: int
+    config: MeasureConfig
+    eigenvalues: np.ndarray          # (k,) descending
+    eigenvectors: np.ndarray         # (P, k)
+    c_top: np.ndarray                # (k,)
+    s0_top: np.ndarray               # (k,)
+    displacement_sq: float           # |theta_init - theta_ref|^2
+    noise: NoiseStats
+    trace: float                     # Hutchinson tr(A)
+    trace_se: float
+    bulk: Quadrature
+    products: dict
+    wall_s: float
+
+    def summary(self) -> dict:
+        """The JSON-ready numbers (no vectors)."""
+        n = self.noise
+        return {
+            "label": self.label, "step": self.step, "metric": self.metric,
+            "train_loss": self.train_loss, "curvature": self.config.kind,
+            "n_examples": self.n_examples, "n_params": self.dim,
+            "b_simple": n.b_simple, "b_simple_ci": list(n.b_simple_ci),
+            "b_noise": n.b_noise, "b_noise_ci": list(n.b_noise_ci) if n.b_noise_ci else None,
+            "trace_hessian": self.trace, "trace_hessian_se": self.trace_se,
+            "trace_hessian_slq": float(self.bulk.trace() + self.eigenvalues.sum()),
+            "trace_sigma": n.trace_sigma, "grad_norm_sq": n.grad_norm_sq,
+            "trace_h_sigma": n.trace_h_sigma, "g_h_g": n.g_h_g,
+            "top_eigenvalues": self.eigenvalues.tolist(), "top_noise": self.c_top.tolist(),
+            "top_s0": self.s0_top.tolist(), "displacement_sq": self.displacement_sq,
+            "operator_products": self.products, "wall_s": round(self.wall_s, 2),
+        }
+
+
+def training_examples(workload: Workload, examples: int | None, seed: int):
+    """The workload's fixed training set, or a seeded random subset of `examples` of it."""
+    if workload.train_set is None:
+        raise ValueError(f"workload '{workload.name}' has no fixed training set to measure on")
+    x, y = workload.train_set()
+    if examples is not None and examples < x.shape[0]:
+        idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:examples]
+        x, y = x[idx.sort().values], y[idx.sort().values]
+    return x, y
+
+
+def measure(workload: Workload, params: dict[str, torch.Tensor],
+            init: dict[str, torch.Tensor], reference: dict[str, torch.Tensor],
+            config: MeasureConfig = MeasureConfig(), label: str = "", step: int = 0,
+            metric: float = float("nan")) -> Measurement:
+    """Measure at `params`; `init` and `reference` give the displacement for s0."""
+    t0 = time.perf_counter()
+    x, y = training_examples(workload, config.examples, config.seed)
+    model = workload.make_model(config.seed)
+    flat = FlatModel(model, params)
+    op = CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
+                           batch_size=config.batch_size)
+    products = {}
+    top = top_eigenpairs(op, config.top_k, seed=config.seed)
+    products["lanczos_top_k"] = top.products
+    n0 = op.n_products
+    tr, tr_se = hutchinson(op, config.hutchinson_samples, seed=config.seed + 1)
+    products["hutchinson"] = op.n_products - n0
+    bulk = slq(op, config.slq_vectors, config.slq_steps, seed=config.seed + 2,
+               deflate=top.vectors)
+    products["slq"] = bulk.products
+    grads = per_example_grads(flat, workload.loss, x, y)
+    n0 = op.n_products
+    noise = noise_stats(grads, op, top.vectors, config.hessian_examples, config.bootstrap,
+                        seed=config.seed + 3)
+    products["noise"] = op.n_products - n0
+    d = (flat.flatten(init) - flat.flatten(reference)).numpy()
+    return Measurement(
+        label=label, step=step, metric=metric, train_loss=op.loss_value(),
+        n_examples=int(x.shape[0]), dim=flat.dim, config=config,
+        eigenvalues=top.values, eigenvectors=top.vectors, c_top=noise.c,
+        s0_top=(top.vectors.T @ d) ** 2, displacement_sq=float(d @ d), noise=noise,
+        trace=tr, trace_se=tr_se, bulk=bulk, products=products,
+        wall_s=time.perf_counter() - t0)
