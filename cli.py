@@ -519,7 +519,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                                         w.make_model(seed).named_parameters()}, float("nan"))
     if checkpoint:
         params = ckpt.load(checkpoint, w.make_model(seed))
-        points = [ckpt.Checkpoint(Path(checkpoint).stem, 0, params, float("nan"))]
+        points = [ckpt.Checkpoint(Path(checkpoint).stem, 0, params, ckpt.metric(w, params))]
     else:
         points = ckpt.train_checkpoints(w, steps, at_target, seed=seed, optimizer=optimizer,
                                         lr=lr, batch_size=train_batch_size, budget=budget)

@@ -28,9 +28,15 @@ class Checkpoint(NamedTuple):
 
 
 def _metric(workload: Workload, model: torch.nn.Module) -> float:
+    return metric(workload, dict(model.named_parameters()), model)
+
+
+def metric(workload: Workload, params: dict[str, torch.Tensor],
+           model: torch.nn.Module | None = None) -> float:
+    """The workload's validation metric at `params` (`model` only supplies the architecture)."""
     with torch.no_grad():
-        stacked = {k: v.detach()[None] for k, v in model.named_parameters()}
-        return float(workload.evaluate(model, stacked)[0])
+        stacked = {k: v.detach()[None] for k, v in params.items()}
+        return float(workload.evaluate(model or workload.make_model(0), stacked)[0])
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

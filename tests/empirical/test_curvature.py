@@ -1,0 +1,53 @@
+"""The curvature operator against dense oracles from torch.func."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import hessian, jacrev
+
+from empirical.curvature import CurvatureOperator, FlatModel
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    x, y = torch.randn(37, 5), torch.randint(0, 3, (37,))
+    return FlatModel(model), x, y
+
+
+def test_hessian_operator_equals_dense_hessian(tiny):
+    flat, x, y = tiny
+    loss = nn.functional.cross_entropy
+    dense = hessian(lambda t: loss(flat(t, x.double()), y))(flat.theta).numpy()
+    # 37 examples in batches of 10: the short last batch must be weighted by its size
+    op = CurvatureOperator(flat, loss, x, y, batch_size=10)
+    assert np.abs(op.matmat(np.eye(flat.dim)) - dense).max() < 1e-12 * np.abs(dense).max() * 100
+    v = np.random.default_rng(0).standard_normal(flat.dim)
+    assert np.allclose(op.matvec(v), dense @ v, rtol=0, atol=1e-13)
+    assert op.n_products == flat.dim + 1
+
+
+def test_ggn_operator_equals_dense_gauss_newton_and_is_psd(tiny):
+    flat, x, y = tiny
+    op = CurvatureOperator(flat, nn.functional.cross_entropy, x, y, kind="ggn", batch_size=8)
+    G = op.matmat(np.eye(flat.dim))
+    xd = x.double()
+    J = jacrev(lambda t: flat(t, xd))(flat.theta)          # (N, classes, P)
+    p = flat(flat.theta, xd).softmax(-1)
+    H_out = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    dense = torch.einsum("nkp,nkl,nlq->pq", J, H_out, J).numpy() / x.shape[0]
+    assert np.abs(G - dense).max() < 1e-13
+    assert np.linalg.eigvalsh(G).min() > -1e-12
+
+
+def test_loss_value_and_validation(tiny):
+    flat, x, y = tiny
+    op = CurvatureOperator(flat, nn.functional.cross_entropy, x, y, batch_size=10)
+    exact = float(nn.functional.cross_entropy(flat(flat.theta, x.double()), y))
+    assert op.loss_value() == pytest.approx(exact, rel=1e-12)
+    with pytest.raises(ValueError, match="kind"):
+        CurvatureOperator(flat, nn.functional.cross_entropy, x, y, kind="fisher")
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        CurvatureOperator(flat, nn.functional.cross_entropy, x, y[:5])

@@ -1,0 +1,183 @@
+"""Measurement end to end: linreg closed forms, the adapter's bookkeeping, every workload,
+checkpoint files and the `nqm measure` command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import cli
+from empirical import checkpoints, workloads
+from empirical.adapter import to_spectrum
+from empirical.measure import MeasureConfig, measure, training_examples
+from nqm.spectrum import load
+
+SMALL = dict(top_k=5, slq_vectors=2, slq_steps=10, hutchinson_samples=8, bootstrap=20)
+
+
+@pytest.fixture(scope="module")
+def linreg():
+    """linreg measured at a fixed w on 512 of its fixed examples, every example in tr(H Sigma)."""
+    w = workloads.get("linreg")
+    torch.manual_seed(1)
+    params = {"weight": torch.randn(1, 64) * 0.3}
+    init = {"weight": torch.zeros(1, 64)}
+    cfg = MeasureConfig(top_k=8, examples=512, hessian_examples=512, bootstrap=50, seed=0)
+    return w, params, init, measure(w, params, init, params, cfg, "w", 0)
+
+
+def test_linreg_matches_closed_forms(linreg):
+    w, params, init, m = linreg
+    x, y = training_examples(w, 512, 0)
+    X, Y = x.double().numpy(), y.double().numpy()
+    wv = params["weight"].double().numpy().ravel()
+    H = X.T @ X / 512                                   # loss 1/2 (w'x - y)^2
+    g = X * (X @ wv - Y)[:, None]                       # per-example gradients
+    G = g.mean(0)
+    Sigma = (g - G).T @ (g - G) / 512
+    lam, V = np.linalg.eigh(H)
+    lam, V = lam[::-1][:8], V[:, ::-1][:, :8]
+    assert np.allclose(m.eigenvalues, lam, rtol=1e-9)
+    assert np.allclose(m.c_top, np.einsum("pi,pq,qi->i", V, Sigma, V), rtol=1e-8)
+    assert m.noise.trace_sigma == pytest.approx(np.trace(Sigma), rel=1e-10)
+    assert m.noise.grad_norm_sq == pytest.approx(G @ G, rel=1e-10)
+    assert m.noise.b_simple == pytest.approx(np.trace(Sigma) / (G @ G), rel=1e-9)
+    assert m.noise.b_noise == pytest.approx(np.trace(H @ Sigma) / (G @ H @ G), rel=1e-9)
+    assert m.trace == pytest.approx(np.trace(H), abs=5 * m.trace_se)
+    assert m.train_loss == pytest.approx(0.5 * np.mean((X @ wv - Y) ** 2), rel=1e-12)
+    # and the population: H = E[x x'] = diag(i^-1) up to sampling error of 512 examples
+    assert m.eigenvalues[0] == pytest.approx(1.0, rel=0.35)
+    assert m.displacement_sq == pytest.approx(wv @ wv, rel=1e-6)
+
+
+def test_adapter_keeps_the_totals(linreg):
+    w, params, init, m = linreg
+    sp = to_spectrum(m, bins=30, meta={"workload": "linreg"})
+    n_top = int(np.sum(m.eigenvalues > sp.meta["h_floor"]))
+    assert np.allclose(sp.h[:n_top], m.eigenvalues[:n_top])
+    assert np.allclose(sp.c[:n_top], m.c_top[:n_top])
+    assert sp.dimension + sp.meta["dropped_directions"] == pytest.approx(64, rel=1e-9)
+    # bulk noise: both remaining traces are matched by c(h) = a h^q (unless q was clipped)
+    assert -2 < sp.meta["bulk_noise_exponent"] < 4
+    assert np.sum(sp.count * sp.c) == pytest.approx(m.noise.trace_sigma, rel=1e-6)
+    assert np.sum(sp.count * sp.h * sp.c) == pytest.approx(m.noise.trace_h_sigma, rel=1e-6)
+    # the displacement: 0 here, since the reference is params itself... use init instead
+    m2 = m.__class__(**{**m.__dict__, "s0_top": (m.eigenvectors.T @ params["weight"].double()
+                                                  .numpy().ravel()) ** 2,
+                        "displacement_sq": float((params["weight"].double() ** 2).sum())})
+    sp2 = to_spectrum(m2, bins=30)
+    assert np.sum(sp2.count * sp2.s0) == pytest.approx(m2.displacement_sq, rel=0.05)
+    assert sp.meta["k"] == 8 and sp.meta["curvature"] == "hessian"
+
+
+def test_spectrum_file_round_trips_into_predict(linreg, tmp_path):
+    w, params, init, m = linreg
+    m2 = m.__class__(**{**m.__dict__, "s0_top": np.ones(8), "displacement_sq": 64.0})
+    sp = to_spectrum(m2, bins=20, meta={"workload": "linreg"})
+    sp.save(tmp_path / "s.npz")
+    back = load(tmp_path / "s.npz")
+    assert np.array_equal(back.h, sp.h) and np.array_equal(back.count, sp.count)
+    assert back.meta["workload"] == "linreg" and back.meta["k"] == 8
+    target = 0.1 * sp.initial_loss()
+    res = CliRunner().invoke(cli, ["predict", "--spectrum", str(tmp_path / "s.npz"), "--target",
+                                   str(target), "--batch-sizes", "1,16,256", "--quiet",
+                                   "--json", str(tmp_path / "p.json")])
+    assert res.exit_code == 0, res.output
+    pts = json.loads((tmp_path / "p.json").read_text())["points"]
+    assert all(p["reached"] for p in pts)
+    assert pts[0]["steps"] > pts[1]["steps"] > pts[2]["steps"] - 1
+
+
+@pytest.mark.parametrize("name", ["mlp-digits", "cnn-digits", "charlm"])
+def test_every_workload_measures(name):
+    w = workloads.get(name)
+    init = {k: v.detach() for k, v in w.make_model(0).named_parameters()}
+    ref = {k: v + 0.01 for k, v in init.items()}
+    m = measure(w, init, init, ref, MeasureConfig(examples=48, hessian_examples=8, **SMALL))
+    assert m.eigenvalues.shape == (5,) and np.all(np.diff(m.eigenvalues) <= 1e-12)
+    assert m.noise.trace_sigma > 0 and m.noise.grad_norm_sq > 0
+    assert m.displacement_sq == pytest.approx(1e-4 * m.dim, rel=1e-3)
+    sp = to_spectrum(m, bins=10)
+    assert sp.n_rows >= 2 and np.all(sp.h > 0)
+
+
+def test_checkpoint_files_are_tensors_only(tmp_path):
+    w = workloads.get("logreg-digits")
+    model = w.make_model(0)
+    params = {k: v.detach() + 1 for k, v in model.named_parameters()}
+    checkpoints.save(params, tmp_path / "c.pt")
+    back = checkpoints.load(tmp_path / "c.pt", model)
+    assert all(torch.equal(back[k], params[k]) for k in params)
+    torch.save({"weight": object()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="tensors-only"):
+        checkpoints.load(tmp_path / "evil.pt", model)
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "short.pt")
+    with pytest.raises(ValueError, match="lacks parameter"):
+        checkpoints.load(tmp_path / "short.pt", model)
+    torch.save({"weight": torch.zeros(3), "bias": torch.zeros(10)}, tmp_path / "shape.pt")
+    with pytest.raises(ValueError, match="shape"):
+        checkpoints.load(tmp_path / "shape.pt", model)
+
+
+def test_train_checkpoints_reach_the_target():
+    w = workloads.get("linreg")
+    cps = checkpoints.train_checkpoints(w, [0, 10], at_target=True, seed=0)
+    assert [c.label for c in cps][:2] == ["init", "step 10"] and cps[-1].label == "target"
+    assert cps[-1].metric <= w.target < cps[0].metric
+    with pytest.raises(ValueError, match="did not reach"):
+        checkpoints.train_checkpoints(w, [], at_target=True, budget=3)
+
+
+def test_measure_cli_along_training(tmp_path):
+    out = tmp_path / "m"
+    common = ["measure", "--workload", "logreg-digits", "--top-k", "4", "--slq-steps", "10",
+              "--slq-vectors", "2", "--bootstrap", "20", "--hessian-examples", "16", "--quiet"]
+    res = CliRunner().invoke(cli, common + ["--at-step", "0,20", "--at-target", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "measure.json").read_text())
+    for key in ("b_simple", "b_simple_ci", "b_noise", "b_noise_ci", "trace_hessian",
+                "trace_sigma", "grad_norm_sq", "top_eigenvalues"):
+        assert key in rec
+    assert [p["label"] for p in rec["along_training"]] == ["init", "step 20", "target"]
+    assert rec["label"] == "target" and rec["metric"] <= rec["target"]
+    assert len(rec["top_eigenvalues"]) == 4 and rec["versions"]["torch"]
+    for f in ("spectrum.npz", "measure.csv", "spectrum.png", "noise_scale.png",
+              "checkpoints/target.pt"):
+        assert (out / f).exists(), f
+    assert load(out / "spectrum.npz").meta["checkpoint"] == "target"
+    # measuring at a saved checkpoint gives the same numbers as at-target
+    res = CliRunner().invoke(cli, common + ["--checkpoint", str(out / "checkpoints/target.pt"),
+                                            "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    rec2 = json.loads((tmp_path / "c" / "measure.json").read_text())
+    assert rec2["top_eigenvalues"] == pytest.approx(rec["top_eigenvalues"], rel=1e-6)
+    assert rec2["b_simple"] == pytest.approx(rec["b_simple"], rel=1e-9)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--checkpoint", "nope.pt"], "checkpoint not found"),
+    (["--at-step", "0", "--checkpoint", "x.pt"], "not both"),
+    (["--at-step", "a,b"], "bad --at-step"),
+    (["--lr", "-1"], "--lr must be"),
+])
+def test_measure_cli_bad_input(extra, message, tmp_path):
+    res = CliRunner().invoke(cli, ["measure", "--workload", "logreg-digits", "--out",
+                                   str(tmp_path)] + extra)
+    assert res.exit_code == 2
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_measure_cli_custom_workload(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "d.npz", X_train=X[:150], y_train=y[:150], X_val=X[150:], y_val=y[150:])
+    res = CliRunner().invoke(cli, [
+        "measure", "--workload", "custom", "--data", str(tmp_path / "d.npz"), "--model",
+        "logreg", "--target", "0.2", "--top-k", "3", "--bootstrap", "20", "--slq-steps", "5",
+        "--quiet", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "o" / "measure.json").read_text())
+    assert rec["n_params"] == 12 and rec["n_examples"] == 150

@@ -1,0 +1,70 @@
+"""Per-example gradients, the noise statistics and the two-batch estimator."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from empirical import workloads
+from empirical.curvature import CurvatureOperator, FlatModel
+from empirical.noise import noise_stats, per_example_grads, two_batch_b_simple
+
+
+@pytest.fixture(scope="module")
+def logreg():
+    w = workloads.get("logreg-digits")
+    x, y = w.train_set()
+    flat = FlatModel(w.make_model(0))
+    return w, flat, x, y
+
+
+def test_per_example_grads_equal_a_loop(logreg):
+    w, flat, x, y = logreg
+    G = per_example_grads(flat, w.loss, x[:20], y[:20], chunk=7)
+    for n in (0, 6, 7, 19):
+        theta = flat.theta.clone().requires_grad_(True)
+        loss = w.loss(flat(theta, x[n:n + 1].double()), y[n:n + 1])
+        (g,) = torch.autograd.grad(loss, theta)
+        assert np.allclose(G[n], g.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_noise_stats_match_their_definitions(logreg):
+    w, flat, x, y = logreg
+    x, y = x[:200], y[:200]
+    grads = per_example_grads(flat, w.loss, x, y)
+    op = CurvatureOperator(flat, w.loss, x, y)
+    V = np.linalg.qr(np.random.default_rng(0).standard_normal((flat.dim, 3)))[0]
+    st = noise_stats(grads, op, V, hessian_examples=200, bootstrap=50, seed=0)
+    G = grads.mean(0)
+    Sigma = np.cov(grads.T, bias=True)
+    H = op.matmat(np.eye(flat.dim))
+    assert st.trace_sigma == pytest.approx(np.trace(Sigma), rel=1e-10)
+    assert st.grad_norm_sq == pytest.approx(G @ G, rel=1e-12)
+    assert np.allclose(st.c, np.einsum("pi,pq,qi->i", V, Sigma, V), rtol=1e-9)
+    assert st.trace_h_sigma == pytest.approx(np.trace(H @ Sigma), rel=1e-9)
+    assert st.g_h_g == pytest.approx(G @ H @ G, rel=1e-10)
+    assert st.b_simple == pytest.approx(np.trace(Sigma) / (G @ G), rel=1e-10)
+    assert st.b_noise == pytest.approx(np.trace(H @ Sigma) / (G @ H @ G), rel=1e-9)
+    assert st.b_simple_ci[0] < st.b_simple < st.b_simple_ci[1]
+    assert st.b_noise_ci[0] < st.b_noise < st.b_noise_ci[1]
+
+
+def test_two_batch_estimator_agrees_with_per_example_value(logreg):
+    """The unbiased two-batch B_simple (ratio of separately averaged estimates, 300 draws,
+    seed 0) must contain the exact per-example value in its 95% bootstrap interval."""
+    w, flat, x, y = logreg
+    grads = per_example_grads(flat, w.loss, x, y)
+    G = grads.mean(0)
+    exact = (np.einsum("np,np->n", grads, grads).mean() - G @ G) / (G @ G)
+    tb = two_batch_b_simple(flat, w.loss, x, y, b_small=8, b_big=256, draws=300, seed=0)
+    assert tb.ci[0] <= exact <= tb.ci[1], (exact, tb)
+    assert tb.ci[1] - tb.ci[0] < 0.5 * exact          # and the interval is informative
+    with pytest.raises(ValueError, match="b_small < b_big"):
+        two_batch_b_simple(flat, w.loss, x, y, b_small=8, b_big=8)
+
+
+def test_bootstrap_needs_replicates(logreg):
+    w, flat, x, y = logreg
+    op = CurvatureOperator(flat, nn.functional.cross_entropy, x[:10], y[:10])
+    with pytest.raises(ValueError, match="bootstrap"):
+        noise_stats(np.zeros((10, flat.dim)), op, np.eye(flat.dim)[:, :1], bootstrap=1)
