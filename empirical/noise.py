@@ -38,19 +38,30 @@ from torch.func import grad, vmap
 
 def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
                       chunk: int = 256) -> np.ndarray:
-    """(N, P) float64 matrix of per-example gradients by vmap(grad), `chunk` examples at a time
-    (bounds memory)."""
+    """(N, P) float64 matrix of per-example gradients by vmap(grad) over the parameter dict,
+    `chunk` examples at a time (bounds the memory of intermediates), written block by block
+    into one preallocated array in the flat parameter order."""
+    from torch.func import functional_call
+
     from empirical.curvature import float64_inputs
 
     x = float64_inputs(x)
     y = y.double() if y.is_floating_point() else y
+    params = flat.unflatten(flat.theta)
 
-    def one(theta, xi, yi):
-        return loss(flat(theta, xi[None]), yi[None])
+    def one(p, xi, yi):
+        return loss(functional_call(flat.base, p, (xi[None],)), yi[None])
 
     g = vmap(grad(one), in_dims=(None, 0, 0))
-    return torch.cat([g(flat.theta, x[s:s + chunk], y[s:s + chunk])
-                      for s in range(0, x.shape[0], chunk)]).numpy()
+    out = np.empty((x.shape[0], flat.dim))
+    view = torch.from_numpy(out)
+    for s in range(0, x.shape[0], chunk):
+        block = g(params, x[s:s + chunk], y[s:s + chunk])
+        offset = 0
+        for name, size in zip(flat.names, flat.sizes):
+            view[s:s + chunk, offset:offset + size] = block[name].reshape(-1, size)
+            offset += size
+    return out
 
 
 class NoiseStats(NamedTuple):
