@@ -18,6 +18,7 @@ the model.  Each call to `matvec` is one operator product, counted in `n_product
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -75,6 +76,7 @@ class CurvatureOperator:
         self.batches = [(s, min(s + batch_size, self.n)) for s in range(0, self.n, batch_size)]
         self.shape = (flat.dim, flat.dim)
         self.n_products = 0
+        self._vectorize: bool | None = None   # decided by the first matmat
 
     def _batch_loss(self, x, y):
         return lambda theta: self.loss(self.flat(theta, x), y)
@@ -104,13 +106,24 @@ class CurvatureOperator:
         return self._product(v).numpy()
 
     def matmat(self, V, chunk: int = 32) -> np.ndarray:
-        """H V for the columns of V (P x m), `chunk` columns at a time under vmap; m products."""
+        """H V for the columns of V (P x m); m products.  Columns go `chunk` at a time under
+        vmap, or one by one, whichever the first call measured to be faster for this model
+        (vmap over tangents is fast for dense layers but turns convolutions and attention into
+        slow batched kernels on CPU)."""
         V = torch.as_tensor(np.asarray(V, dtype=np.float64))
-        cols = []
-        for s in range(0, V.shape[1], chunk):
-            block = V[:, s:s + chunk].T.contiguous()
-            cols.append(vmap(self._product)(block).T)
-            self.n_products += block.shape[0]
+        cols, start = [], 0
+        if self._vectorize is None and V.shape[1] >= 4:
+            t0 = time.perf_counter()
+            cols.append(vmap(self._product)(V[:, :2].T.contiguous()).T)
+            t1 = time.perf_counter()
+            cols += [self._product(V[:, j])[:, None] for j in (2, 3)]
+            self._vectorize = (t1 - t0) <= (time.perf_counter() - t1)
+            start = 4
+        step = chunk if self._vectorize else 1
+        for s in range(start, V.shape[1], step):
+            cols.append(vmap(self._product)(V[:, s:s + step].T.contiguous()).T if step > 1
+                        else self._product(V[:, s])[:, None])
+        self.n_products += V.shape[1]
         return torch.cat(cols, dim=1).numpy()
 
     def as_linear_operator(self):

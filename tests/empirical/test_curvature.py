@@ -51,3 +51,14 @@ def test_loss_value_and_validation(tiny):
         CurvatureOperator(flat, nn.functional.cross_entropy, x, y, kind="fisher")
     with pytest.raises(ValueError, match="same, non-zero number"):
         CurvatureOperator(flat, nn.functional.cross_entropy, x, y[:5])
+
+
+@pytest.mark.parametrize("vectorize", [True, False, None])
+def test_matmat_paths_agree_with_matvec(tiny, vectorize):
+    flat, x, y = tiny
+    op = CurvatureOperator(flat, nn.functional.cross_entropy, x, y, batch_size=10)
+    op._vectorize = vectorize            # vmap, column loop, or decided by timing
+    V = np.random.default_rng(1).standard_normal((flat.dim, 9))
+    HV = op.matmat(V, chunk=4)
+    assert np.allclose(HV, np.stack([op.matvec(v) for v in V.T], 1), rtol=0, atol=1e-13)
+    assert op.n_products == 18
