@@ -428,6 +428,14 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
 
 
+def _with_interval(value, ci) -> str:
+    """'12.3 [10.1, 15]', with 'inf' for an unbounded end and '-' for no estimate."""
+    if value is None:
+        return "-"
+    lo, hi = ci or (None, None)
+    return f"{_fmt(value)} [{_fmt(lo, '.3g')}, {'inf' if hi is None else _fmt(hi, '.3g')}]"
+
+
 def _parse_steps(text: str | None) -> list[int]:
     if not text:
         return []
@@ -559,19 +567,16 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
         wr.writerow(keys + ["b_simple_lo", "b_simple_hi", "b_noise_lo", "b_noise_hi",
                             "top_eigenvalue"])
         for a in along:
-            ci = a["b_noise_ci"] or [None, None]
-            wr.writerow([a[k] for k in keys] + a["b_simple_ci"] + ci + [a["top_eigenvalues"][0]])
+            wr.writerow([a[k] for k in keys] + (a["b_simple_ci"] or [None, None])
+                        + (a["b_noise_ci"] or [None, None]) + [a["top_eigenvalues"][0]])
 
     click.echo(f"{workload}: {w.metric_name} target {w.target:g}; {curvature}, "
                f"{results[0].n_examples} examples, {results[0].dim} parameters")
     click.echo(f"{'checkpoint':<12} {'step':>6} {'metric':>8} {'B_simple':>22} "
                f"{'B_noise':>22} {'lambda_max':>10} {'tr(H)':>9}")
     for a in along:
-        bs = f"{_fmt(a['b_simple'])} [{_fmt(a['b_simple_ci'][0], '.3g')}, " \
-             f"{_fmt(a['b_simple_ci'][1], '.3g')}]"
-        bn = "-" if a["b_noise"] is None else \
-            f"{_fmt(a['b_noise'])} [{_fmt(a['b_noise_ci'][0], '.3g')}, " \
-            f"{_fmt(a['b_noise_ci'][1], '.3g')}]"
+        bs, bn = _with_interval(a["b_simple"], a["b_simple_ci"]), \
+            _with_interval(a["b_noise"], a["b_noise_ci"])
         click.echo(f"{a['label']:<12} {a['step']:>6d} {_fmt(a['metric']):>8} {bs:>22} {bn:>22} "
                    f"{_fmt(a['top_eigenvalues'][0]):>10} {_fmt(a['trace_hessian']):>9}")
     click.echo(f"top eigenvalues at {along[-1]['label']}: "

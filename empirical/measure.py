@@ -77,8 +77,8 @@ class Measurement:
             "label": self.label, "step": self.step, "metric": self.metric,
             "train_loss": self.train_loss, "curvature": self.config.kind,
             "n_examples": self.n_examples, "n_params": self.dim,
-            "b_simple": n.b_simple, "b_simple_ci": list(n.b_simple_ci),
-            "b_noise": n.b_noise, "b_noise_ci": list(n.b_noise_ci) if n.b_noise_ci else None,
+            "b_simple": n.b_simple, "b_simple_ci": _interval(n.b_simple_ci),
+            "b_noise": n.b_noise, "b_noise_ci": _interval(n.b_noise_ci),
             "trace_hessian": self.trace, "trace_hessian_se": self.trace_se,
             "trace_hessian_slq": float(self.bulk.trace() + self.eigenvalues.sum()),
             "trace_sigma": n.trace_sigma, "grad_norm_sq": n.grad_norm_sq,
@@ -87,6 +87,13 @@ class Measurement:
             "top_s0": self.s0_top.tolist(), "displacement_sq": self.displacement_sq,
             "operator_products": self.products, "wall_s": round(self.wall_s, 2),
         }
+
+
+def _interval(ci) -> list | None:
+    """[lo, hi] for JSON; an unbounded end (inf) becomes null."""
+    if ci is None:
+        return None
+    return [float(v) if np.isfinite(v) else None for v in ci]
 
 
 def training_examples(workload: Workload, examples: int | None, seed: int):

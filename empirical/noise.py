@@ -1,30 +1,34 @@
 """Gradient noise: per-example gradients, their covariance and the gradient noise scales.
 
-Over N examples with per-example gradients g_n (of the per-example loss) and mean gradient
-G = (1/N) sum_n g_n (the full-batch gradient of the mean training loss):
+The N measured examples are treated as a sample of the data distribution.  With per-example
+gradients g_n (of the per-example loss), their mean g = (1/N) sum_n g_n and the plug-in
+covariance S = (1/N) sum_n (g_n - g)(g_n - g)', the estimates are (unbiased for the
+distribution's G = E g_n and Sigma = Cov g_n, H fixed):
 
-    Sigma       = (1/N) sum_n (g_n - G)(g_n - G)'     per-example covariance (a batch of B
-                                                      examples drawn with replacement has
-                                                      gradient covariance Sigma / B)
-    tr(Sigma)   = (1/N) sum_n |g_n|^2 - |G|^2
-    c_i         = v_i' Sigma v_i = (1/N) sum_n (v_i' g_n)^2 - (v_i' G)^2
-    tr(H Sigma) = (1/N) sum_n g_n' H g_n - G' H G
+    tr(Sigma)   = N/(N-1) tr(S),          tr(S) = (1/N) sum_n |g_n|^2 - |g|^2
+    |G|^2       = |g|^2 - tr(Sigma) / N   (|g|^2 alone is too large by tr(Sigma)/N on average)
+    c_i         = N/(N-1) v_i' S v_i
+    tr(H Sigma) = N/(N-1) [(1/N) sum_n g_n' H g_n - g' H g]
+    G' H G      = g' H g - tr(H Sigma) / N
     B_simple    = tr(Sigma) / |G|^2,   B_noise = tr(H Sigma) / (G' H G)   (McCandlish et al.
                   2018, arXiv 1812.06162, eqs. 2.8 and 2.9)
 
-The mean of g_n' H g_n costs one operator product per example, so it is taken over a seeded
-random subset of `hessian_examples` examples (all of them when N is smaller).  Confidence
-intervals come from a nonparametric bootstrap over examples: each replicate resamples the N
-examples (for tr Sigma, G and G' H G, the latter by one product per replicate) and,
-independently, the subset (for the g' H g mean); intervals are basic (reverse-percentile) 95%
-bootstrap intervals.
+A batch of B examples drawn with replacement has gradient covariance Sigma / B.  A ratio whose
+denominator estimate is <= 0 (noise swamps the mean gradient, or negative curvature along G)
+is reported as None.  The mean of g_n' H g_n costs one operator product per example, so it is
+taken over a seeded random subset of `hessian_examples` examples (all of them when N is
+smaller).  Confidence intervals: nonparametric bootstrap over examples; each replicate
+resamples the N examples (for g and tr S, and g' H g by one product per replicate) and,
+independently, the subset (for the g' H g mean), recomputes the same estimates, and the 95%
+interval is the 2.5/97.5% percentiles of the replicates.
 
 Two-batch estimator (McCandlish et al., appendix A) from mean-loss gradients of batches drawn
 with replacement, B_small < B_big, of the same parameters:
     |G|^2     ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
     tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
-both unbiased; numerator and denominator are averaged over the draws separately before the
-ratio is taken.
+both unbiased for the set the batches are drawn from (here the N examples: its plug-in tr S
+and |g|^2); numerator and denominator are averaged over the draws separately before the ratio
+is taken.
 """
 
 from __future__ import annotations
@@ -69,9 +73,9 @@ class NoiseStats(NamedTuple):
     grad_norm_sq: float
     trace_h_sigma: float
     g_h_g: float
-    b_simple: float
-    b_noise: float | None          # None when G'HG <= 0 (negative curvature along G)
-    b_simple_ci: tuple[float, float]
+    b_simple: float | None         # None when the |G|^2 estimate is <= 0
+    b_noise: float | None          # None when the G'HG estimate is <= 0
+    b_simple_ci: tuple[float, float] | None
     b_noise_ci: tuple[float, float] | None
     c: np.ndarray                  # variance along each given direction
     hessian_examples: int
@@ -82,53 +86,59 @@ def _ratio(num: float, den: float) -> float | None:
     return float(num / den) if den > 0 else None
 
 
+def _estimates(mean_sq, g2, mean_q, ghg, n: int):
+    """(tr Sigma, |G|^2, tr H Sigma, G'HG) from plug-in moments (module docstring); works
+    elementwise on arrays of bootstrap replicates too."""
+    f = n / (n - 1)
+    tr_sigma = f * (mean_sq - g2)
+    tr_h_sigma = f * (mean_q - ghg)
+    return tr_sigma, g2 - tr_sigma / n, tr_h_sigma, ghg - tr_h_sigma / n
+
+
 def noise_stats(grads: np.ndarray, op, directions: np.ndarray, hessian_examples: int = 128,
                 bootstrap: int = 100, seed: int = 0) -> NoiseStats:
-    """The quantities of the module docstring from per-example gradients `grads` (N, P), the
+    """The estimates of the module docstring from per-example gradients `grads` (N, P), the
     curvature operator `op` and orthonormal `directions` (P, k)."""
     if bootstrap < 2:
         raise ValueError(f"bootstrap needs at least 2 replicates, got {bootstrap}")
-    rng = np.random.default_rng(seed)
     N = grads.shape[0]
-    G = grads.mean(0)
+    if N < 2:
+        raise ValueError(f"the noise statistics need at least 2 examples, got {N}")
+    rng = np.random.default_rng(seed)
+    g = grads.mean(0)
     sq = np.einsum("np,np->n", grads, grads)
-    trace_sigma = float(sq.mean() - G @ G)
     proj = grads @ directions
-    c = np.maximum((proj**2).mean(0) - (G @ directions) ** 2, 0.0)
+    c = np.maximum(N / (N - 1) * ((proj**2).mean(0) - (g @ directions) ** 2), 0.0)
 
     sub = np.sort(rng.choice(N, size=min(N, hessian_examples), replace=False))
     q = np.einsum("np,pn->n", grads[sub], op.matmat(grads[sub].T))
-    ghg = float(G @ op.matvec(G))
-    trace_h_sigma = float(q.mean() - ghg)
+    tr_s, g2, tr_hs, ghg = _estimates(sq.mean(), float(g @ g), q.mean(),
+                                      float(g @ op.matvec(g)), N)
 
-    # bootstrap replicates: resampled examples for G and tr(Sigma), resampled subset for q
+    # bootstrap replicates: resampled examples for g and tr S, resampled subset for the q mean
     W = np.stack([np.bincount(rng.integers(0, N, N), minlength=N) / N for _ in range(bootstrap)])
     q_means = np.array([q[rng.integers(0, q.size, q.size)].mean() for _ in range(bootstrap)])
-    Gb = (W @ grads).T                                     # (P, R)
-    g2b = np.einsum("pr,pr->r", Gb, Gb)
-    ghgb = np.einsum("pr,pr->r", Gb, op.matmat(Gb))
+    gb = (W @ grads).T                                     # (P, R)
+    r_s, r_g2, r_hs, r_ghg = _estimates(W @ sq, np.einsum("pr,pr->r", gb, gb), q_means,
+                                        np.einsum("pr,pr->r", gb, op.matmat(gb)), N)
     with np.errstate(divide="ignore", invalid="ignore"):
-        b_s = np.where(g2b > 0, (W @ sq - g2b) / g2b, np.nan)
-        bn = np.where(ghgb > 0, (q_means - ghgb) / ghgb, np.nan)
-    g2 = float(G @ G)
-    b_noise = _ratio(trace_h_sigma, ghg)
+        b_s = np.where(r_g2 > 0, r_s / r_g2, np.nan)
+        b_n = np.where(r_ghg > 0, r_hs / r_ghg, np.nan)
+    b_simple, b_noise = _ratio(tr_s, g2), _ratio(tr_hs, ghg)
     return NoiseStats(
-        trace_sigma=trace_sigma, grad_norm_sq=g2, trace_h_sigma=trace_h_sigma, g_h_g=ghg,
-        b_simple=trace_sigma / g2 if g2 > 0 else float("inf"), b_noise=b_noise,
-        b_simple_ci=_basic_interval(trace_sigma / g2 if g2 > 0 else None, b_s),
-        b_noise_ci=_basic_interval(b_noise, bn) if b_noise is not None else None,
+        trace_sigma=float(tr_s), grad_norm_sq=float(g2), trace_h_sigma=float(tr_hs),
+        g_h_g=float(ghg), b_simple=b_simple, b_noise=b_noise,
+        b_simple_ci=_percentiles(b_s) if b_simple is not None else None,
+        b_noise_ci=_percentiles(b_n) if b_noise is not None else None,
         c=c, hessian_examples=int(sub.size), bootstrap=int(bootstrap))
 
 
-def _basic_interval(estimate: float, reps: np.ndarray) -> tuple[float, float]:
-    """The basic (reverse-percentile) 95% bootstrap interval [2t - q97.5, 2t - q2.5]: it
-    corrects the shift of the replicates, e.g. |G*|^2 exceeds |G|^2 by tr(Sigma)/N on average,
-    which pulls the replicates of B_simple below the estimate."""
-    reps = reps[np.isfinite(reps)]
-    if reps.size == 0 or estimate is None:
-        return (float("nan"), float("nan"))
+def _percentiles(reps: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of the finite replicates (a ratio whose denominator
+    replicate is <= 0 is unbounded above: such replicates count as +inf)."""
+    reps = np.where(np.isnan(reps), np.inf, reps)
     lo, hi = np.percentile(reps, [2.5, 97.5])
-    return (float(max(2 * estimate - hi, 0.0)), float(2 * estimate - lo))
+    return (float(lo), float(hi))
 
 
 class TwoBatch(NamedTuple):
@@ -145,7 +155,7 @@ def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: in
 
     Each draw takes b_big indices with replacement; G_big is their mean gradient and G_small
     that of the first b_small of them.  The interval is a percentile bootstrap over draws of the
-    ratio of means (basic interval).
+    ratio of means.
     """
     from empirical.curvature import float64_inputs
 
@@ -164,11 +174,9 @@ def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: in
         s_est[d] = (n_small - n_big) / (1 / b_small - 1 / b_big)
         g_est[d] = (b_big * n_big - b_small * n_small) / (b_big - b_small)
     rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(bootstrap):
-        i = rng.integers(0, draws, draws)
-        if g_est[i].mean() > 0:
-            reps.append(s_est[i].mean() / g_est[i].mean())
-    estimate = _ratio(s_est.mean(), g_est.mean())
-    return TwoBatch(estimate, _basic_interval(estimate, np.array(reps)),
+    idx = rng.integers(0, draws, (bootstrap, draws))
+    s_rep, g_rep = s_est[idx].mean(1), g_est[idx].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = np.where(g_rep > 0, s_rep / g_rep, np.nan)
+    return TwoBatch(_ratio(s_est.mean(), g_est.mean()), _percentiles(reps),
                     float(s_est.mean()), float(g_est.mean()), draws)

@@ -148,7 +148,8 @@ def noise_along_training(points: list[dict], path, title: str = "") -> None:
     x = np.arange(len(points))
     for key, color in (("b_simple", "tab:blue"), ("b_noise", "tab:green")):
         v = np.array([np.nan if p[key] is None else p[key] for p in points], dtype=float)
-        ci = np.array([p[f"{key}_ci"] or [np.nan, np.nan] for p in points], dtype=float)
+        ci = np.array([[np.nan if c is None else c for c in (p[f"{key}_ci"] or [None, None])]
+                       for p in points], dtype=float)
         err = np.abs(np.stack([v - ci[:, 0], ci[:, 1] - v]))
         ax.errorbar(x, v, yerr=err, fmt="o-", color=color, capsize=4, label=key)
     ax.set_yscale("log")

@@ -36,15 +36,17 @@ def test_linreg_matches_closed_forms(linreg):
     H = X.T @ X / 512                                   # loss 1/2 (w'x - y)^2
     g = X * (X @ wv - Y)[:, None]                       # per-example gradients
     G = g.mean(0)
-    Sigma = (g - G).T @ (g - G) / 512
+    Sigma = (g - G).T @ (g - G) / 511                   # unbiased covariance
     lam, V = np.linalg.eigh(H)
     lam, V = lam[::-1][:8], V[:, ::-1][:, :8]
     assert np.allclose(m.eigenvalues, lam, rtol=1e-9)
     assert np.allclose(m.c_top, np.einsum("pi,pq,qi->i", V, Sigma, V), rtol=1e-8)
     assert m.noise.trace_sigma == pytest.approx(np.trace(Sigma), rel=1e-10)
-    assert m.noise.grad_norm_sq == pytest.approx(G @ G, rel=1e-10)
-    assert m.noise.b_simple == pytest.approx(np.trace(Sigma) / (G @ G), rel=1e-9)
-    assert m.noise.b_noise == pytest.approx(np.trace(H @ Sigma) / (G @ H @ G), rel=1e-9)
+    G2 = G @ G - np.trace(Sigma) / 512
+    GHG = G @ H @ G - np.trace(H @ Sigma) / 512
+    assert m.noise.grad_norm_sq == pytest.approx(G2, rel=1e-10)
+    assert m.noise.b_simple == pytest.approx(np.trace(Sigma) / G2, rel=1e-9)
+    assert m.noise.b_noise == pytest.approx(np.trace(H @ Sigma) / GHG, rel=1e-9)
     assert m.trace == pytest.approx(np.trace(H), abs=5 * m.trace_se)
     assert m.train_loss == pytest.approx(0.5 * np.mean((X @ wv - Y) ** 2), rel=1e-12)
     # and the population: H = E[x x'] = diag(i^-1) up to sampling error of 512 examples

@@ -35,23 +35,26 @@ def test_noise_stats_match_their_definitions(logreg):
     op = CurvatureOperator(flat, w.loss, x, y)
     V = np.linalg.qr(np.random.default_rng(0).standard_normal((flat.dim, 3)))[0]
     st = noise_stats(grads, op, V, hessian_examples=200, bootstrap=50, seed=0)
-    G = grads.mean(0)
-    Sigma = np.cov(grads.T, bias=True)
+    g = grads.mean(0)
+    Sigma = np.cov(grads.T)                  # unbiased sample covariance, 1/(N-1)
     H = op.matmat(np.eye(flat.dim))
+    G2 = g @ g - np.trace(Sigma) / 200       # unbiased |G|^2
+    GHG = g @ H @ g - np.trace(H @ Sigma) / 200
     assert st.trace_sigma == pytest.approx(np.trace(Sigma), rel=1e-10)
-    assert st.grad_norm_sq == pytest.approx(G @ G, rel=1e-12)
+    assert st.grad_norm_sq == pytest.approx(G2, rel=1e-10)
     assert np.allclose(st.c, np.einsum("pi,pq,qi->i", V, Sigma, V), rtol=1e-9)
     assert st.trace_h_sigma == pytest.approx(np.trace(H @ Sigma), rel=1e-9)
-    assert st.g_h_g == pytest.approx(G @ H @ G, rel=1e-10)
-    assert st.b_simple == pytest.approx(np.trace(Sigma) / (G @ G), rel=1e-10)
-    assert st.b_noise == pytest.approx(np.trace(H @ Sigma) / (G @ H @ G), rel=1e-9)
+    assert st.g_h_g == pytest.approx(GHG, rel=1e-9)
+    assert st.b_simple == pytest.approx(np.trace(Sigma) / G2, rel=1e-9)
+    assert st.b_noise == pytest.approx(np.trace(H @ Sigma) / GHG, rel=1e-9)
     assert st.b_simple_ci[0] < st.b_simple < st.b_simple_ci[1]
     assert st.b_noise_ci[0] < st.b_noise < st.b_noise_ci[1]
 
 
 def test_two_batch_estimator_agrees_with_per_example_value(logreg):
     """The unbiased two-batch B_simple (ratio of separately averaged estimates, 300 draws,
-    seed 0) must contain the exact per-example value in its 95% bootstrap interval."""
+    seed 0) of batches drawn from the training set must contain that set's exact per-example
+    value tr(S)/|g|^2 in its 95% bootstrap interval."""
     w, flat, x, y = logreg
     grads = per_example_grads(flat, w.loss, x, y)
     G = grads.mean(0)
