@@ -472,6 +472,9 @@ def _parse_steps(text: str | None) -> list[int]:
               show_default=True)
 @click.option("--bins", type=click.IntRange(min=1), default=60, show_default=True,
               help="Bulk density bins in the spectrum file.")
+@click.option("--two-batch", default=None, metavar="B_SMALL,B_BIG",
+              help="Also estimate B_simple from pairs of batch gradients (no per-example "
+                   "gradients; McCandlish et al. appendix A), e.g. 8,256.")
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "nesterov", "adam"]),
               default=None, help="Reference run's optimizer (default: the workload's).")
 @click.option("--lr", type=float, default=None, help="Reference run's learning rate.")
@@ -490,7 +493,7 @@ def _parse_steps(text: str | None) -> list[int]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_input_errors
 def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, examples,
-            hessian_examples, slq_vectors, slq_steps, n_boot, bins, optimizer, lr,
+            hessian_examples, slq_vectors, slq_steps, n_boot, bins, two_batch, optimizer, lr,
             train_batch_size, budget, target, data, model, seed, out_dir, quiet):
     """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
     Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
@@ -517,9 +520,16 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
         raise InputError("give either --checkpoint or --at-step/--at-target, not both")
     if not checkpoint and not steps and not at_target:
         steps, at_target = [0], True
+    if two_batch is not None:
+        try:
+            two_batch = tuple(int(b) for b in two_batch.split(","))
+        except ValueError:
+            raise InputError(f"bad --two-batch '{two_batch}': give B_SMALL,B_BIG") from None
+        if len(two_batch) != 2:
+            raise InputError("bad --two-batch: give two batch sizes B_SMALL,B_BIG")
     cfg = MeasureConfig(top_k=top_k, kind=curvature, examples=examples,
                         hessian_examples=hessian_examples, slq_vectors=slq_vectors,
-                        slq_steps=slq_steps, bootstrap=n_boot, seed=seed)
+                        slq_steps=slq_steps, bootstrap=n_boot, two_batch=two_batch, seed=seed)
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -546,11 +556,14 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
         sp.save(out / f"spectrum_{m.label.replace(' ', '_')}.npz")
         spectra.append(sp)
     spectra[-1].save(out / "spectrum.npz")
+    if spectra[-1].initial_loss() == 0:
+        click.echo("warning: s0 = 0 everywhere (the reference solution is the measured point "
+                   "itself); measure a later step or --at-target for a usable spectrum", err=True)
     ref_run = {**w.reference, **{k: v for k, v in (("optimizer", optimizer), ("lr", lr),
                                                    ("batch_size", train_batch_size))
                                   if v is not None}}
-    along = [{**m.summary(), "nqm_noise_scales": dict(zip(("b_noise", "b_simple"),
-                                                          sp.noise_scales())),
+    along = [{**m.summary(), "nqm_noise_scales": {k: v if math.isfinite(v) else None for k, v in
+                                                  zip(("b_noise", "b_simple"), sp.noise_scales())},
               "spectrum_rows": sp.n_rows, "dropped_directions": sp.meta["dropped_directions"],
               "bulk_noise_exponent": sp.meta["bulk_noise_exponent"]}
              for m, sp in zip(results, spectra)]
@@ -579,6 +592,11 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
             _with_interval(a["b_noise"], a["b_noise_ci"])
         click.echo(f"{a['label']:<12} {a['step']:>6d} {_fmt(a['metric']):>8} {bs:>22} {bn:>22} "
                    f"{_fmt(a['top_eigenvalues'][0]):>10} {_fmt(a['trace_hessian']):>9}")
+        if a["two_batch"]:
+            tb = a["two_batch"]
+            click.echo(f"{'':<12} two-batch B_simple ({tb['b_small']}, {tb['b_big']}; "
+                       f"{tb['draws']} draws) = "
+                       f"{_with_interval(tb['b_simple'], tb['b_simple_ci'])}")
     click.echo(f"top eigenvalues at {along[-1]['label']}: "
                + ", ".join(_fmt(v, ".3g") for v in along[-1]["top_eigenvalues"][:10])
                + (" ..." if len(along[-1]["top_eigenvalues"]) > 10 else ""))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from empirical.curvature import CurvatureOperator, FlatModel
-from empirical.noise import NoiseStats, noise_stats, per_example_grads
+from empirical.noise import NoiseStats, TwoBatch, noise_stats, per_example_grads, two_batch_b_simple
 from empirical.spectral import Quadrature, hutchinson, slq, top_eigenpairs
 from empirical.workloads import Workload
 
@@ -36,6 +36,8 @@ class MeasureConfig:
     hutchinson_samples: int = 32
     bootstrap: int = 100
     batch_size: int = 512            # examples per operator batch (memory bound only)
+    two_batch: tuple[int, int] | None = None   # also the two-batch B_simple (B_small, B_big)
+    two_batch_draws: int = 200
     seed: int = 0
 
     def __post_init__(self):
@@ -45,6 +47,8 @@ class MeasureConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.bootstrap < 2:
             raise ValueError(f"bootstrap must be >= 2, got {self.bootstrap}")
+        if self.two_batch is not None and not 0 < self.two_batch[0] < self.two_batch[1]:
+            raise ValueError(f"two-batch sizes need 0 < B_small < B_big, got {self.two_batch}")
         if self.examples is not None and self.examples < 2:
             raise ValueError(f"examples must be >= 2, got {self.examples}")
 
@@ -69,6 +73,7 @@ class Measurement:
     bulk: Quadrature
     products: dict
     wall_s: float
+    two_batch: TwoBatch | None = None
 
     def summary(self) -> dict:
         """The JSON-ready numbers (no vectors)."""
@@ -86,6 +91,12 @@ class Measurement:
             "top_eigenvalues": self.eigenvalues.tolist(), "top_noise": self.c_top.tolist(),
             "top_s0": self.s0_top.tolist(), "displacement_sq": self.displacement_sq,
             "operator_products": self.products, "wall_s": round(self.wall_s, 2),
+            "two_batch": None if self.two_batch is None else {
+                "b_small": self.config.two_batch[0], "b_big": self.config.two_batch[1],
+                "draws": self.two_batch.draws, "b_simple": self.two_batch.b_simple,
+                "b_simple_ci": _interval(self.two_batch.ci),
+                "note": "estimates the measured examples' own tr(S)/|g|^2 (batches drawn "
+                        "from them), not the distribution-level b_simple"},
         }
 
 
@@ -132,6 +143,10 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
     noise = noise_stats(grads, op, top.vectors, config.hessian_examples, config.bootstrap,
                         seed=config.seed + 3)
     products["noise"] = op.n_products - n0
+    two = None
+    if config.two_batch is not None:
+        two = two_batch_b_simple(flat, workload.loss, x, y, *config.two_batch,
+                                 draws=config.two_batch_draws, seed=config.seed + 4)
     d = (flat.flatten(init) - flat.flatten(reference)).numpy()
     return Measurement(
         label=label, step=step, metric=metric, train_loss=op.loss_value(),
@@ -139,4 +154,4 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
         eigenvalues=top.values, eigenvectors=top.vectors, c_top=noise.c,
         s0_top=(top.vectors.T @ d) ** 2, displacement_sq=float(d @ d), noise=noise,
         trace=tr, trace_se=tr_se, bulk=bulk, products=products,
-        wall_s=time.perf_counter() - t0)
+        wall_s=time.perf_counter() - t0, two_batch=two)

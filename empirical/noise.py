@@ -137,7 +137,8 @@ def _percentiles(reps: np.ndarray) -> tuple[float, float]:
     """The 95% percentile interval of the finite replicates (a ratio whose denominator
     replicate is <= 0 is unbounded above: such replicates count as +inf)."""
     reps = np.where(np.isnan(reps), np.inf, reps)
-    lo, hi = np.percentile(reps, [2.5, 97.5])
+    with np.errstate(invalid="ignore"):      # inf - inf when interpolating between two infs
+        lo, hi = np.percentile(reps, [2.5, 97.5])
     return (float(lo), float(hi))
 
 

@@ -136,7 +136,8 @@ def test_measure_cli_along_training(tmp_path):
     out = tmp_path / "m"
     common = ["measure", "--workload", "logreg-digits", "--top-k", "4", "--slq-steps", "10",
               "--slq-vectors", "2", "--bootstrap", "20", "--hessian-examples", "16", "--quiet"]
-    res = CliRunner().invoke(cli, common + ["--at-step", "0,20", "--at-target", "--out", str(out)])
+    res = CliRunner().invoke(cli, common + ["--at-step", "0,20", "--at-target", "--out", str(out),
+                                            "--two-batch", "8,64"])
     assert res.exit_code == 0, res.output
     rec = json.loads((out / "measure.json").read_text())
     for key in ("b_simple", "b_simple_ci", "b_noise", "b_noise_ci", "trace_hessian",
@@ -144,6 +145,8 @@ def test_measure_cli_along_training(tmp_path):
         assert key in rec
     assert [p["label"] for p in rec["along_training"]] == ["init", "step 20", "target"]
     assert rec["label"] == "target" and rec["metric"] <= rec["target"]
+    tb = rec["two_batch"]
+    assert tb["b_small"] == 8 and tb["b_simple_ci"][0] <= tb["b_simple"] <= tb["b_simple_ci"][1]
     assert len(rec["top_eigenvalues"]) == 4 and rec["versions"]["torch"]
     for f in ("spectrum.npz", "measure.csv", "spectrum.png", "noise_scale.png",
               "checkpoints/target.pt"):
@@ -163,6 +166,8 @@ def test_measure_cli_along_training(tmp_path):
     (["--at-step", "0", "--checkpoint", "x.pt"], "not both"),
     (["--at-step", "a,b"], "bad --at-step"),
     (["--lr", "-1"], "--lr must be"),
+    (["--two-batch", "8"], "bad --two-batch"),
+    (["--two-batch", "64,8"], "B_small < B_big"),
 ])
 def test_measure_cli_bad_input(extra, message, tmp_path):
     res = CliRunner().invoke(cli, ["measure", "--workload", "logreg-digits", "--out",
