@@ -436,6 +436,18 @@ def _with_interval(value, ci) -> str:
     return f"{_fmt(value)} [{_fmt(lo, '.3g')}, {'inf' if hi is None else _fmt(hi, '.3g')}]"
 
 
+def _measure_key(cfg, bins: int, params: dict, reference: dict) -> str:
+    """Identifies one finished measurement: the configuration and the exact parameters."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps({**cfg.__dict__, "bins": bins}, sort_keys=True).encode())
+    for p in (params, reference):
+        for k in sorted(p):
+            h.update(k.encode())
+            h.update(p[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _parse_steps(text: str | None) -> list[int]:
     if not text:
         return []
@@ -497,7 +509,8 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
             train_batch_size, budget, target, data, model, seed, out_dir, quiet):
     """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
     Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
-    NQM spectrum that `nqm predict --spectrum` reads."""
+    NQM spectrum that `nqm predict --spectrum` reads.  Resumable: rerunning the same command
+    skips the checkpoints already measured (DIR/points/)."""
     import time
 
     from empirical import checkpoints as ckpt
@@ -506,6 +519,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     from empirical.measure import measure as measure_at
     from empirical.protocol import versions
     from empirical.workloads import get
+    from nqm.spectrum import load as load_spectrum
 
     if target is not None and not (math.isfinite(target) and target > 0):
         raise InputError(f"target must be a finite number > 0, got {target}")
@@ -544,17 +558,31 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
         for c in points:
             ckpt.save(c.params, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
     reference = points[-1].params
-    results = []
+    meta = {"workload": workload, "seed": seed, "reference_checkpoint": points[-1].label}
+    along, spectra = [], []
     with click.progressbar(points, label="checkpoints", file=sys.stderr, hidden=quiet) as bar:
         for c in bar:
-            results.append(measure_at(w, c.params, init.params, reference, cfg, c.label, c.step,
-                                      c.metric))
-    meta = {"workload": workload, "seed": seed, "reference_checkpoint": points[-1].label}
-    spectra = []
-    for m in results:
-        sp = to_spectrum(m, bins=bins, meta=meta)
-        sp.save(out / f"spectrum_{m.label.replace(' ', '_')}.npz")
-        spectra.append(sp)
+            key = _measure_key(cfg, bins, c.params, reference)
+            name = c.label.replace(" ", "_")
+            done = out / "points" / f"{name}.json"
+            if done.exists() and json.loads(done.read_text()).get("key") == key:
+                summary = json.loads(done.read_text())["summary"]     # resumed: measured before
+                sp = load_spectrum(out / f"spectrum_{name}.npz")
+            else:
+                m = measure_at(w, c.params, init.params, reference, cfg, c.label, c.step,
+                               c.metric)
+                sp = to_spectrum(m, bins=bins, meta=meta)
+                sp.save(out / f"spectrum_{name}.npz")
+                summary = {**m.summary(),
+                           "nqm_noise_scales": {k: v if math.isfinite(v) else None for k, v in
+                                                zip(("b_noise", "b_simple"), sp.noise_scales())},
+                           "spectrum_rows": sp.n_rows,
+                           "dropped_directions": sp.meta["dropped_directions"],
+                           "bulk_noise_exponent": sp.meta["bulk_noise_exponent"]}
+                done.parent.mkdir(exist_ok=True)
+                _write_json(done, {"key": key, "summary": summary})
+            along.append(summary)
+            spectra.append(sp)
     spectra[-1].save(out / "spectrum.npz")
     if spectra[-1].initial_loss() == 0:
         click.echo("warning: s0 = 0 everywhere (the reference solution is the measured point "
@@ -562,11 +590,6 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     ref_run = {**w.reference, **{k: v for k, v in (("optimizer", optimizer), ("lr", lr),
                                                    ("batch_size", train_batch_size))
                                   if v is not None}}
-    along = [{**m.summary(), "nqm_noise_scales": {k: v if math.isfinite(v) else None for k, v in
-                                                  zip(("b_noise", "b_simple"), sp.noise_scales())},
-              "spectrum_rows": sp.n_rows, "dropped_directions": sp.meta["dropped_directions"],
-              "bulk_noise_exponent": sp.meta["bulk_noise_exponent"]}
-             for m, sp in zip(results, spectra)]
     record = {**along[-1], "workload": workload, "metric_name": w.metric_name,
               "target": w.target, "seed": seed, "config": cfg.__dict__,
               "reference_run": None if checkpoint else ref_run,
@@ -584,7 +607,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                         + (a["b_noise_ci"] or [None, None]) + [a["top_eigenvalues"][0]])
 
     click.echo(f"{workload}: {w.metric_name} target {w.target:g}; {curvature}, "
-               f"{results[0].n_examples} examples, {results[0].dim} parameters")
+               f"{along[0]['n_examples']} examples, {along[0]['n_params']} parameters")
     click.echo(f"{'checkpoint':<12} {'step':>6} {'metric':>8} {'B_simple':>22} "
                f"{'B_noise':>22} {'lambda_max':>10} {'tr(H)':>9}")
     for a in along:

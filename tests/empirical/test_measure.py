@@ -189,3 +189,23 @@ def test_measure_cli_custom_workload(tmp_path):
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "o" / "measure.json").read_text())
     assert rec["n_params"] == 12 and rec["n_examples"] == 150
+
+
+def test_measure_cli_resumes_finished_checkpoints(tmp_path, monkeypatch):
+    args = ["measure", "--workload", "linreg", "--at-step", "0,30", "--top-k", "3",
+            "--bootstrap", "10", "--slq-steps", "5", "--quiet", "--out", str(tmp_path)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    before = json.loads((tmp_path / "measure.json").read_text())
+
+    def boom(*a, **k):
+        raise AssertionError("a finished checkpoint was measured again")
+
+    monkeypatch.setattr("empirical.measure.measure", boom)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    after = json.loads((tmp_path / "measure.json").read_text())
+    assert after["along_training"] == before["along_training"]
+    # a changed configuration is measured afresh (and here reaches the patched function)
+    changed = CliRunner().invoke(cli, args[:-2] + ["--top-k", "4", "--out", str(tmp_path)])
+    assert changed.exit_code != 0
