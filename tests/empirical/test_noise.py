@@ -71,3 +71,30 @@ def test_bootstrap_needs_replicates(logreg):
     op = CurvatureOperator(flat, nn.functional.cross_entropy, x[:10], y[:10])
     with pytest.raises(ValueError, match="bootstrap"):
         noise_stats(np.zeros((10, flat.dim)), op, np.eye(flat.dim)[:, :1], bootstrap=1)
+
+
+def test_intervals_cover_the_distribution_values():
+    """Per-example gradients drawn from N(G, Sigma) with known G, Sigma and a fixed diagonal H:
+    over 60 seeds (B_simple = 11 with N = 200) the 95% intervals must cover the true B_simple
+    and B_noise in at least 50 of 60 runs (the bootstrap is approximate; in a 200-seed run the
+    coverage was 91% and 94%), and tr(Sigma) must be unbiased to within 4 standard errors."""
+    from tests.empirical.test_spectral import Dense
+
+    P, N = 20, 200
+    h = np.linspace(0.1, 2.0, P)
+    G = np.full(P, 0.3)
+    sd = np.sqrt(np.linspace(0.5, 1.5, P))
+    op = Dense(np.diag(h))
+    true_bs = np.sum(sd**2) / (G @ G)
+    true_bn = np.sum(h * sd**2) / (G @ (h * G))
+    cover_s = cover_n = 0
+    est_s = []
+    for seed in range(60):
+        grads = G + sd * np.random.default_rng(seed).standard_normal((N, P))
+        st = noise_stats(grads, op, np.eye(P)[:, :2], hessian_examples=N, bootstrap=200,
+                         seed=seed)
+        cover_s += st.b_simple_ci[0] <= true_bs <= st.b_simple_ci[1]
+        cover_n += st.b_noise_ci[0] <= true_bn <= st.b_noise_ci[1]
+        est_s.append(st.trace_sigma)
+    assert cover_s >= 50 and cover_n >= 50, (cover_s, cover_n)
+    assert abs(np.mean(est_s) - np.sum(sd**2)) < 4 * np.std(est_s) / np.sqrt(60)
