@@ -209,3 +209,22 @@ def test_measure_cli_resumes_finished_checkpoints(tmp_path, monkeypatch):
     # a changed configuration is measured afresh (and here reaches the patched function)
     changed = CliRunner().invoke(cli, args[:-2] + ["--top-k", "4", "--out", str(tmp_path)])
     assert changed.exit_code != 0
+
+
+def test_adapter_drops_negative_and_null_curvature(linreg):
+    """Negative Hessian eigenvalues (top or bulk) cannot enter the NQM: they are dropped and
+    counted."""
+    import dataclasses
+
+    from empirical.spectral import Quadrature
+
+    w, params, init, m = linreg
+    lam = np.array([2.0, 1.0, 0.5, 1e-9, -0.1, -0.2, -0.3, -0.4])
+    nodes = np.array([[-0.5, -0.1, 0.01, 0.1, 0.4], [-0.3, 0.02, 0.05, 0.2, 0.45]])
+    weights = np.full((2, 5), 0.2)
+    m2 = dataclasses.replace(m, eigenvalues=lam, bulk=Quadrature(nodes, weights, 56, 0))
+    sp = to_spectrum(m2, bins=8)
+    assert np.all(sp.h > 0) and sp.h[:3].tolist() == [2.0, 1.0, 0.5]
+    # 5 of 8 top directions dropped; 3 of 10 bulk nodes are negative: 0.3 of 56 directions
+    assert sp.meta["dropped_directions"] == pytest.approx(5 + 0.3 * 56)
+    assert sp.dimension == pytest.approx(3 + 0.7 * 56)
