@@ -13,15 +13,15 @@ def _ci(value, ci, spec=".3g"):
 
 
 def main():
-    print("| workload | params | examples | checkpoint | metric | train loss | B_simple [95%] | "
-          "B_noise [95%] | tr(H) | top eigenvalues |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+    print("| workload | params | examples | checkpoint | step | metric | train loss | "
+          "B_simple [95%] | B_noise [95%] | tr(H) | top eigenvalues |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for f in sorted(Path(__file__).parent.glob("measure/*/measure.json")):
         m = json.loads(f.read_text())
         for p in m["along_training"]:
             top = ", ".join(f"{v:.3g}" for v in p["top_eigenvalues"][:5])
-            print(f"| {m['workload']} | {p['n_params']} | {p['n_examples']} | {p['label']} "
-                  f"(step {p['step']}) | {p['metric']:.4g} | {p['train_loss']:.3g} | "
+            print(f"| {m['workload']} | {p['n_params']} | {p['n_examples']} | {p['label']} | "
+                  f"{p['step']} | {p['metric']:.4g} | {p['train_loss']:.3g} | "
                   f"{_ci(p['b_simple'], p['b_simple_ci'])} | {_ci(p['b_noise'], p['b_noise_ci'])} "
                   f"| {p['trace_hessian']:.3g} | {top}, ... |")
 

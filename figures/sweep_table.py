@@ -1,24 +1,32 @@
-"""Print a Markdown table of the reference sweeps under figures/sweeps/ (summary.json files)."""
+"""Print a Markdown table of the reference sweeps under figures/sweeps/ (summary.json files):
+steps to result at every batch size ('-' = not reached, '*' = search range widened) and both
+critical batch sizes."""
 
 import json
 from pathlib import Path
 
 
+def _fmt(x):
+    return "-" if x is None else f"{x:.3g}"
+
+
 def main():
-    rows = []
-    for f in sorted(Path(__file__).parent.glob("sweeps/*/summary.json")):
-        s = json.loads(f.read_text())
-        pts = [p for p in s["points"] if p["reached"]]
+    summaries = [json.loads(f.read_text())
+                 for f in sorted(Path(__file__).parent.glob("sweeps/*/summary.json"))]
+    sizes = sorted({p["batch_size"] for s in summaries for p in s["points"]})
+    print("| workload | optimizer | target | " + " | ".join(f"B={b}" for b in sizes)
+          + " | B_crit mccandlish | overhead_20pct |")
+    print("|---|---|---:|" + "---:|" * (len(sizes) + 2))
+    for s in summaries:
+        by_b = {p["batch_size"]: p for p in s["points"]}
+        cells = []
+        for b in sizes:
+            p = by_b.get(b)
+            cells.append("" if p is None else
+                         (str(p["steps"]) if p["reached"] else "-") + ("*" if p["widened"] else ""))
         c = s["critical_batch_size"]
-        fmt = (lambda x: "-" if x is None else f"{x:.3g}")  # noqa: E731
-        rows.append(f"| {s['workload']} | {s['optimizer']} | {s['target']:g} | "
-                    f"{pts[0]['batch_size']}: {pts[0]['steps']} | "
-                    f"{pts[-1]['batch_size']}: {pts[-1]['steps']} | "
-                    f"{fmt(c['mccandlish'])} | {fmt(c['overhead_20pct'])} |")
-    print("| workload | optimizer | target | steps at smallest B | steps at largest B | "
-          "B_crit mccandlish | overhead_20pct |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    print("\n".join(rows))
+        print(f"| {s['workload']} | {s['optimizer']} | {s['target']:g} | " + " | ".join(cells)
+              + f" | {_fmt(c['mccandlish'])} | {_fmt(c['overhead_20pct'])} |")
 
 
 if __name__ == "__main__":
