@@ -113,8 +113,9 @@ def training_examples(workload: Workload, examples: int | None, seed: int):
         raise ValueError(f"workload '{workload.name}' has no fixed training set to measure on")
     x, y = workload.train_set()
     if examples is not None and examples < x.shape[0]:
-        idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:examples]
-        x, y = x[idx.sort().values], y[idx.sort().values]
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(x.shape[0], generator=gen)[:examples].sort().values
+        x, y = x[idx], y[idx]
     return x, y
 
 
