@@ -82,7 +82,7 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
     c = np.concatenate([m.c_top[keep], c_bulk])
     s0 = np.concatenate([m.s0_top[keep], np.full(centres.size, s0_bulk)])
     count = np.concatenate([np.ones(int(keep.sum())), counts])
-    dropped = float((k - keep.sum()) + (bulk_dim - counts.sum()))
+    dropped = max(float((k - keep.sum()) + (bulk_dim - counts.sum())), 0.0)
     return Spectrum(h=h, c=c, s0=s0, count=count, meta={
         **(meta or {}), "source": "measured", "checkpoint": m.label, "step": m.step,
         "seed": m.config.seed, "k": int(k), "curvature": m.config.kind,
