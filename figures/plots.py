@@ -86,8 +86,8 @@ def fit_plot(result: dict, path) -> None:
 
 
 def compare_optimizers(results: dict, path, title: str | None = None) -> None:
-    """Steps vs batch size of several tuned optimizers on one spectrum, with each one's
-    McCandlish critical batch size marked on its curve."""
+    """Steps vs batch size of several tuned optimizers (NQM predictions or measured sweeps),
+    with each one's McCandlish critical batch size marked on its curve."""
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for i, (name, res) in enumerate(results.items()):
         color = f"C{i}"
@@ -101,10 +101,11 @@ def compare_optimizers(results: dict, path, title: str | None = None) -> None:
             ax.plot([bc], [np.exp(np.interp(np.log(bc), np.log(b), np.log(s)))], "*",
                     color=color, ms=12, mec="k")
     first = next(iter(results.values()))["points"]
-    b = np.array([p["batch_size"] for p in first], dtype=float)
-    lb = np.array([p["lower_bound"] for p in first])
-    keep = lb >= 1
-    ax.loglog(b[keep], lb[keep], "k:", lw=1, label="lower bound (C-R)")
+    if first and "lower_bound" in first[0]:      # NQM results; measured sweeps have none
+        b = np.array([p["batch_size"] for p in first], dtype=float)
+        lb = np.array([p["lower_bound"] for p in first])
+        keep = lb >= 1
+        ax.loglog(b[keep], lb[keep], "k:", lw=1, label="lower bound (C-R)")
     _finish(fig, ax, path, "batch size B", "steps to target (tuned per B)",
             title or "NQM: steps to target by optimizer")
 

@@ -1,6 +1,6 @@
 """Print a Markdown table of the reference sweeps under figures/sweeps/ (summary.json files):
 steps to result at every batch size ('-' = not reached, '*' = search range widened) and both
-critical batch sizes."""
+critical batch sizes; and draw figures/sweeps/<workload>.png comparing the optimizers."""
 
 import json
 from pathlib import Path
@@ -27,6 +27,12 @@ def main():
         c = s["critical_batch_size"]
         print(f"| {s['workload']} | {s['optimizer']} | {s['target']:g} | " + " | ".join(cells)
               + f" | {_fmt(c['mccandlish'])} | {_fmt(c['overhead_20pct'])} |")
+    from figures.plots import compare_optimizers
+    for workload in sorted({s["workload"] for s in summaries}):
+        mine = {s["optimizer"]: s for s in summaries if s["workload"] == workload}
+        target = next(iter(mine.values()))["target"]
+        compare_optimizers(mine, Path(__file__).parent / "sweeps" / f"{workload}.png",
+                           title=f"{workload}: steps to target {target:g}, tuned per B")
 
 
 if __name__ == "__main__":
