@@ -570,7 +570,8 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                 sp = load_spectrum(out / f"spectrum_{name}.npz")
             else:
                 m = measure_at(w, c.params, init.params, reference, cfg, c.label, c.step,
-                               c.metric)
+                               c.metric, progress=None if quiet else
+                               (lambda msg: click.echo(f"  {msg}", err=True)))
                 sp = to_spectrum(m, bins=bins, meta=meta)
                 sp.save(out / f"spectrum_{name}.npz")
                 summary = {**m.summary(),

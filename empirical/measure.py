@@ -122,8 +122,9 @@ def training_examples(workload: Workload, examples: int | None, seed: int):
 def measure(workload: Workload, params: dict[str, torch.Tensor],
             init: dict[str, torch.Tensor], reference: dict[str, torch.Tensor],
             config: MeasureConfig = MeasureConfig(), label: str = "", step: int = 0,
-            metric: float = float("nan")) -> Measurement:
-    """Measure at `params`; `init` and `reference` give the displacement for s0."""
+            metric: float = float("nan"), progress=None) -> Measurement:
+    """Measure at `params`; `init` and `reference` give the displacement for s0.
+    `progress(message)`, if given, is called after each stage (they can take minutes)."""
     t0 = time.perf_counter()
     x, y = training_examples(workload, config.examples, config.seed)
     model = workload.make_model(config.seed)
@@ -131,19 +132,27 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
     op = CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
                            batch_size=config.batch_size)
     products = {}
+
+    def done(stage: str, n0: int) -> None:
+        products[stage] = op.n_products - n0
+        if progress is not None:
+            progress(f"{label}: {stage} done ({products[stage]} products, "
+                     f"{time.perf_counter() - t0:.0f} s)")
+
     top = top_eigenpairs(op, config.top_k, seed=config.seed)
-    products["lanczos_top_k"] = top.products
+    done("lanczos_top_k", 0)
     n0 = op.n_products
     tr, tr_se = hutchinson(op, config.hutchinson_samples, seed=config.seed + 1)
-    products["hutchinson"] = op.n_products - n0
+    done("hutchinson", n0)
+    n0 = op.n_products
     bulk = slq(op, config.slq_vectors, config.slq_steps, seed=config.seed + 2,
                deflate=top.vectors)
-    products["slq"] = bulk.products
+    done("slq", n0)
     grads = per_example_grads(flat, workload.loss, x, y)
     n0 = op.n_products
     noise = noise_stats(grads, op, top.vectors, config.hessian_examples, config.bootstrap,
                         seed=config.seed + 3)
-    products["noise"] = op.n_products - n0
+    done("noise", n0)
     two = None
     if config.two_batch is not None:
         two = two_batch_b_simple(flat, workload.loss, x, y, *config.two_batch,
