@@ -547,8 +547,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    init = ckpt.Checkpoint("init", 0, {k: v.detach() for k, v in
-                                        w.make_model(seed).named_parameters()}, float("nan"))
+    init = {k: v.detach() for k, v in w.make_model(seed).named_parameters()}   # s0's origin
     if checkpoint:
         params = ckpt.load(checkpoint, w.make_model(seed))
         points = [ckpt.Checkpoint(Path(checkpoint).stem, 0, params, ckpt.metric(w, params))]
@@ -569,7 +568,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                 summary = json.loads(done.read_text())["summary"]     # resumed: measured before
                 sp = load_spectrum(out / f"spectrum_{name}.npz")
             else:
-                m = measure_at(w, c.params, init.params, reference, cfg, c.label, c.step,
+                m = measure_at(w, c.params, init, reference, cfg, c.label, c.step,
                                c.metric, progress=None if quiet else
                                (lambda msg: click.echo(f"  {msg}", err=True)))
                 sp = to_spectrum(m, bins=bins, meta=meta)

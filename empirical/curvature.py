@@ -29,7 +29,8 @@ KINDS = ("hessian", "ggn")
 
 
 def float64_inputs(x: torch.Tensor) -> torch.Tensor:
-    """Floating inputs in float64; integer inputs (token ids) unchanged."""
+    """Floating tensors (inputs, regression targets) in float64; integer ones (token ids,
+    class labels) unchanged."""
     return x.double() if x.is_floating_point() else x
 
 
@@ -71,7 +72,7 @@ class CurvatureOperator:
             raise ValueError(f"x and y need the same, non-zero number of examples, got "
                              f"{x.shape[0]} and {y.shape[0]}")
         self.flat, self.loss, self.kind = flat, loss, kind
-        self.x, self.y = float64_inputs(x), y.double() if y.is_floating_point() else y
+        self.x, self.y = float64_inputs(x), float64_inputs(y)
         self.n = int(x.shape[0])
         self.batches = [(s, min(s + batch_size, self.n)) for s in range(0, self.n, batch_size)]
         self.shape = (flat.dim, flat.dim)

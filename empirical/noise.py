@@ -42,7 +42,9 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.func import grad, vmap
+from torch.func import functional_call, grad, vmap
+
+from empirical.curvature import float64_inputs
 
 
 def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
@@ -50,12 +52,7 @@ def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
     """(N, P) float64 matrix of per-example gradients by vmap(grad) over the parameter dict,
     `chunk` examples at a time (bounds the memory of intermediates), written block by block
     into one preallocated array in the flat parameter order."""
-    from torch.func import functional_call
-
-    from empirical.curvature import float64_inputs
-
-    x = float64_inputs(x)
-    y = y.double() if y.is_floating_point() else y
+    x, y = float64_inputs(x), float64_inputs(y)
     params = flat.unflatten(flat.theta)
 
     def one(p, xi, yi):
@@ -163,12 +160,9 @@ def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: in
     that of the first b_small of them.  The interval is a percentile bootstrap over draws of the
     ratio of means.
     """
-    from empirical.curvature import float64_inputs
-
     if not 0 < b_small < b_big:
         raise ValueError(f"need 0 < b_small < b_big, got {b_small} and {b_big}")
-    x = float64_inputs(x)
-    y = y.double() if y.is_floating_point() else y
+    x, y = float64_inputs(x), float64_inputs(y)
     gen = torch.Generator().manual_seed(seed)
     g_of = grad(lambda theta, xb, yb: loss(flat(theta, xb), yb))
     s_est, g_est = np.zeros(draws), np.zeros(draws)
