@@ -365,6 +365,9 @@ def workloads():
               help="custom workload: .npz with X_train, y_train, X_val, y_val.")
 @click.option("--model", type=click.Choice(["linear", "logreg", "mlp"]), default=None,
               help="custom workload: the model.")
+@click.option("--complete-trials", is_flag=True,
+              help="Train every trial to the target or the budget (default: stop a round once "
+                   "some trial has reached the target; later steps cannot lower the minimum).")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="Where the batch sizes run.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --executor dask).")
@@ -375,7 +378,7 @@ def workloads():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_input_errors
 def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, data, model,
-          executor, scheduler, workers, out_dir, quiet):
+          complete_trials, executor, scheduler, workers, out_dir, quiet):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
     size (Shallue et al.).  Resumable: rerun the same command to continue."""
     import functools
@@ -392,7 +395,8 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
         raise InputError(f"target must be a finite number > 0, got {target}")
     cfg = SweepConfig(workload=workload, optimizer=optimizer,
                       batch_sizes=parse_batch_sizes(batch_sizes), n_trials=trials, seed=seed,
-                      budget=budget, target=target, decay=decay, data=data, model=model)
+                      budget=budget, target=target, decay=decay, data=data, model=model,
+                      complete_trials=complete_trials)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "records.jsonl"

@@ -17,7 +17,10 @@ Symbols -> arguments: lr_i = lr[i], beta = b1 = momentum[i], b2 = beta2, eps = e
 
 Steps to result of a trial = the first evaluated step whose metric is <= the target; the
 evaluation steps grow geometrically by at most `eval_ratio` (default 5%), which bounds the
-quantisation error.  A trial whose training loss is not finite or exceeds `diverge_factor`
+quantisation error.  The population stops when every trial has reached the target or
+diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
+has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
+later can matter.  A trial whose training loss is not finite or exceeds `diverge_factor`
 times the initial loss is marked diverged and frozen.
 """
 
@@ -59,7 +62,8 @@ def train_population(workload: Workload, optimizer: str, lr, batch_size: int, se
                      momentum=None, beta2: float = 0.999, eps: float = 1e-8,
                      budget: int | None = None, decay: str = "constant", final: float = 0.0,
                      eval_ratio: float = 1.05, diverge_factor: float = 1e3,
-                     stop_when_done: bool = True) -> PopulationResult:
+                     stop_when_done: bool = True, stop_on_first: bool = False,
+                     stop_at: int | None = None) -> PopulationResult:
     """Train len(lr) trials together; see the module docstring."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{optimizer}'")
@@ -140,4 +144,8 @@ def train_population(workload: Workload, optimizer: str, lr, batch_size: int, se
                 done |= hit
                 if stop_when_done and bool((done | diverged).all()):
                     break
+                if stop_on_first and bool(done.any()):
+                    break
+            if stop_at is not None and t >= stop_at:
+                break
     return PopulationResult(steps, diverged.tolist(), evals, curves, t)

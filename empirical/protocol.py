@@ -5,7 +5,10 @@ For each batch size B: `n_trials` trials drawn by a scrambled, seeded Sobol sequ
 log(lr) and, for momentum / Nesterov / Adam, log(1 - beta) (beta = beta1 for Adam); each trial
 trains until the metric beats the target or the budget ends (`empirical.population`);
 steps-to-result(B) = the minimum over non-diverged trials of the first evaluated step that beats
-the target.  If the best trial's log(lr) lies in the outer 10% of the search range, that side of
+the target.  Since only that minimum matters, a round stops at the first evaluation where some
+trial beats the target, or at the best step count of the earlier rounds (trials still running
+are recorded with `"beaten": true`); `complete_trials` trains every trial to the target or the
+budget instead.  If the best trial's log(lr) lies in the outer 10% of the search range, that side of
 the range is widened by half its width and `n_trials` more trials run, at most `max_widen`
 times; the record says so.
 
@@ -43,6 +46,7 @@ class SweepConfig:
     lr_range: tuple[float, float] | None = None
     one_minus_beta_range: tuple[float, float] | None = None
     max_widen: int = 2
+    complete_trials: bool = False
     decay: str = "constant"
     data: str | None = None       # custom workload: the user's .npz
     model: str | None = None      # custom workload: linear | logreg | mlp
@@ -132,10 +136,14 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
         else:
             lrs, betas = trial_settings(cfg, batch_size, rnd, lr_range, beta_range)
             torch.manual_seed(cfg.seed)
+            earlier = _best(records)
             t0 = time.perf_counter()
             res = train_population(workload, cfg.optimizer, lrs.tolist(), batch_size,
                                    seed=cfg.seed + 1000 * rnd, momentum=None if betas is None
-                                   else betas.tolist(), budget=budget, decay=cfg.decay)
+                                   else betas.tolist(), budget=budget, decay=cfg.decay,
+                                   stop_on_first=not cfg.complete_trials,
+                                   stop_at=None if cfg.complete_trials or earlier is None
+                                   else earlier["steps"])
             wall = time.perf_counter() - t0
             round_records = []
             for i in range(cfg.n_trials):
@@ -148,7 +156,10 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
                     "momentum": None if betas is None else float(betas[i]),
                     "lr_range": list(lr_range), "one_minus_beta_range": list(beta_range),
                     "decay": cfg.decay, "steps": res.steps[i], "reached": res.steps[i] is not None,
-                    "diverged": res.diverged[i], "wall_s_population": wall,
+                    "diverged": res.diverged[i], "steps_run": res.steps_run,
+                    "beaten": (res.steps[i] is None and not res.diverged[i]
+                               and res.steps_run < budget),
+                    "wall_s_population": wall,
                     "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
                               "metric": curve[ok].tolist()},
                     "versions": versions()})

@@ -98,3 +98,20 @@ def test_linreg_scales_perfectly_at_small_batch_and_flattens_at_large():
         best[b] = min(s for s in r.steps if s is not None)
     assert 2.5 <= best[1] / best[4] <= 5.5, best
     assert best[256] / best[1024] <= 1.5, best
+
+
+def test_stopping_early_keeps_the_minimum():
+    # the fastest trial's step count is the same whether the population stops at the first
+    # trial to reach the target or trains every trial to its own result
+    w = get("logreg-digits")
+    lrs, mom = [0.02, 0.1, 0.5], 0.9
+    full = train_population(w, "momentum", lrs, batch_size=32, momentum=mom, budget=600)
+    first = train_population(w, "momentum", lrs, batch_size=32, momentum=mom, budget=600,
+                             stop_on_first=True)
+    best = min(s for s in full.steps if s is not None)
+    assert sum(s is not None for s in full.steps) >= 2
+    assert first.steps_run == best < full.steps_run
+    assert [s for s in first.steps if s is not None] == [best] * full.steps.count(best)
+    capped = train_population(w, "momentum", lrs, batch_size=32, momentum=mom, budget=600,
+                              stop_at=best - 1)
+    assert capped.steps_run == best - 1 and all(s is None for s in capped.steps)

@@ -82,6 +82,21 @@ def test_widening_when_best_lr_is_at_the_edge(tmp_path):
     assert point["steps"] < min(r["steps"] for r in first if r["reached"])
 
 
+def test_stopping_rounds_early_gives_the_same_points_as_complete_trials(tmp_path):
+    # includes a widening round, which stops at the first round's best step count
+    keys = ("batch_size", "steps", "reached", "lr", "momentum", "widened")
+    points = []
+    for complete in (False, True):
+        cfg = SweepConfig("logreg-digits", "sgd", (16, 64), n_trials=8, budget=300,
+                          lr_range=(0.003, 0.5), complete_trials=complete)
+        recs = [r for b in cfg.batch_sizes
+                for r in run_batch_size(cfg, b, str(tmp_path / f"{complete}.jsonl"))]
+        points.append([{k: p[k] for k in keys} for p in summarize(cfg, recs)["points"]])
+        assert any(r["beaten"] for r in recs) != complete
+    assert points[0] == points[1]
+    assert any(p["widened"] for p in points[0])
+
+
 def test_divergence_is_recorded_and_excluded(tmp_path):
     cfg = SweepConfig("linreg", "sgd", (16,), n_trials=4, budget=200, lr_range=(0.5, 100.0),
                       max_widen=0)
