@@ -21,7 +21,9 @@ quantisation error.  The population stops when every trial has reached the targe
 diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
 has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
 later can matter.  A trial whose training loss is not finite or exceeds `diverge_factor`
-times the initial loss is marked diverged and frozen.
+times its largest loss in the first max(1, 64 // batch_size) steps is marked diverged and frozen
+(at small batch sizes one batch's loss can be arbitrarily small, so the first alone is no
+reference).
 """
 
 from __future__ import annotations
@@ -106,14 +108,15 @@ def train_population(workload: Workload, optimizer: str, lr, batch_size: int, se
     diverged = torch.zeros(P, dtype=torch.bool)
     done = torch.zeros(P, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed)
-    loss0 = None
+    loss0 = torch.full((P,), 1e-12)
+    warmup = max(1, 64 // batch_size)
     t = 0
     with torch.no_grad():
         for t in range(1, budget + 1):
             x, y = workload.batch(batch_size, gen)
             grads, losses = step_fn(params, x, y)
-            if loss0 is None:
-                loss0 = losses.detach().abs().clamp_min(1e-12)
+            if t <= warmup:
+                loss0 = torch.maximum(loss0, torch.nan_to_num(losses.abs(), nan=0.0))
             bad = ~torch.isfinite(losses) | (losses > diverge_factor * loss0)
             diverged |= bad & ~done
             active = ~(diverged | done)

@@ -43,6 +43,23 @@ def test_divergence_is_flagged_and_frozen():
     assert r.steps[1] is None
 
 
+def test_a_tiny_first_batch_loss_is_not_divergence():
+    # batch size 1: the first example has zero loss (x = 0, y = 0), every later one a normal
+    # loss; measured against the first loss alone, every trial would be flagged at step 2
+    w = get("linreg")
+    calls = []
+
+    def batch(batch_size, gen):
+        x, y = w.batch(batch_size, gen)
+        calls.append(1)
+        return (x * 0, y * 0) if len(calls) == 1 else (x, y)
+
+    tiny_first = type(w)(**{**w.__dict__, "batch": batch})
+    r = train_population(tiny_first, "sgd", [0.01, 0.02, 50.0], batch_size=1, budget=300,
+                         stop_when_done=False)
+    assert r.diverged == [False, False, True]
+
+
 def test_same_seed_same_result_and_steps_within_eval_resolution():
     w = get("logreg-digits")
     a = train_population(w, "momentum", [0.1, 0.5], batch_size=32, momentum=0.9, budget=600)
