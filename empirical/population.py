@@ -20,10 +20,10 @@ evaluation steps grow geometrically by at most `eval_ratio` (default 5%), which 
 quantisation error.  The population stops when every trial has reached the target or
 diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
 has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
-later can matter.  A trial whose training loss is not finite or exceeds `diverge_factor`
-times its largest loss in the first max(1, 64 // batch_size) steps is marked diverged and frozen
-(at small batch sizes one batch's loss can be arbitrarily small, so the first alone is no
-reference).
+later can matter.  A trial whose training loss is not finite, or exceeds `diverge_factor`
+times its initial loss, is marked diverged and frozen.  The initial loss is that of the trial's
+initial parameters averaged over the first W = max(1, 64 // batch_size) batches, and the
+comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
 """
 
 from __future__ import annotations
@@ -108,16 +108,19 @@ def train_population(workload: Workload, optimizer: str, lr, batch_size: int, se
     diverged = torch.zeros(P, dtype=torch.bool)
     done = torch.zeros(P, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed)
-    loss0 = torch.full((P,), 1e-12)
     warmup = max(1, 64 // batch_size)
+    init = {k: v.clone() for k, v in params.items()} if warmup > 1 else None
+    loss0 = torch.zeros(P)
     t = 0
     with torch.no_grad():
         for t in range(1, budget + 1):
             x, y = workload.batch(batch_size, gen)
             grads, losses = step_fn(params, x, y)
-            if t <= warmup:
-                loss0 = torch.maximum(loss0, torch.nan_to_num(losses.abs(), nan=0.0))
-            bad = ~torch.isfinite(losses) | (losses > diverge_factor * loss0)
+            if t <= warmup:   # at t = 1 the parameters are still the initial ones
+                loss0 += (losses if t == 1 else batched_loss(init, x, y)).abs() / warmup
+            bad = ~torch.isfinite(losses)
+            if t >= warmup:
+                bad |= losses > diverge_factor * loss0.clamp_min(1e-12)
             diverged |= bad & ~done
             active = ~(diverged | done)
             m = 1.0 if decay == "constant" else 1.0 - (1.0 - final) * (t - 1) / max(budget - 1, 1)
