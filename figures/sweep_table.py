@@ -1,6 +1,7 @@
 """Print a Markdown table of the reference sweeps under figures/sweeps/ (summary.json files):
 the Sobol trials per batch size (before any widening), steps to result at every batch size
-('-' = not reached, '*' = search range widened) and both critical batch sizes; and draw
+('-' = not reached, '*' = search range widened) and both critical batch sizes; the speed-up
+from each 4x larger batch size with its regime; and draw
 figures/sweeps/<workload>.png comparing the optimizers."""
 
 import json
@@ -9,6 +10,13 @@ from pathlib import Path
 
 def _fmt(x):
     return "-" if x is None else f"{x:.3g}"
+
+
+def _speedup(a, b):
+    if a is None or b is None:
+        return ""
+    r = a / b
+    return f"{r:.2f} " + ("P" if r >= 3.2 else "M" if r < 1.25 else "D")
 
 
 def main():
@@ -29,6 +37,19 @@ def main():
         print(f"| {s['workload']} | {s['optimizer']} | {s['target']:g} | {s['n_trials']} | "
               + " | ".join(cells)
               + f" | {_fmt(c['mccandlish'])} | {_fmt(c['overhead_20pct'])} |")
+    print()
+    print("Speed-up from each 4x larger batch size (steps(B) / steps(4B)) and its regime: "
+          "P perfect scaling (>= 3.2, 80% of ideal), D diminishing returns, M maximal data "
+          "parallelism (< 1.25)")
+    print()
+    print("| workload | optimizer | " + " | ".join(f"{a}→{b}" for a, b in zip(sizes, sizes[1:]))
+          + " |")
+    print("|---|---|" + "---:|" * (len(sizes) - 1))
+    for s in summaries:
+        steps = {p["batch_size"]: p["steps"] for p in s["points"] if p["reached"]}
+        cells = [_speedup(steps.get(a), steps.get(b)) if b == 4 * a else ""
+                 for a, b in zip(sizes, sizes[1:])]
+        print(f"| {s['workload']} | {s['optimizer']} | " + " | ".join(cells) + " |")
     from figures.plots import compare_optimizers
     for workload in sorted({s["workload"] for s in summaries}):
         mine = {s["optimizer"]: s for s in summaries if s["workload"] == workload}
