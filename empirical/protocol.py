@@ -8,9 +8,9 @@ steps-to-result(B) = the minimum over non-diverged trials of the first evaluated
 the target.  Since only that minimum matters, a round stops at the first evaluation where some
 trial beats the target, or at the best step count of the earlier rounds (trials still running
 are recorded with `"beaten": true`); `complete_trials` trains every trial to the target or the
-budget instead.  If the best trial's log(lr) lies in the outer 10% of the search range, that side of
-the range is widened by half its width and `n_trials` more trials run, at most `max_widen`
-times; the record says so.
+budget instead.  If the best trial's log(lr) lies in the outer 10% of the search range, that
+side of the range is widened by half its width and `n_trials` more trials run, at most
+`max_widen` times; the record says so.
 
 Records: one JSON line per finished trial (append-only), keyed by workload, optimizer,
 batch size, round, trial index and seed, with its config, seed, versions, wall time and result.

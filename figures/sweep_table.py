@@ -1,8 +1,8 @@
 """Print a Markdown table of the reference sweeps under figures/sweeps/ (summary.json files):
 the Sobol trials per batch size (before any widening), steps to result at every batch size
 ('-' = not reached, '*' = search range widened) and both critical batch sizes; the speed-up
-from each 4x larger batch size with its regime; and draw
-figures/sweeps/<workload>.png comparing the optimizers."""
+from each 4x larger batch size with its regime; and draw figures/sweeps/<workload>.png
+comparing the optimizers."""
 
 import json
 from pathlib import Path
