@@ -108,6 +108,20 @@ def _print_critical(crit: dict, s_min, e_min) -> None:
         click.echo(f"  b_simple = tr(Sigma)/|G|^2  = {_fmt(crit['b_simple'])}")
 
 
+def _compile_notice() -> None:
+    """One line on stderr when the NQM kernels are about to be compiled (first run only)."""
+    from nqm._kernels import cache_is_warm
+
+    if not cache_is_warm():
+        click.echo("compiling the NQM kernels (once; cached afterwards) ...", err=True)
+
+
+THREADS_OPTION = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Threads for tuning (default: the free cores, one for small spectra; "
+         "or $NQM_THREADS).")
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nqm-batchsize", prog_name="nqm")
 def cli():
@@ -139,9 +153,10 @@ def cli():
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write CSV here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@THREADS_OPTION
 @_input_errors
 def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target, batch_sizes,
-            max_steps, json_path, csv_path, plot_path, quiet):
+            max_steps, json_path, csv_path, plot_path, quiet, threads):
     """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
     from nqm.predict import PredictConfig
     from nqm.predict import predict as run_predict
@@ -151,7 +166,9 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
     spectrum = parse_spec(spec)
     config = PredictConfig(target=target, optimizer=optimizer, precond=precond, ema=ema,
                            schedule=parse_schedule(schedule, warmup, final_frac),
-                           batch_sizes=parse_batch_sizes(batch_sizes), max_steps=max_steps)
+                           batch_sizes=parse_batch_sizes(batch_sizes), max_steps=max_steps,
+                           threads=threads)
+    _compile_notice()
     with click.progressbar(length=len(config.batch_sizes), label="tuning batch sizes",
                            file=sys.stderr, hidden=quiet) as bar:
         result = run_predict(spectrum, config, progress=bar.update)
@@ -226,16 +243,20 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
     """Expected loss curve of one configuration (exact; optionally with Monte Carlo)."""
     import numpy as np
 
-    from nqm.closed_form import Modes
-    from nqm.dynamics import expected_loss, monte_carlo
+    from nqm.checks import check_batch_size
     from nqm.optimizer import OptimizerConfig
     from nqm.schedule import parse_schedule
     from nqm.spectrum import parse_spec
-    from nqm.steps import steps_to_target
 
     spectrum = parse_spec(spec)
     config = OptimizerConfig(optimizer, lr=lr, momentum=momentum, precond=precond, ema=ema)
     sched = parse_schedule(schedule, warmup, final_frac)
+    check_batch_size(batch_size)
+    _compile_notice()
+    from nqm.closed_form import Modes  # the kernels, once the input is known to be good
+    from nqm.dynamics import expected_loss, monte_carlo
+    from nqm.steps import steps_to_target
+
     ks = _report_steps(n_steps, points)
     loss = expected_loss(spectrum, config, batch_size, ks, sched, horizon)
     result = {"steps": ks, "loss": loss.tolist(), "batch_size": batch_size,
@@ -296,8 +317,9 @@ NQM_FIGURE_SET = {
 @click.option("--target", type=float, default=0.01, show_default=True)
 @click.option("--batch-sizes", default="1:1048576", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@THREADS_OPTION
 @_input_errors
-def figures(out_dir, spec, target, batch_sizes, quiet):
+def figures(out_dir, spec, target, batch_sizes, quiet, threads):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
     OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer."""
     from figures.plots import compare_optimizers, steps_vs_batch
@@ -310,10 +332,11 @@ def figures(out_dir, spec, target, batch_sizes, quiet):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
+    _compile_notice()
     with click.progressbar(length=len(NQM_FIGURE_SET) * len(sizes), label="tuning",
                            file=sys.stderr, hidden=quiet) as bar:
         for name, kw in NQM_FIGURE_SET.items():
-            config = PredictConfig(target=target, batch_sizes=sizes, **kw)
+            config = PredictConfig(target=target, batch_sizes=sizes, threads=threads, **kw)
             results[name] = run_predict(spectrum, config, progress=bar.update)
     click.echo(f"{'optimizer':<20} {'steps@B=min':>12} {'steps@B=max':>12} {'mccandlish':>11} "
                f"{'overhead_20pct':>15}")

@@ -11,7 +11,7 @@ D(k) = sum_i wdet_i Re(d_i(k))^2 and N(k) = sum_i wn_i Re(n_i(k)).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 LEAF = 4
 SPLIT = 1e-7  # eigenvalues closer than this are split apart (defective / critically damped A)
@@ -32,7 +32,7 @@ def _quad_roots(a00, a01, a10, a11):
     return complex(half_tr, root), complex(half_tr, -root)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def build_modes(A0, A1, b1, f, e, lr, m0):
     """Eigen-modes of A = A0 + lr A1 per direction, for `nqm.closed_form.Modes`.
 
@@ -53,7 +53,7 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
     realpos = np.empty((d, m), dtype=np.bool_)
     radii = np.zeros(d)
     if m == 1:   # SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without cancellation
-        for i in prange(d):
+        for i in range(d):
             lam = A0[i, 0, 0] + lr * A1[i, 0, 0]
             one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
             a = abs(lam)
@@ -66,7 +66,7 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             realpos[i, 0] = lam >= 0.0
         return logabs, arg, g, q, inv1m, realpos, radii.max()
     if m == 2 and m0 == 2:   # momentum / Nesterov without EMA: the same formulas in scalars
-        for i in prange(d):
+        for i in range(d):
             a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
             a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
             a10 = A0[i, 1, 0] + lr * A1[i, 1, 0]
@@ -99,16 +99,14 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             inv1m[i, 1, 0] = inv1m[i, 0, 1]
             inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
         return logabs, arg, g, q, inv1m, realpos, radii.max()
-    n_chunks = min(d, 64)
-    for chunk in prange(n_chunks):
-        lam = np.empty(m, dtype=np.complex128)
-        A = np.empty((m, m))
-        b = np.empty(m)
-        Ab = np.empty(m)
-        Af = np.empty(m)
-        for i in range(chunk * d // n_chunks, (chunk + 1) * d // n_chunks):
-            _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
-                       logabs, arg, g, q, inv1m, realpos, radii)
+    lam = np.empty(m, dtype=np.complex128)
+    A = np.empty((m, m))
+    b = np.empty(m)
+    Ab = np.empty(m)
+    Af = np.empty(m)
+    for i in range(d):
+        _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
+                   logabs, arg, g, q, inv1m, realpos, radii)
     return logabs, arg, g, q, inv1m, realpos, radii.max()
 
 
@@ -193,19 +191,19 @@ def _noise_row(i, m, g, inv1m, work):
     return s.real
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
     """(D(k), N(k)) of the module docstring."""
     d, m = logabs.shape
     D = 0.0
     N = 0.0
     if m == 1:   # one mode (SGD): d^2 = lam^(2k) and n = g^2 (1 - lam^(2k)) / (1 - lam^2), all real
-        for i in prange(d):
+        for i in range(d):
             p2 = math.exp(2.0 * k * logabs[i, 0]) if k > 0 else 1.0
             D += wdet[i] * p2 * (q[i, 0].real * q[i, 0].real)
             N += wn[i] * (g[i, 0].real * g[i, 0].real) * (1.0 - p2) * inv1m[i, 0, 0].real
         return D, N
-    for i in prange(d):
+    for i in range(d):
         dk = 0.0
         for j in range(m):
             if j > 0 and arg[i, j] == -arg[i, j - 1] and arg[i, j] != 0.0 and \
@@ -220,7 +218,7 @@ def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
     return D, N
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dn_ladder(ks, logabs, arg, g, q, inv1m, wdet, wn, work):
     """(D(k), N(k)) for every k in `ks`."""
     n = ks.size
@@ -251,7 +249,7 @@ def _cos_range(start, delta):
     return lo, hi
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).
 
@@ -264,7 +262,7 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     d, m = logabs.shape
     D = 0.0
     N = 0.0
-    for i in prange(d):
+    for i in range(d):
         lo = 0.0
         hi = 0.0
         for j in range(m):
@@ -292,7 +290,7 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     return D, N
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work):
     """First k in [0, k_max] with D(k) + N(k) * inv_b[j] <= target, for every j (-1: none).
 
@@ -340,7 +338,7 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     return res
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
     """Second-moment recurrence M' = A M A^T + (c/B) b b^T with A = A0 + lr_t A1, b = lr_t b1.
 
@@ -443,3 +441,13 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, se
     mean = s1 / n_runs
     var = np.maximum(s2 / n_runs - mean * mean, 0.0)
     return mean, np.sqrt(var / max(n_runs - 1, 1))
+
+
+def cache_is_warm() -> bool:
+    """Whether the tuner's kernels are compiled and cached on disk for this source (numba's
+    cache index matches the source file); True when that cannot be told."""
+    try:
+        return all(bool(f._cache._cache_file._load_index())
+                   for f in (build_modes, dn_at, dn_ladder, dn_lower, first_crossings))
+    except Exception:   # numba's cache layout is private: say nothing rather than fail
+        return True

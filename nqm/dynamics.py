@@ -10,17 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from nqm import _kernels
+from nqm.checks import check_batch_size
 from nqm.closed_form import Modes
 from nqm.errors import NQMInputError
 from nqm.optimizer import OptimizerConfig, transition
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum
-
-
-def check_batch_size(batch_size) -> float:
-    if not (np.isfinite(batch_size) and batch_size > 0):
-        raise NQMInputError(f"batch size must be a finite number > 0, got {batch_size}")
-    return float(batch_size)
 
 
 def lr_sequence(config: OptimizerConfig, schedule: Schedule | None, n_steps: int,

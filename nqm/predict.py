@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import nqm
+from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.critical import fit_mccandlish, lower_bound_steps, overhead_batch_size
 from nqm.optimizer import check_kind, check_precond
 from nqm.schedule import Schedule
+from nqm.search_space import SearchSpace
 from nqm.spectrum import Spectrum
-from nqm.steps import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
-from nqm.tuning import SearchSpace, tune
+from nqm.threads import check_threads
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PredictConfig:
     batch_sizes: tuple[int, ...] = tuple(2**i for i in range(21))
     max_steps: int = DEFAULT_MAX_STEPS
     space: SearchSpace = field(default_factory=SearchSpace)
+    threads: int | None = None   # None: `nqm.threads.choose_threads`
 
     def __post_init__(self):
         check_target(self.target)
@@ -35,6 +37,7 @@ class PredictConfig:
         check_kind(self.optimizer)
         check_precond(self.precond)
         check_batch_sizes(self.batch_sizes)
+        check_threads(self.threads)
 
 
 def versions() -> dict:
@@ -62,11 +65,14 @@ def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float 
 def predict(spectrum: Spectrum, config: PredictConfig,
             progress: Callable[[int], None] | None = None) -> dict:
     """Tune every batch size and assemble the JSON record of `nqm predict --json`."""
+    from nqm.tuning import tune
+
     start = time.perf_counter()
     sched = None if config.schedule.is_constant else config.schedule
     points = tune(spectrum, config.optimizer, config.batch_sizes, config.target,
                   precond=config.precond, ema=config.ema, schedule=sched,
-                  max_steps=config.max_steps, space=config.space, progress=progress)
+                  max_steps=config.max_steps, space=config.space, progress=progress,
+                  threads=config.threads)
     crit, s_min, e_min = critical_batch_sizes([p.batch_size for p in points],
                                               [p.steps for p in points])
     b_noise, b_simple = spectrum.noise_scales()

@@ -12,14 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nqm.checks import DEFAULT_MAX_STEPS, check_batch_size, check_budget, check_target
 from nqm.closed_form import Modes
-from nqm.dynamics import check_batch_size, lr_sequence, recurrence_losses
-from nqm.errors import NQMInputError
+from nqm.dynamics import lr_sequence, recurrence_losses
 from nqm.optimizer import OptimizerConfig
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum
-
-DEFAULT_MAX_STEPS = 10**8
 
 
 class StepsResult(NamedTuple):
@@ -28,26 +26,6 @@ class StepsResult(NamedTuple):
     reached: bool
     diverged: bool
     budget: int
-
-
-def check_target(target: float) -> float:
-    if not (np.isfinite(target) and target > 0):
-        raise NQMInputError(f"target loss must be a finite number > 0, got {target}")
-    return float(target)
-
-
-def check_budget(max_steps: int) -> int:
-    if int(max_steps) != max_steps or max_steps < 1:
-        raise NQMInputError(f"step budget must be a positive integer, got {max_steps}")
-    return int(max_steps)
-
-
-def check_batch_sizes(batch_sizes) -> np.ndarray:
-    """Sorted unique integer batch sizes >= 1 (for tuning and prediction)."""
-    bs = np.atleast_1d(np.asarray(batch_sizes))
-    if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
-        raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
-    return np.unique(bs.astype(np.int64))
 
 
 def steps_to_target(spectrum: Spectrum, config: OptimizerConfig, batch_sizes, target: float,

@@ -31,32 +31,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
 from nqm.dynamics import lr_sequence, recurrence_losses
 from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
+from nqm.search_space import SearchSpace
 from nqm.spectrum import Spectrum
-from nqm.steps import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """Bounds of the search (see module docstring)."""
-
-    lr_ratio: tuple[float, float] = (1e-8, 1.0 - 1e-6)
-    one_minus_momentum: tuple[float, float] = (1e-4, 1.0)
-    one_minus_ema: tuple[float, float] = (1e-7, 1.0)   # small B wants ~whole-run averages
-    horizon_min: int = 4
-    grid_lr: int = 17
-    grid_other: int = 6
-    stability_edge: float = 0.97    # lr / limit above this: the stability limit binds
-    edge_factor: float = 1.05       # within this factor of another bound: at the edge
+from nqm.threads import choose_threads, thread_map
 
 
 class TunedPoint(NamedTuple):
@@ -282,21 +269,27 @@ def _grid(problem: _Problem) -> np.ndarray:
 
 def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: float = 0.0,
          ema: bool = False, schedule: Schedule | None = None,
-         max_steps: int = DEFAULT_MAX_STEPS, space: SearchSpace = SearchSpace(),
-         progress: Callable[[int], None] | None = None) -> list[TunedPoint]:
-    """Tune the metaparameters for every batch size; see the module docstring."""
+         max_steps: int = DEFAULT_MAX_STEPS, space: SearchSpace | None = None,
+         progress: Callable[[int], None] | None = None,
+         threads: int | None = None) -> list[TunedPoint]:
+    """Tune the metaparameters for every batch size; see the module docstring.
+
+    `threads`: grid points and batch sizes run in a pool of this many threads (None: chosen
+    by `nqm.threads.choose_threads`); each batch size's result is the same for any count."""
     check_kind(kind)
     check_precond(precond)
     target = check_target(target)
     max_steps = check_budget(max_steps)
     bs = check_batch_sizes(batch_sizes)
+    space = space or SearchSpace()
+    threads = choose_threads(threads, spectrum.n_rows)
     closed = schedule is None or schedule.is_constant
     const_steps = None
     if not closed:
         # the constant-LR optimum (cheap, closed form) bounds the schedule's horizon search
         # and caps each recurrence (steps beyond 1.5x the best so far cannot win)
         base = tune(spectrum, kind, bs, target, precond=precond, ema=ema, max_steps=max_steps,
-                    space=space)
+                    space=space, threads=threads)
         const_steps = [p.steps if p.reached else max_steps for p in base]
         nested_points = base
         max_h = int(min(max_steps, 2 * max(const_steps) + space.horizon_min))
@@ -309,7 +302,7 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     # optimizer never tunes worse than the one it contains
     if closed and (ema or kind != "sgd"):
         base = tune(spectrum, kind if ema else "sgd", bs, target, precond=precond,
-                    max_steps=max_steps, space=space)
+                    max_steps=max_steps, space=space, threads=threads)
         nested = [problem.coords(p) for p in base]
 
     # 1. grid, shared across batch sizes
@@ -317,23 +310,27 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     reached = np.zeros((grid.shape[0], bs.size), dtype=bool)   # schedules: exact crossings
     ladder = np.unique(np.round(np.geomspace(1, max_steps, 8 + int(np.log(max_steps) /
                                                                   np.log(1.5))))).astype(int)
-    for gi, z in enumerate(grid):
-        cfg, horizon = problem.config(z)
-        if closed:
-            # one pass over a geometric ladder of steps scores every batch size at once
-            D, N = Modes.build(spectrum, cfg).dn_ladder(ladder)
+    if closed:
+        # one pass over a geometric ladder of steps scores every batch size at once
+        def ladder_losses(z):
+            return Modes.build(spectrum, problem.config(z)[0]).dn_ladder(ladder)
+
+        for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
             for bi, b in enumerate(bs):
                 scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
-        else:
+    else:
+        for gi, z in enumerate(grid):
+            cfg, horizon = problem.config(z)
             for bi, b in enumerate(bs):
                 cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
                 scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
                 reached[gi, bi] = k is not None
 
     # 2.-3. refine each batch size, then take the exact crossing
-    steps_out, z_out = [], []
     spacing = np.array([ax[1] - ax[0] if ax.size > 1 else 1.0 for ax in axes])
-    for bi, b in enumerate(bs):
+
+    def refine(bi):
+        b = bs[bi]
         order = np.argsort(scores[:, bi], kind="stable")
         best_z, best_val = grid[order[0]], scores[order[0], bi]
         ok = np.flatnonzero(reached[:, bi])
@@ -398,8 +395,12 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
             best_z = state["reached"][1]
             cfg, horizon = problem.config(best_z)
             score, k = problem.exact(cfg, horizon, float(b))
-        steps_out.append((score, k))
-        z_out.append(np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1]))
+        return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1])
+
+    steps_out, z_out = [], []
+    for step_k, z in thread_map(refine, range(bs.size), threads):
+        steps_out.append(step_k)
+        z_out.append(z)
         if progress is not None:
             progress(1)
 

@@ -155,6 +155,33 @@ def test_cli_help_imports_no_heavy_modules():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("args", [
+    ["predict", "--target", "-1"],
+    ["predict", "--spectrum", "power:d=0"],
+    ["predict", "--batch-sizes", "8:2"],
+    ["predict", "--threads", "0"],
+    ["simulate", "--lr", "0.1", "--batch-size", "-3", "--steps", "10"],
+])
+def test_bad_input_fails_before_the_kernels_are_imported(args):
+    code = ("import sys; from click.testing import CliRunner; import cli; "
+            f"r = CliRunner().invoke(cli.cli, {args!r}); "
+            "print(r.exit_code, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"], out
+
+
+def test_first_run_says_it_compiles_the_kernels(monkeypatch):
+    import nqm._kernels
+
+    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda: False)
+    r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1,64", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "compiling the NQM kernels (once" in r.stderr
+    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda: True)
+    assert "compiling" not in run("predict", "--spectrum", SMALL, "--batch-sizes", "1,64",
+                                  "--quiet").stderr
+
+
 def test_figures_writes_comparison_and_summaries(tmp_path):
     r = run("figures", "--out", str(tmp_path), "--spectrum", "power:d=50", "--batch-sizes",
             "1:256", "--target", "0.05", "--quiet")

@@ -1,0 +1,39 @@
+"""Input checks shared by the pipelines: one place, one message per kind of bad value.
+
+Each returns the value normalised or raises `NQMInputError` naming the value.  This module
+imports no kernels, so options are validated before anything slow is imported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nqm.errors import NQMInputError
+
+DEFAULT_MAX_STEPS = 10**8
+
+
+def check_target(target: float) -> float:
+    if not (np.isfinite(target) and target > 0):
+        raise NQMInputError(f"target loss must be a finite number > 0, got {target}")
+    return float(target)
+
+
+def check_budget(max_steps: int) -> int:
+    if int(max_steps) != max_steps or max_steps < 1:
+        raise NQMInputError(f"step budget must be a positive integer, got {max_steps}")
+    return int(max_steps)
+
+
+def check_batch_size(batch_size) -> float:
+    if not (np.isfinite(batch_size) and batch_size > 0):
+        raise NQMInputError(f"batch size must be a finite number > 0, got {batch_size}")
+    return float(batch_size)
+
+
+def check_batch_sizes(batch_sizes) -> np.ndarray:
+    """Sorted unique integer batch sizes >= 1 (for tuning and prediction)."""
+    bs = np.atleast_1d(np.asarray(batch_sizes))
+    if bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs < 1) or np.any(bs != np.round(bs)):
+        raise NQMInputError(f"batch sizes must be integers >= 1, got {list(bs)}")
+    return np.unique(bs.astype(np.int64))
