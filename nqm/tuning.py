@@ -45,6 +45,14 @@ from nqm.search_space import SearchSpace
 from nqm.spectrum import Spectrum
 from nqm.threads import choose_threads, thread_map
 
+# Constants of `_Problem.surrogate_closed` (a crossing search in t = log(1 + k)):
+PROBE = 0.02            # the second point lies 2% of the hint (at least one step) away from it
+MAX_BRACKET_STEPS = 200  # secant steps allowed to bracket the crossing before giving up
+OVERSHOOT = 1.05        # aim 5% past the secant's root, so the next point lands across it
+MAX_LOG_STEP = 2.0      # at most a factor e^2 ~ 7.4 in 1 + k per bracketing step
+REL_WIDTH = 1e-5        # a bracket this narrow relative to k (or one step wide) is resolved
+TINY = 1e-300           # losses are floored here before taking logs
+
 
 class TunedPoint(NamedTuple):
     batch_size: int
@@ -68,6 +76,7 @@ class _Problem:
         self.ema, self.schedule, self.target = ema, schedule, target
         self.max_steps, self.space = max_steps, space
         self.max_horizon = max_horizon or max_steps
+        self.closed = schedule is None or schedule.is_constant
         self.log_target = math.log(target)
         self.initial_loss = spectrum.initial_loss()
         names, bounds = ["lr"], [tuple(np.log(space.lr_ratio))]
@@ -114,8 +123,10 @@ class _Problem:
         eigenvalue is negative or complex).  Secant steps in (log(1 + k), log L) from the hint
         bracket a sign change of f(k) = log L(k) - log target; secant steps safeguarded by
         bisection shrink the bracket to neighbouring integers lo, hi (or to a relative width of
-        1e-5 for large k);
-        the result interpolates linearly: lo + (hi - lo) f(lo) / (f(lo) - f(hi)).
+        REL_WIDTH for large k); the result interpolates linearly:
+        lo + (hi - lo) f(lo) / (f(lo) - f(hi)).  The module constants PROBE, MAX_BRACKET_STEPS,
+        OVERSHOOT and MAX_LOG_STEP set the bracketing; a crossing not bracketed within the
+        budget scores `penalty`.
         """
         if self.initial_loss <= self.target:
             return 0.0
@@ -124,7 +135,7 @@ class _Problem:
 
         def f(k):
             D, N = modes.dn(int(k))
-            return math.log(max(D + N * inv_b, 1e-300)) - self.log_target
+            return math.log(max(D + N * inv_b, TINY)) - self.log_target
 
         def t(k):
             return math.log1p(k)
@@ -135,10 +146,10 @@ class _Problem:
         k0 = int(min(max(round(hint), 1), kmax))
         f0 = f(k0)
         up = f0 > 0
-        k1 = int(min(max(k0 + (1 if up else -1) * max(1, round(0.02 * k0)), 0), kmax))
+        k1 = int(min(max(k0 + (1 if up else -1) * max(1, round(PROBE * k0)), 0), kmax))
         f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
         # 1. bracket
-        for _ in range(200):
+        for _ in range(MAX_BRACKET_STEPS):
             if (f0 > 0) != (f1 > 0):
                 break
             if f1 > 0 and k1 >= kmax:
@@ -149,7 +160,7 @@ class _Problem:
             step = -f1 / slope if slope != 0 else 0.0
             if not math.isfinite(step) or (step > 0) != up or step == 0:
                 step = 2.0 * abs(dt) * (1 if up else -1)
-            step = max(min(step * 1.05, 2.0), -2.0)
+            step = max(min(step * OVERSHOOT, MAX_LOG_STEP), -MAX_LOG_STEP)
             k_new = int(round(k_of(t(k1) + step)))
             if k_new == k1:
                 k_new = k1 + (1 if up else -1)
@@ -165,7 +176,7 @@ class _Problem:
         # 2. shrink [lo, hi] (f(lo) > 0 >= f(hi)) by secant steps in log(1 + k), with a
         #    bisection step whenever two steps in a row failed to halve the bracket
         widths = [math.inf, math.inf]
-        while hi - lo > max(1.0, 1e-5 * lo):
+        while hi - lo > max(1.0, REL_WIDTH * lo):
             tl, th = t(lo), t(hi)
             if th - tl > 0.5 * widths[-2]:
                 tm = 0.5 * (tl + th)
@@ -189,7 +200,7 @@ class _Problem:
         i = int(hit[0])
         if i == 0:
             return float(ks[0])
-        l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], 1e-300))
+        l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], TINY))
         frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
         return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
 
@@ -225,7 +236,7 @@ class _Problem:
         if k == 0:
             return 0.0, 0
         # fractional crossing between k - 1 and k, log-linear in the loss
-        l0, l1 = math.log(curve[k - 1]), math.log(max(curve[k], 1e-300))
+        l0, l1 = math.log(curve[k - 1]), math.log(max(curve[k], TINY))
         frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
@@ -256,7 +267,10 @@ class _Problem:
         return tuple(out)
 
 
-def _grid(problem: _Problem) -> np.ndarray:
+def _grid(problem: _Problem) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The stage-1 grid: every combination of evenly spaced values per search coordinate
+    (`grid_lr` learning rates, halved beside other coordinates unless a horizon is tuned, and
+    `grid_other` values of every other coordinate); returns (points, axes)."""
     axes = []
     for name, (lo, hi) in zip(problem.names, problem.bounds):
         n = problem.space.grid_lr if name == "lr" else problem.space.grid_other
@@ -272,10 +286,21 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
          max_steps: int = DEFAULT_MAX_STEPS, space: SearchSpace | None = None,
          progress: Callable[[int], None] | None = None,
          threads: int | None = None) -> list[TunedPoint]:
-    """Tune the metaparameters for every batch size; see the module docstring.
+    """Minimise steps-to-target over the metaparameters, separately for every batch size.
 
-    `threads`: grid points and batch sizes run in a pool of this many threads (None: chosen
-    by `nqm.threads.choose_threads`); each batch size's result is the same for any count."""
+    For each batch size B in `batch_sizes` (integers >= 1; sorted, duplicates dropped) it
+    returns the `TunedPoint` (lr, beta, gamma, horizon) with the fewest steps k such that the
+    expected loss E L(theta_k) <= `target` that the search finds, with the exact first crossing
+    as its step count (None where the target is not reached within `max_steps`) and the search
+    edges its optimum touches.  `kind` is sgd | momentum | nesterov; `precond` the exponent p
+    of the H^-p preconditioner; `ema` also tunes iterate averaging; `schedule` (default
+    constant) also tunes the horizon.  Stages, as in the module docstring: the contained
+    optimizer's optimum (`_contained_optimum`), the shared grid (`_grid_scores`), refinement
+    and exact crossing per batch size (`_refine`), polish from the neighbours (`_polish`).
+    `progress(1)` is called once per refined batch size.  `threads`: grid points and batch
+    sizes run in a pool of this many threads (None: `nqm.threads.choose_threads`); the result
+    is the same for any count.
+    """
     check_kind(kind)
     check_precond(precond)
     target = check_target(target)
@@ -284,158 +309,210 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     space = space or SearchSpace()
     threads = choose_threads(threads, spectrum.n_rows)
     closed = schedule is None or schedule.is_constant
-    const_steps = None
+    base = _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps,
+                              space, threads)
+    const_steps = max_h = None
     if not closed:
         # the constant-LR optimum (cheap, closed form) bounds the schedule's horizon search
         # and caps each recurrence (steps beyond 1.5x the best so far cannot win)
-        base = tune(spectrum, kind, bs, target, precond=precond, ema=ema, max_steps=max_steps,
-                    space=space, threads=threads)
         const_steps = [p.steps if p.reached else max_steps for p in base]
-        nested_points = base
         max_h = int(min(max_steps, 2 * max(const_steps) + space.horizon_min))
     problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space,
-                       max_horizon=None if closed else max_h)
-    nested = None if closed else [problem.coords(p) for p in nested_points]
+                       max_horizon=max_h)
+    nested = None if base is None else [problem.coords(p) for p in base]
     grid, axes = _grid(problem)
-    # nested search spaces: momentum contains SGD (beta = 0), EMA contains its base optimizer
-    # (gamma = 0); the tuned optimum of the contained optimizer is an extra start, so the richer
-    # optimizer never tunes worse than the one it contains
-    if closed and (ema or kind != "sgd"):
-        base = tune(spectrum, kind if ema else "sgd", bs, target, precond=precond,
-                    max_steps=max_steps, space=space, threads=threads)
-        nested = [problem.coords(p) for p in base]
+    scores, reached = _grid_scores(problem, grid, bs, const_steps, threads)
+    spacing = np.array([ax[1] - ax[0] if ax.size > 1 else 1.0 for ax in axes])
 
-    # 1. grid, shared across batch sizes
+    def refine(bi):
+        return _refine(problem, grid, spacing, scores[:, bi], reached[:, bi], float(bs[bi]),
+                       None if nested is None else nested[bi])
+
+    results = []
+    for res in thread_map(refine, range(bs.size), threads):
+        results.append(res)
+        if progress is not None:
+            progress(1)
+    results = _polish(problem, bs, results)
+    return [_tuned_point(problem, int(b), k, z) for b, ((_, k), z) in zip(bs, results)]
+
+
+def _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps, space,
+                       threads) -> list[TunedPoint] | None:
+    """Tuned points of the optimizer this one contains, used as extra starts (None if none).
+
+    Momentum contains SGD (beta = 0), EMA its base optimizer (gamma = 0), a schedule the
+    constant learning rate (its steps as horizon); starting from that optimum, the richer
+    optimizer never tunes worse than the one it contains."""
+    if not closed:
+        return tune(spectrum, kind, bs, target, precond=precond, ema=ema, max_steps=max_steps,
+                    space=space, threads=threads)
+    if ema or kind != "sgd":
+        return tune(spectrum, kind if ema else "sgd", bs, target, precond=precond,
+                    max_steps=max_steps, space=space, threads=threads)
+    return None
+
+
+def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_steps,
+                 threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1: (scores, reached), each of shape (grid points, batch sizes).
+
+    Constant LR: the modes of each grid point are built once and D(k), N(k) evaluated on a
+    geometric ladder of steps (ratio 1.5), so L = D + N / B scores every B at once (reached
+    stays False: ladder scores are approximate).  Schedules: the exact recurrence per point and
+    B, capped at 1.5x the best so far (or the constant-LR steps `const_steps`)."""
     scores = np.empty((grid.shape[0], bs.size))
-    reached = np.zeros((grid.shape[0], bs.size), dtype=bool)   # schedules: exact crossings
-    ladder = np.unique(np.round(np.geomspace(1, max_steps, 8 + int(np.log(max_steps) /
-                                                                  np.log(1.5))))).astype(int)
-    if closed:
-        # one pass over a geometric ladder of steps scores every batch size at once
+    reached = np.zeros((grid.shape[0], bs.size), dtype=bool)
+    if problem.closed:
+        n_rungs = 8 + int(np.log(problem.max_steps) / np.log(1.5))
+        ladder = np.unique(np.round(np.geomspace(1, problem.max_steps, n_rungs))).astype(int)
+
         def ladder_losses(z):
-            return Modes.build(spectrum, problem.config(z)[0]).dn_ladder(ladder)
+            return Modes.build(problem.spectrum, problem.config(z)[0]).dn_ladder(ladder)
 
         for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
             for bi, b in enumerate(bs):
                 scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
-    else:
-        for gi, z in enumerate(grid):
-            cfg, horizon = problem.config(z)
-            for bi, b in enumerate(bs):
-                cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
-                scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
-                reached[gi, bi] = k is not None
+        return scores, reached
+    for gi, z in enumerate(grid):
+        cfg, horizon = problem.config(z)
+        for bi, b in enumerate(bs):
+            cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
+            scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
+            reached[gi, bi] = k is not None
+    return scores, reached
 
-    # 2.-3. refine each batch size, then take the exact crossing
-    spacing = np.array([ax[1] - ax[0] if ax.size > 1 else 1.0 for ax in axes])
 
-    def refine(bi):
-        b = bs[bi]
-        order = np.argsort(scores[:, bi], kind="stable")
-        best_z, best_val = grid[order[0]], scores[order[0], bi]
-        ok = np.flatnonzero(reached[:, bi])
-        gr = ok[np.argmin(scores[ok, bi])] if ok.size else None
-        state = {"hint": max(best_val, 1.0) if best_val < max_steps else 1.0,
-                 "best": best_val,
-                 "reached": (scores[gr, bi], grid[gr]) if gr is not None else (np.inf, None)}
+class _Objective:
+    """log(1 + steps) at search coordinates z for one batch size: the surrogate crossing for a
+    constant LR, the capped exact recurrence for a schedule.
 
-        def objective(z, b=float(b), state=state):
-            # the hint stays fixed per batch size: with an oscillating loss the crossing found
-            # depends on where the search starts, and a moving start makes the objective noisy
-            cfg, horizon = problem.config(z)
-            if closed:
-                val = problem.surrogate_closed(Modes.build(spectrum, cfg), b, state["hint"])
-            else:
-                val, k = problem.exact(cfg, horizon, b, cap=1.5 * state["best"])
-                state["best"] = min(state["best"], val)
-                if k is not None and val < state["reached"][0]:
-                    state["reached"] = (val, np.array(z, dtype=np.float64))
-            return math.log1p(val)
+    State, explicit: `hint` (where the surrogate looks for the crossing; fixed per batch size,
+    since with an oscillating loss the crossing found depends on where the search starts and
+    a moving start makes the objective noisy), `best` (the best score so far, which caps
+    schedule runs at 1.5x) and `reached` ((score, z) of the best point that reaches the
+    target, for schedules)."""
 
-        # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
-        # (at a few hundred steps the objective moves in whole steps)
-        fatol = max(1e-3, 2.0 / (1.0 + min(best_val, max_steps)))
-        if closed:   # the ladder score is approximate: compare candidates on the surrogate
-            best_val = math.expm1(objective(best_z))
-        # refine from the grid's best; then from the runner-up if it lies in another basin and
-        # scores within 10% of the best so far, and from the nested optimum if it still beats it
-        candidates = [(0.0, grid[order[0]])]
-        if len(order) > 1 and np.any(np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
-            candidates.append((0.1, grid[order[1]]))
-        if nested is not None:
-            candidates.append((0.0, nested[bi]))
-        for i, (slack, z0) in enumerate(candidates):
-            val0 = best_val if i == 0 else math.expm1(objective(z0))
-            if i > 0 and val0 < best_val:
-                best_z, best_val = z0, val0
-            if i > 0 and val0 > (1.0 + slack) * best_val:
-                continue
-            if len(problem.names) == 1:
-                lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
-                hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
-                res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
-                                      options={"xatol": 1e-3})
-                z_new, val = np.array([res.x]), math.expm1(res.fun)
-            else:
-                simplex = [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
-                                          (1 if z0[j] < problem.bounds[j].mean() else -1),
-                                          problem.bounds[:, 0], problem.bounds[:, 1])
-                                  for j in range(len(z0))]
-                res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
-                               options={"initial_simplex": np.array(simplex), "xatol": 0.05,
-                                        "fatol": fatol, "maxfev": 100 * len(z0)})
-                z_new, val = res.x, math.expm1(res.fun)
-            if val < best_val:
-                best_z, best_val = z_new, val
+    def __init__(self, problem: _Problem, batch_size: float, hint: float, best: float,
+                 reached: tuple[float, np.ndarray | None]):
+        self.problem, self.batch_size = problem, batch_size
+        self.hint, self.best, self.reached = hint, best, reached
+
+    def __call__(self, z) -> float:
+        p = self.problem
+        cfg, horizon = p.config(z)
+        if p.closed:
+            val = p.surrogate_closed(Modes.build(p.spectrum, cfg), self.batch_size, self.hint)
+        else:
+            val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
+            self.best = min(self.best, val)
+            if k is not None and val < self.reached[0]:
+                self.reached = (val, np.array(z, dtype=np.float64))
+        return math.log1p(val)
+
+
+def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,
+            reached: np.ndarray, b: float, nested_z: np.ndarray | None):
+    """Stages 2-3 for one batch size: ((score, exact steps or None), z).
+
+    Refines from the grid's best point; then from the runner-up if it lies in another basin
+    and scores within 10% of the best so far, and from the contained optimizer's optimum
+    `nested_z`; by bounded Brent in one dimension, Nelder-Mead with bounds in more.  The
+    reported step count is the exact first crossing at the chosen point."""
+    max_steps = problem.max_steps
+    order = np.argsort(scores, kind="stable")
+    best_z, best_val = grid[order[0]], scores[order[0]]
+    ok = np.flatnonzero(reached)
+    gr = ok[np.argmin(scores[ok])] if ok.size else None
+    objective = _Objective(problem, b, hint=max(best_val, 1.0) if best_val < max_steps else 1.0,
+                           best=best_val,
+                           reached=(scores[gr], grid[gr]) if gr is not None else (np.inf, None))
+    # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
+    # (at a few hundred steps the objective moves in whole steps)
+    fatol = max(1e-3, 2.0 / (1.0 + min(best_val, max_steps)))
+    if problem.closed:   # the ladder score is approximate: compare candidates on the surrogate
+        best_val = math.expm1(objective(best_z))
+    candidates = [(0.0, grid[order[0]])]
+    if len(order) > 1 and np.any(np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
+        candidates.append((0.1, grid[order[1]]))
+    if nested_z is not None:
+        candidates.append((0.0, nested_z))
+    for i, (slack, z0) in enumerate(candidates):
+        val0 = best_val if i == 0 else math.expm1(objective(z0))
+        if i > 0 and val0 < best_val:
+            best_z, best_val = z0, val0
+        if i > 0 and val0 > (1.0 + slack) * best_val:
+            continue
+        z_new, val = _local_search(problem, objective, z0, spacing, fatol)
+        if val < best_val:
+            best_z, best_val = z_new, val
+    cfg, horizon = problem.config(best_z)
+    score, k = problem.exact(cfg, horizon, b)
+    if k is None and objective.reached[1] is not None:
+        # a schedule's near miss can outscore every point that reaches the target; report
+        # the best point that does reach it
+        best_z = objective.reached[1]
         cfg, horizon = problem.config(best_z)
-        score, k = problem.exact(cfg, horizon, float(b))
-        if k is None and state["reached"][1] is not None:
-            # a schedule's near miss can outscore every point that reaches the target; report
-            # the best point that does reach it
-            best_z = state["reached"][1]
-            cfg, horizon = problem.config(best_z)
-            score, k = problem.exact(cfg, horizon, float(b))
-        return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1])
+        score, k = problem.exact(cfg, horizon, b)
+    return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1])
 
-    steps_out, z_out = [], []
-    for step_k, z in thread_map(refine, range(bs.size), threads):
-        steps_out.append(step_k)
-        z_out.append(z)
-        if progress is not None:
-            progress(1)
 
-    # 4. polish from the neighbours: a batch size may reuse the tuned point of B/2 or 2B, as is
-    #    or with the learning rate scaled by the batch-size ratio (perfect scaling's guess);
-    #    candidates are screened with the surrogate and accepted on the exact crossing.
-    #    (For schedules, only the smaller neighbour's point as is, which keeps steps monotone.)
+def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
+                  spacing: np.ndarray, fatol: float) -> tuple[np.ndarray, float]:
+    """(z, steps) of a local minimum near z0: bounded Brent within one grid spacing in one
+    dimension; Nelder-Mead from a simplex of half grid spacings (pointing inwards) in more."""
+    if len(problem.names) == 1:
+        lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
+        hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
+        res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-3})
+        return np.array([res.x]), math.expm1(res.fun)
+    simplex = [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
+                              (1 if z0[j] < problem.bounds[j].mean() else -1),
+                              problem.bounds[:, 0], problem.bounds[:, 1])
+                      for j in range(len(z0))]
+    res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
+                   options={"initial_simplex": np.array(simplex), "xatol": 0.05,
+                            "fatol": fatol, "maxfev": 100 * len(z0)})
+    return res.x, math.expm1(res.fun)
+
+
+def _polish(problem: _Problem, bs: np.ndarray, results: list) -> list:
+    """Stage 4: a batch size may reuse the tuned point of B/2 or 2B, as is or with the learning
+    rate scaled by the batch-size ratio (perfect scaling's guess); candidates are screened
+    with the surrogate and accepted on the exact crossing, never trading a point that reaches
+    the target for one that does not.  Two sweeps, up then down.  (For schedules, only the
+    smaller neighbour's point as is, which keeps steps monotone.)"""
+    steps_out = [r[0] for r in results]
+    z_out = [r[1] for r in results]
     lr_axis = problem.names.index("lr")
     for sweep in (range(bs.size), range(bs.size - 1, -1, -1)):
         for bi in sweep:
             b = float(bs[bi])
             for nb in (bi - 1, bi + 1):
-                if not 0 <= nb < bs.size or (not closed and nb != bi - 1):
+                if not 0 <= nb < bs.size or (not problem.closed and nb != bi - 1):
                     continue
                 shifted = z_out[nb].copy()
                 shifted[lr_axis] += math.log(bs[bi] / bs[nb])
-                for z in ((z_out[nb], shifted) if closed else (z_out[nb],)):
+                for z in ((z_out[nb], shifted) if problem.closed else (z_out[nb],)):
                     z = np.clip(z, problem.bounds[:, 0], problem.bounds[:, 1])
                     cfg, horizon = problem.config(z)
-                    if closed:
-                        hint = max(min(steps_out[bi][0], max_steps), 1.0)
-                        cheap = problem.surrogate_closed(Modes.build(spectrum, cfg), b, hint)
-                        if cheap >= steps_out[bi][0]:
+                    if problem.closed:
+                        hint = max(min(steps_out[bi][0], problem.max_steps), 1.0)
+                        modes = Modes.build(problem.spectrum, cfg)
+                        if problem.surrogate_closed(modes, b, hint) >= steps_out[bi][0]:
                             continue
                     score, k = problem.exact(cfg, horizon, b)
-                    # never trade a point that reaches the target for one that does not
                     if score < steps_out[bi][0] and (k is not None or steps_out[bi][1] is None):
                         steps_out[bi], z_out[bi] = (score, k), z
+    return list(zip(steps_out, z_out))
 
-    points = []
-    for b, (_, k), z in zip(bs, steps_out, z_out):
-        cfg, horizon = problem.config(z)
-        edges = problem.edges(z, cfg)
-        points.append(TunedPoint(
-            batch_size=int(b), steps=k, reached=k is not None, lr=cfg.lr, momentum=cfg.momentum,
-            ema=cfg.ema, horizon=horizon, at_edge=bool(edges), edges=edges,
-            lr_limit=lr_limit(spectrum.h, kind, cfg.momentum, precond)))
-    return points
+
+def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> TunedPoint:
+    cfg, horizon = problem.config(z)
+    edges = problem.edges(z, cfg)
+    return TunedPoint(batch_size=b, steps=k, reached=k is not None, lr=cfg.lr,
+                      momentum=cfg.momentum, ema=cfg.ema, horizon=horizon, at_edge=bool(edges),
+                      edges=edges,
+                      lr_limit=lr_limit(problem.spectrum.h, problem.kind, cfg.momentum,
+                                        problem.precond))
