@@ -96,12 +96,44 @@ def _fmt(x, spec=".4g") -> str:
     return format(x, spec)
 
 
-def _print_critical(crit: dict, s_min, e_min) -> None:
+def _print_critical(crit: dict, s_min, e_min, record: dict | None = None) -> None:
+    """The critical batch sizes; from a `record` with `critical_batch_size_flags` (and
+    `confidence_95`) also why a value is not determined, a warning under a value outside the
+    batch sizes, the bootstrap intervals and the warnings about the data."""
+    flags = (record or {}).get("critical_batch_size_flags") or {}
+    nd, extra = flags.get("not_determined", {}), flags.get("extrapolated", [])
+    span = flags.get("batch_size_range")
+
+    def warn_extrapolated(key):
+        if key in extra:
+            click.echo(f"{'':18}warning: extrapolated: outside the batch sizes "
+                       f"{span[0]:g}..{span[1]:g}")
+
     click.echo("\nCritical batch size (two definitions; they differ by construction):")
-    click.echo(f"  mccandlish      B_crit = E_min/S_min = {_fmt(crit.get('mccandlish'))}"
-               f"   (S_min = {_fmt(s_min)}, E_min = {_fmt(e_min)})")
-    click.echo(f"  overhead_20pct  steps 20% above perfect scaling at B = "
-               f"{_fmt(crit.get('overhead_20pct'))}")
+    fit = f"   (S_min = {_fmt(s_min)}, E_min = {_fmt(e_min)})"
+    if crit.get("mccandlish") is None and "mccandlish" in nd:
+        click.echo(f"  mccandlish      B_crit not determined: {nd['mccandlish']}{fit}")
+    else:
+        click.echo(f"  mccandlish      B_crit = E_min/S_min = {_fmt(crit.get('mccandlish'))}{fit}")
+    warn_extrapolated("mccandlish")
+    if crit.get("overhead_20pct") is None and "overhead_20pct" in nd:
+        click.echo(f"  overhead_20pct  not determined: {nd['overhead_20pct']}")
+    else:
+        click.echo(f"  overhead_20pct  steps 20% above perfect scaling at B = "
+                   f"{_fmt(crit.get('overhead_20pct'))}")
+    warn_extrapolated("overhead_20pct")
+    ci = (record or {}).get("confidence_95")
+    if ci is not None and "interval" in nd:
+        click.echo(f"95% bootstrap intervals: not determined: {nd['interval']}")
+    elif ci is not None:
+        click.echo("95% bootstrap intervals:")
+        for key, (lo, hi) in ci.items():
+            if lo is None and hi is None and key in nd:
+                click.echo(f"  {key:<15} not determined: {nd[key]}")
+            else:
+                click.echo(f"  {key:<15} [{_fmt(lo)}, {_fmt(hi)}]")
+    for w in flags.get("warnings", []):
+        click.echo(f"warning: {w}")
     if "b_noise" in crit:
         click.echo("Gradient noise scales at the initial point:")
         click.echo(f"  b_noise  = tr(H Sigma)/G'HG = {_fmt(crit['b_noise'])}")
@@ -168,6 +200,7 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
                            schedule=parse_schedule(schedule, warmup, final_frac),
                            batch_sizes=parse_batch_sizes(batch_sizes), max_steps=max_steps,
                            threads=threads)
+    config.check(spectrum)   # target below the initial loss, memory: before any tuning
     _compile_notice()
     with click.progressbar(length=len(config.batch_sizes), label="tuning batch sizes",
                            file=sys.stderr, hidden=quiet) as bar:
@@ -189,7 +222,7 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
         line += f" {p['horizon']:>10d}" if p["horizon"] is not None else ""
         notes = list(p["edges"]) + ([] if p["reached"] else ["target not reached in budget"])
         click.echo(line + ("  " + "; ".join(notes) if notes else ""))
-    _print_critical(result["critical_batch_size"], result["s_min"], result["e_min"])
+    _print_critical(result["critical_batch_size"], result["s_min"], result["e_min"], result)
     click.echo(f"({result['elapsed_s']:.2f} s)")
 
     if json_path:
@@ -213,6 +246,19 @@ def _report_steps(n_steps: int, points: int) -> list[int]:
     import numpy as np
     ks = np.unique(np.round(np.geomspace(1, n_steps + 1, points)).astype(int) - 1)
     return sorted(set(ks.tolist()) | {0, n_steps})
+
+
+def _display_steps(ks: list[int], n_steps: int, lines: int = 12) -> list[int]:
+    """About `lines` log-spaced steps for the printed table, each one of the computed `ks`
+    (the computed step nearest each log-spaced step)."""
+    import bisect
+
+    show = set()
+    for k in _report_steps(n_steps, lines):
+        i = bisect.bisect_left(ks, k)
+        near = [ks[j] for j in (i - 1, i) if 0 <= j < len(ks)]
+        show.add(min(near, key=lambda x: abs(x - k)))
+    return sorted(show)
 
 
 @cli.command()
@@ -246,10 +292,14 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
     from nqm.checks import check_batch_size
     from nqm.optimizer import OptimizerConfig
     from nqm.schedule import parse_schedule
-    from nqm.spectrum import parse_spec
+    from nqm.spectrum import check_memory, parse_spec, working_bytes_per_row
 
     spectrum = parse_spec(spec)
     config = OptimizerConfig(optimizer, lr=lr, momentum=momentum, precond=precond, ema=ema)
+    m = (1 if optimizer == "sgd" else 2) + (ema is not None)
+    check_memory(spectrum.n_rows * (working_bytes_per_row(m) + 24 * m**4),   # + Lyapunov solve
+                 f"simulating {optimizer} on {spectrum.n_rows} spectrum rows",
+                 "use fewer rows: power:...,bins=N or a binned spectrum file")
     sched = parse_schedule(schedule, warmup, final_frac)
     check_batch_size(batch_size)
     _compile_notice()
@@ -278,7 +328,7 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
                        "mc_runs": mc_runs, "seed": seed})
     click.echo(f"{'step':>10} {'expected loss':>15}" + (f" {'MC mean':>13} {'MC se':>10}"
                                                           if mc_runs else ""))
-    show = _report_steps(n_steps, 12)
+    show = _display_steps(ks, n_steps)
     for k in show:
         i = ks.index(k)
         line = f"{k:>10d} {loss[i]:>15.6g}"
@@ -448,7 +498,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
         click.echo(f"{p['batch_size']:>7d} {steps} {_fmt(p['lr']):>10} "
                    f"{_fmt(p['momentum']):>9} {p['diverged']:>9d}  {note}")
     crit = summary["critical_batch_size"]
-    _print_critical(crit, summary["s_min"], summary["e_min"])
+    _print_critical(crit, summary["s_min"], summary["e_min"], summary)
     from figures.plots import steps_vs_batch
     steps_vs_batch(summary, out / "steps_vs_batch.png",
                    title=f"{workload}, {optimizer}: steps to result")
@@ -703,24 +753,22 @@ def read_measurements(path) -> tuple[list[float], list[float | None]]:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False))
 @_input_errors
 def fit(csv_path, n_boot, seed, json_path, plot_path):
-    """S_min, E_min and both critical batch sizes from your measured steps per batch size."""
-    from nqm.critical import bootstrap
-    from nqm.predict import critical_batch_sizes
+    """S_min, E_min and both critical batch sizes from your measured steps per batch size.
+    A batch size given more than once counts once, with the geometric mean of its steps."""
+    from nqm.critical import estimate
 
     b, s = read_measurements(csv_path)
-    crit, s_min, e_min = critical_batch_sizes(b, s)
-    if s_min is None:
+    est = estimate(b, s, n_resamples=n_boot, seed=seed)
+    if est.s_min is None:
         raise InputError(f"{csv_path}: need reached steps at two or more batch sizes")
-    ci = bootstrap(b, s, n_resamples=n_boot, seed=seed)
+    crit, s_min, e_min = dict(est.values), est.s_min, est.e_min
     result = {"points": [{"batch_size": bb, "steps": ss, "reached": ss is not None}
                          for bb, ss in zip(b, s)],
               "critical_batch_size": crit, "s_min": s_min, "e_min": e_min,
-              "confidence_95": ci, "bootstrap": {"resamples": n_boot, "seed": seed,
-                                                 "method": "residual (relative residuals)"}}
-    _print_critical(crit, s_min, e_min)
-    click.echo("95% bootstrap intervals:")
-    for key, (lo, hi) in ci.items():
-        click.echo(f"  {key:<15} [{_fmt(lo)}, {_fmt(hi)}]")
+              "confidence_95": est.interval, "critical_batch_size_flags": est.flags(),
+              "bootstrap": {"resamples": n_boot, "seed": seed,
+                            "method": "residual (relative residuals)"}}
+    _print_critical(crit, s_min, e_min, result)
     if json_path:
         _write_json(json_path, result)
     if plot_path:

@@ -185,10 +185,12 @@ def _best(records: list[dict]) -> dict | None:
     return min(ok, key=lambda r: (r["steps"], r["round"], r["trial"])) if ok else None
 
 
-def summarize(cfg: SweepConfig, records: list[dict]) -> dict:
+def summarize(cfg: SweepConfig, records: list[dict], n_resamples: int = 1000) -> dict:
     """The summary.json record: per batch size the best trial, and the critical batch sizes
-    computed with the same code as `nqm fit`."""
-    from nqm.predict import critical_batch_sizes
+    computed with the same code as `nqm fit` (`nqm.critical.estimate`): the judgement flags
+    and residual-bootstrap 95% intervals with `n_resamples` resamples seeded by the sweep's
+    seed."""
+    from nqm.critical import estimate
 
     points = []
     target = None
@@ -205,8 +207,12 @@ def summarize(cfg: SweepConfig, records: list[dict]) -> dict:
             "diverged": sum(r["diverged"] for r in rs),
             "widened": max(r["round"] for r in rs) > 0,
             "lr_range": rs[-1]["lr_range"]})
-    crit, s_min, e_min = critical_batch_sizes([p["batch_size"] for p in points],
-                                              [p["steps"] for p in points])
+    est = estimate([p["batch_size"] for p in points], [p["steps"] for p in points],
+                   n_resamples=n_resamples, seed=cfg.seed)
     return {"workload": cfg.workload, "optimizer": cfg.optimizer, "target": target,
-            "points": points, "critical_batch_size": crit, "s_min": s_min, "e_min": e_min,
+            "points": points, "critical_batch_size": dict(est.values), "s_min": est.s_min,
+            "e_min": est.e_min, "confidence_95": est.interval,
+            "critical_batch_size_flags": est.flags(),
+            "bootstrap": {"resamples": n_resamples, "seed": cfg.seed,
+                          "method": "residual (relative residuals)"},
             "n_trials": cfg.n_trials, "seed": cfg.seed, "versions": versions()}

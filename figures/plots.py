@@ -21,13 +21,16 @@ def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
     plt.close(fig)
 
 
-def _mark_critical(ax, crit: dict) -> None:
+def _mark_critical(ax, crit: dict, flags: dict | None = None) -> None:
+    """A vertical line per critical batch size; '(extrapolated)' on one outside the data."""
+    extrapolated = (flags or {}).get("extrapolated", [])
     styles = {"mccandlish": ("tab:red", "--"), "overhead_20pct": ("tab:purple", ":"),
               "b_noise": ("tab:green", "-."), "b_simple": ("tab:olive", (0, (1, 3)))}
     for key, (color, ls) in styles.items():
         value = crit.get(key)
         if value is not None and np.isfinite(value) and value > 0:
-            ax.axvline(value, color=color, ls=ls, lw=1.2, label=f"{key} = {value:.4g}")
+            note = " (extrapolated)" if key in extrapolated else ""
+            ax.axvline(value, color=color, ls=ls, lw=1.2, label=f"{key} = {value:.4g}{note}")
 
 
 def steps_vs_batch(result: dict, path, title: str | None = None) -> None:
@@ -55,7 +58,8 @@ def steps_vs_batch(result: dict, path, title: str | None = None) -> None:
         bb = np.geomspace(b.min(), b.max(), 200)
         ax.loglog(bb, result["s_min"] + result["e_min"] / bb, color="tab:red", lw=0.8,
                   alpha=0.6, label="fit S_min + E_min/B")
-    _mark_critical(ax, result.get("critical_batch_size", {}))
+    _mark_critical(ax, result.get("critical_batch_size", {}),
+                   result.get("critical_batch_size_flags"))
     _finish(fig, ax, path, "batch size B", f"steps to target {result.get('target', '')}",
             title or "Steps to target vs batch size")
 

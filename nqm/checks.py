@@ -19,6 +19,16 @@ def check_target(target: float) -> float:
     return float(target)
 
 
+def check_target_below_initial(spectrum, target: float) -> float:
+    """A target at or above the initial expected loss E L(theta_0) is met at step 0: refuse it."""
+    target = check_target(target)
+    initial = spectrum.initial_loss()
+    if target >= initial:
+        raise NQMInputError(f"target {target:g} is at or above the initial loss {initial:.4g} "
+                            f"of this spectrum: nothing to do")
+    return target
+
+
 def check_budget(max_steps: int) -> int:
     if int(max_steps) != max_steps or max_steps < 1:
         raise NQMInputError(f"step budget must be a positive integer, got {max_steps}")

@@ -10,12 +10,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import nqm
-from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
-from nqm.critical import fit_mccandlish, lower_bound_steps, overhead_batch_size
+from nqm.checks import (
+    DEFAULT_MAX_STEPS,
+    check_batch_sizes,
+    check_budget,
+    check_target,
+    check_target_below_initial,
+)
+from nqm.critical import estimate, lower_bound_steps
 from nqm.optimizer import check_kind, check_precond
 from nqm.schedule import Schedule
 from nqm.search_space import SearchSpace
-from nqm.spectrum import Spectrum
+from nqm.spectrum import Spectrum, check_memory, working_bytes_per_row
 from nqm.threads import check_threads
 
 
@@ -39,27 +45,27 @@ class PredictConfig:
         check_batch_sizes(self.batch_sizes)
         check_threads(self.threads)
 
+    @property
+    def state_size(self) -> int:
+        """Numbers per direction in the iteration: theta, + velocity, + average."""
+        return (1 if self.optimizer == "sgd" else 2) + bool(self.ema)
+
+    def check(self, spectrum: Spectrum) -> None:
+        """Refuse, before any tuning, a target the spectrum starts at or below and a spectrum
+        whose working arrays would not fit in memory."""
+        check_target_below_initial(spectrum, self.target)
+        name = self.optimizer + (" + EMA" if self.ema else "")
+        check_memory(spectrum.n_rows * working_bytes_per_row(self.state_size),
+                     f"tuning {name} on {spectrum.n_rows} spectrum rows",
+                     "use fewer rows: power:...,bins=N or a binned spectrum file")
+
 
 def versions() -> dict:
-    import numba
-    import scipy
+    """Versions of what computed a record (read from package metadata: imports nothing)."""
+    from importlib.metadata import version
+
     return {"nqm": nqm.__version__, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__}
-
-
-def critical_batch_sizes(batch_sizes, steps) -> tuple[dict, float | None, float | None]:
-    """({'mccandlish', 'overhead_20pct'}, S_min, E_min) from reached points (None if too few)."""
-    reached = [(b, s) for b, s in zip(batch_sizes, steps) if s is not None]
-    out = {"mccandlish": None, "overhead_20pct": None}
-    s_min = e_min = None
-    if len(reached) >= 2:
-        bb, ss = zip(*reached)
-        fit = fit_mccandlish(bb, ss)
-        # an S_min of 0 (steps still falling as 1/B everywhere) has no finite B_crit: null
-        b_crit = fit.b_crit if np.isfinite(fit.b_crit) else None
-        out["mccandlish"], s_min, e_min = b_crit, fit.s_min, fit.e_min
-        out["overhead_20pct"] = overhead_batch_size(bb, ss)
-    return out, s_min, e_min
+            "numpy": np.__version__, "scipy": version("scipy"), "numba": version("numba")}
 
 
 def predict(spectrum: Spectrum, config: PredictConfig,
@@ -68,13 +74,14 @@ def predict(spectrum: Spectrum, config: PredictConfig,
     from nqm.tuning import tune
 
     start = time.perf_counter()
+    config.check(spectrum)
     sched = None if config.schedule.is_constant else config.schedule
     points = tune(spectrum, config.optimizer, config.batch_sizes, config.target,
                   precond=config.precond, ema=config.ema, schedule=sched,
                   max_steps=config.max_steps, space=config.space, progress=progress,
                   threads=config.threads)
-    crit, s_min, e_min = critical_batch_sizes([p.batch_size for p in points],
-                                              [p.steps for p in points])
+    est = estimate([p.batch_size for p in points], [p.steps for p in points])
+    crit, s_min, e_min = dict(est.values), est.s_min, est.e_min
     b_noise, b_simple = spectrum.noise_scales()
     crit.update({"b_noise": b_noise, "b_simple": b_simple})
     rows = []
@@ -90,7 +97,7 @@ def predict(spectrum: Spectrum, config: PredictConfig,
         "target": config.target, "optimizer": config.optimizer, "precond": config.precond,
         "ema_tuned": config.ema, "schedule": config.schedule.describe(),
         "max_steps": config.max_steps, "points": rows, "critical_batch_size": crit,
-        "s_min": s_min, "e_min": e_min,
+        "s_min": s_min, "e_min": e_min, "critical_batch_size_flags": est.flags(),
         "spectrum": {"rows": spectrum.n_rows, "dimension": spectrum.dimension,
                      "initial_loss": spectrum.initial_loss(), **spectrum.meta},
         "search_space": asdict(config.space),

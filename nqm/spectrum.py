@@ -16,6 +16,8 @@ density with millions of directions be a few hundred rows.
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,12 +154,133 @@ class Spectrum:
                      meta=np.array(json.dumps(self.meta)))
 
 
+# ------------------------------------------------------------------------ memory
+FALLBACK_MEMORY = 4 * 2**30      # bytes assumed available when the system does not say
+SPECTRUM_BYTES_PER_ROW = 80      # h, c, s0, count and the temporaries of building them
+
+
+def available_memory() -> int:
+    """Bytes of memory available now: MemAvailable of /proc/meminfo, else the free physical
+    pages (os.sysconf), else FALLBACK_MEMORY."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return FALLBACK_MEMORY
+
+
+def working_bytes_per_row(state_size: int) -> int:
+    """Peak bytes per spectrum row while the exact loss of an m-state iteration is evaluated
+    (m = 1 SGD, 2 momentum, +1 with EMA): the spectrum (64 B), the transition A0, A1 (16 m^2),
+    b1, and the modes of `nqm.closed_form.Modes`: logabs, arg, g, q, work (56 m), inv1m
+    (16 m^2) and per-row scratch.  Measured peaks are 168, 304, 528 B for m = 1, 2, 3, i.e.
+    120 + 4 m + 44 m^2; the tuner's temporaries get a 1.5x margin."""
+    m = int(state_size)
+    return int(1.5 * (120 + 4 * m + 44 * m * m))
+
+
+def check_memory(n_bytes: float, what: str, hint: str) -> None:
+    """Refuse (NQMInputError) a computation whose arrays need more than the available memory."""
+    avail = available_memory()
+    if n_bytes > avail:
+        raise NQMInputError(f"{what} needs about {n_bytes / 1e9:.3g} GB of memory, more than "
+                            f"the {avail / 1e9:.3g} GB available: {hint}")
+
+
+# ------------------------------------------------------------------------ power law
+EXPLICIT_TERMS = 1 << 16   # power sums over i below this are summed term by term
+
+
+def _power_sum(p: float, a: int, b: int) -> float:
+    """sum_{i=a}^{b} i^-p for integers 1 <= a <= b.
+
+    Terms with i < EXPLICIT_TERMS are summed directly; the rest by the Euler-Maclaurin formula
+        sum_{i=a}^{b} f(i) = int_a^b f + (f(a) + f(b)) / 2
+                             + sum_{k=1}^{3} B_2k / (2k)! (f^(2k-1)(b) - f^(2k-1)(a)),
+    f(x) = x^-p, f^(n)(x) = (-1)^n p (p+1) ... (p+n-1) x^(-p-n), whose remainder is below
+    p (p+1) ... (p+6) / a^(p+7) relative to a^(1-p): negligible for a >= 2^16.
+    """
+    total = 0.0
+    if a < EXPLICIT_TERMS:
+        top = min(b, EXPLICIT_TERMS - 1)
+        total += float(np.sum(np.arange(a, top + 1, dtype=np.float64) ** (-p)))
+        a = top + 1
+        if a > b:
+            return total
+    fa, fb = float(a), float(b)
+    log_ratio = math.log1p((fb - fa) / fa)
+    t = (1.0 - p) * log_ratio
+    integral = fa ** (1.0 - p) * (log_ratio if t == 0.0 else math.expm1(t) / (1.0 - p))
+    em = integral + 0.5 * (fa ** -p + fb ** -p)
+    rising = 1.0
+    for n, coef in ((1, 1.0 / 12.0), (3, -1.0 / 720.0), (5, 1.0 / 30240.0)):
+        rising = p if n == 1 else rising * (p + n - 2) * (p + n - 1)
+        # f^(n) for odd n is -rising * x^(-p-n)
+        em += coef * (-rising) * (fb ** (-p - n) - fa ** (-p - n))
+    return total + em
+
+
+def _binned_power_law(d: int, alpha: float, noise_scale: float, noise_exponent: float,
+                      s0: float, n_bins: int, meta: dict) -> Spectrum:
+    """`power_law(...).binned(n_bins)` without building the d directions.
+
+    The bins of `Spectrum.binned` are log-spaced in h = i^-alpha, which falls with i, so each
+    bin is a run of consecutive i.  Its ends are found by bisection on i with the same floating
+    point bin assignment as `Spectrum.binned` (so the same directions land in the same bins),
+    and its count-weighted means are power sums: mean h = sum i^-alpha / n,
+    mean c = noise_scale sum i^-(alpha noise_exponent) / n (`_power_sum`), mean s0 = s0.
+    Cost: O(n_bins log d) bin assignments and at most EXPLICIT_TERMS explicit terms.
+    """
+    def log_h(i):
+        return np.log(np.asarray(i, dtype=np.float64) ** (-alpha))
+
+    lo_h = float(log_h(d))
+    if not np.isfinite(lo_h):
+        raise NQMInputError(f"power-law curvature h_i = i^-{alpha:g} underflows to 0 before "
+                            f"i = {d}: lower alpha or d")
+    edges = np.linspace(lo_h, float(log_h(1)), n_bins + 1)
+
+    def bin_of(i):
+        return np.clip(np.searchsorted(edges, log_h(i), side="right") - 1, 0, n_bins - 1)
+
+    # first[k] = smallest i with bin_of(i) <= k (d + 1 if none): bin_of falls with i
+    ks = np.arange(n_bins)
+    lo = np.ones(n_bins, dtype=np.int64)
+    hi = np.full(n_bins, d + 1, dtype=np.int64)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        ok = bin_of(np.minimum(mid, d)) <= ks
+        active = lo < hi
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+    first = lo
+    ends = np.concatenate([[d], first[:-1] - 1])      # bin k holds first[k] .. ends[k]
+    rows = []
+    for a, b in zip(first.tolist(), ends.tolist()):
+        if a <= b:
+            n = b - a + 1
+            rows.append((_power_sum(alpha, a, b) / n,
+                         noise_scale * _power_sum(alpha * noise_exponent, a, b) / n, n))
+    h, c, count = (np.array(x, dtype=np.float64) for x in zip(*rows))
+    return Spectrum(h=h, c=c, s0=np.full(h.size, float(s0)), count=count,
+                    meta={**meta, "binned_from_rows": int(d), "bins": n_bins})
+
+
 def power_law(d: int = 10_000, alpha: float = 1.0, noise_scale: float = 1.0,
               noise_exponent: float = 1.0, s0: float = 1.0, bins: int | None = None) -> Spectrum:
     """h_i = i^-alpha (i = 1..d), c_i = noise_scale * h_i^noise_exponent, s0_i = s0.
 
     The defaults are Zhang et al.'s model: d = 10^4, h_i = 1/i, C = H, s0 = 1.
-    With `bins`, the d directions are grouped into at most `bins` rows (see `Spectrum.binned`).
+    With `bins`, the d directions are grouped into at most `bins` rows (see `Spectrum.binned`);
+    the binned rows are computed from power sums per bin without building the d directions,
+    so d may be far larger than memory.  Without `bins`, a d whose arrays would not fit in the
+    available memory is refused.
     """
     if not float(d).is_integer() or d < 1:
         raise NQMInputError(f"power-law dimension d must be a positive integer, got {d}")
@@ -167,10 +290,16 @@ def power_law(d: int = 10_000, alpha: float = 1.0, noise_scale: float = 1.0,
             raise NQMInputError(f"power-law parameter '{name}' is not finite: {value}")
     if alpha < 0:
         raise NQMInputError(f"power-law exponent alpha must be >= 0, got {alpha}")
-    h = np.arange(1, int(d) + 1, dtype=np.float64) ** (-float(alpha))
     meta = {"source": "power", "d": int(d), "alpha": float(alpha),
             "noise_scale": float(noise_scale), "noise_exponent": float(noise_exponent),
             "s0": float(s0)}
+    if bins and int(bins) >= 1 and int(d) > int(bins):
+        return _binned_power_law(int(d), float(alpha), float(noise_scale),
+                                 float(noise_exponent), float(s0), int(bins), meta)
+    check_memory(int(d) * SPECTRUM_BYTES_PER_ROW,
+                 f"a power-law spectrum of d = {int(d)} rows",
+                 f"bin it, e.g. power:d={int(d)},bins=200")
+    h = np.arange(1, int(d) + 1, dtype=np.float64) ** (-float(alpha))
     spec = Spectrum(h=h, c=noise_scale * h**noise_exponent, s0=np.full(h.size, float(s0)),
                     count=np.ones(h.size), meta=meta)
     return spec.binned(int(bins)) if bins else spec

@@ -191,3 +191,125 @@ def test_figures_writes_comparison_and_summaries(tmp_path):
     mom = json.loads((tmp_path / "momentum.json").read_text())
     assert all(m["steps"] <= s["steps"] for m, s in zip(mom["points"], sgd["points"]))
     assert (tmp_path / "sgd_ema.csv").read_text().startswith("batch_size,steps")
+
+
+@pytest.mark.parametrize("n_steps", [2000, 2001, 5000])
+def test_simulate_prints_only_computed_steps(tmp_path, n_steps):
+    j = tmp_path / "s.json"
+    r = run("simulate", "--lr", "0.5", "--batch-size", "64", "--steps", str(n_steps),
+            "--json", str(j))
+    assert r.exit_code == 0, r.output
+    data = json.loads(j.read_text())
+    rows = [line.split() for line in r.stdout.splitlines()[1:] if line.split()[0].isdigit()]
+    shown = [int(row[0]) for row in rows]
+    assert shown[0] == 0 and shown[-1] == n_steps and len(shown) >= 10
+    assert set(shown) <= set(data["steps"])
+    for row in rows:
+        assert float(row[1]) == pytest.approx(data["loss"][data["steps"].index(int(row[0]))],
+                                              rel=1e-5)
+
+
+def test_predict_target_at_or_above_initial_loss_is_refused():
+    r = run("predict", "--target", "1e9")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        "Error: target 1e+09 is at or above the initial loss 4.894 of this spectrum: "
+        "nothing to do"]
+
+
+def test_predict_library_refuses_target_at_initial_loss():
+    from nqm.errors import NQMInputError
+    from nqm.predict import PredictConfig, predict
+    from nqm.spectrum import power_law
+
+    spec = power_law(d=100)
+    with pytest.raises(NQMInputError, match="at or above the initial loss"):
+        predict(spec, PredictConfig(target=spec.initial_loss(), batch_sizes=(1, 2)))
+
+
+def test_predict_refuses_spectra_too_large_for_memory(monkeypatch):
+    import nqm.spectrum
+
+    monkeypatch.setattr(nqm.spectrum, "available_memory", lambda: 16 * 2**30)
+    r = run("predict", "--spectrum", "power:d=1000000000")
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs about 80 GB" in lines[0] and "bins=200" in lines[0]
+    # the tuner's own arrays: 100 rows of SGD need ~25 kB, allow 20 kB
+    monkeypatch.setattr(nqm.spectrum, "available_memory", lambda: 20_000)
+    r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1,2", "--quiet")
+    assert r.exit_code == 2
+    assert r.stderr.startswith("Error: tuning sgd on 100 spectrum rows needs about")
+    assert "bins=N" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_predict_flags_an_extrapolated_critical_batch_size(tmp_path):
+    j, p = tmp_path / "r.json", tmp_path / "r.png"
+    r = run("predict", "--batch-sizes", "3:100", "--quiet", "--json", str(j), "--plot", str(p))
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.strip().startswith("mccandlish"))
+    assert lines[i + 1].strip() == "warning: extrapolated: outside the batch sizes 4..64"
+    data = json.loads(j.read_text())
+    assert data["critical_batch_size"]["mccandlish"] > 64
+    flags = data["critical_batch_size_flags"]
+    assert flags["extrapolated"] == ["mccandlish"] and flags["batch_size_range"] == [4, 64]
+    assert "overhead_20pct" in flags["not_determined"]
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_inside_the_batch_sizes_has_no_flag(tmp_path):
+    j = tmp_path / "r.json"
+    r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1:4096", "--target", "0.05",
+            "--json", str(j), "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "extrapolated" not in r.stdout
+    flags = json.loads(j.read_text())["critical_batch_size_flags"]
+    assert flags["extrapolated"] == [] and flags["not_determined"] == {}
+
+
+def _fit(tmp_path, rows, *extra):
+    path = tmp_path / "m.csv"
+    path.write_text("batch_size,steps\n" + "".join(f"{b},{s}\n" for b, s in rows))
+    j = tmp_path / "f.json"
+    r = run("fit", "--csv", str(path), "--json", str(j), "--plot", str(tmp_path / "f.png"),
+            *extra)
+    assert r.exit_code == 0, r.output
+    return r.stdout, json.loads(j.read_text())
+
+
+def test_fit_two_points_has_no_interval(tmp_path):
+    out, data = _fit(tmp_path, [(64, 1000), (256, 400)])
+    assert data["confidence_95"]["mccandlish"] == [None, None]
+    assert "need >= 3 batch sizes" in data["critical_batch_size_flags"]["not_determined"][
+        "interval"]
+    assert "[256, 256]" not in out
+    assert "95% bootstrap intervals: not determined: the residuals of the two-parameter fit" in out
+
+
+def test_fit_flat_steps_are_not_determined(tmp_path):
+    out, data = _fit(tmp_path, [(8, 100), (16, 100), (32, 100), (64, 100)])
+    assert data["critical_batch_size"]["mccandlish"] is None
+    assert ("B_crit not determined: steps do not fall with batch size (already maximal data "
+            "parallelism over the measured range)") in out
+    assert "e-14" not in out
+
+
+def test_fit_rising_steps_are_not_determined(tmp_path):
+    out, data = _fit(tmp_path, [(8, 100), (16, 130), (32, 170), (64, 220)])
+    assert data["critical_batch_size"]["mccandlish"] is None
+    assert "B_crit not determined: steps rise with batch size" in out
+    assert data["critical_batch_size_flags"]["not_determined"]["mccandlish"] == (
+        "steps rise with batch size")
+    assert "warning: steps rise by more than 25%" in out
+
+
+def test_fit_averages_duplicate_batch_sizes_and_says_so(tmp_path):
+    out, data = _fit(tmp_path, [(8, 1000), (16, 600), (16, 500), (32, 300), (64, 250),
+                                (128, 240)])
+    assert "warning: batch size 16 has 2 reached step counts: they are averaged (geometric " \
+           "mean)" in out
+    from nqm.critical import fit_mccandlish
+    merged = fit_mccandlish([8, 16, 32, 64, 128], [1000, np.sqrt(600 * 500), 300, 250, 240])
+    assert data["s_min"] == pytest.approx(merged.s_min)
+    assert len(data["points"]) == 6           # the rows as given

@@ -1,8 +1,10 @@
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from nqm import spectrum as spectrum_module
 from nqm.errors import NQMInputError
 from nqm.spectrum import Spectrum, load, parse_spec, power_law
 
@@ -110,3 +112,55 @@ def test_noise_scales_closed_form():
     b_noise, b_simple = s.noise_scales()
     assert b_simple == pytest.approx((3 + 2 * 1) / (4 * 1 + 2 * 1 * 4))
     assert b_noise == pytest.approx((2 * 3 + 2 * 1) / (8 * 1 + 2 * 1 * 4))
+
+
+def _full_then_binned(d, alpha, noise_scale, noise_exponent, s0, bins):
+    """All d directions, then `Spectrum.binned`."""
+    return power_law(d=d, alpha=alpha, noise_scale=noise_scale, noise_exponent=noise_exponent,
+                     s0=s0).binned(bins)
+
+
+@pytest.mark.parametrize("explicit", [1 << 16, 64])
+@pytest.mark.parametrize("alpha,noise_exponent,bins", [
+    (1.0, 1.0, 200), (0.5, 2.0, 50), (1.7, 0.3, 1), (0.0, 1.0, 10), (3.0, 1.0, 30)])
+def test_binned_power_law_equals_binning_the_full_spectrum(monkeypatch, explicit, alpha,
+                                                           noise_exponent, bins):
+    """The power sums per bin give the rows of binning all d = 10^5 directions, with the same
+    directions in each bin (explicit = 64 sends nearly every bin through Euler-Maclaurin)."""
+    monkeypatch.setattr(spectrum_module, "EXPLICIT_TERMS", explicit)
+    full = _full_then_binned(10**5, alpha, 2.0, noise_exponent, 0.5, bins)
+    fast = power_law(d=10**5, alpha=alpha, noise_scale=2.0, noise_exponent=noise_exponent,
+                     s0=0.5, bins=bins)
+    np.testing.assert_array_equal(fast.count, full.count)
+    np.testing.assert_allclose(fast.h, full.h, rtol=1e-12)
+    np.testing.assert_allclose(fast.c, full.c, rtol=1e-12)
+    np.testing.assert_allclose(fast.s0, full.s0, rtol=1e-14)
+    assert fast.meta == full.meta
+    assert fast.initial_loss() == pytest.approx(full.initial_loss(), rel=1e-12)
+
+
+def test_binned_power_law_of_a_billion_directions_is_small():
+    tracemalloc.start()
+    try:
+        s = parse_spec("power:d=1000000000,bins=200")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6
+    assert s.n_rows <= 200 and s.dimension == 1e9
+    # 1/2 sum_{i <= d} 1/i = (ln d + Euler's gamma + 1/(2d)) / 2 for h = c = 1/i, s0 = 1
+    assert s.initial_loss() == pytest.approx(0.5 * (np.log(1e9) + np.euler_gamma + 0.5e-9),
+                                             rel=1e-12)
+
+
+def test_power_law_too_large_for_memory_is_refused(monkeypatch):
+    monkeypatch.setattr(spectrum_module, "available_memory", lambda: 16 * 2**30)
+    with pytest.raises(NQMInputError, match=r"d = 1000000000 rows needs about 80 GB .* "
+                                            r"17.2 GB available: bin it, e.g. "
+                                            r"power:d=1000000000,bins=200"):
+        parse_spec("power:d=1000000000")
+    assert power_law(d=1000).n_rows == 1000
+
+
+def test_available_memory_is_positive():
+    assert spectrum_module.available_memory() > 0

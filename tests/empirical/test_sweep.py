@@ -185,3 +185,53 @@ def test_local_process_pool_equals_in_process(tmp_path):
     a = json.loads((tmp_path / "one" / "summary.json").read_text())
     b = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert strip(a) == strip(b)
+
+
+def _records(steps_by_b, target=0.1):
+    """Synthetic trial records: one reached trial per step count."""
+    return [{"batch_size": b, "target": target, "reached": True, "diverged": False,
+             "steps": s, "round": 0, "trial": i, "lr": 0.1, "momentum": 0.9,
+             "lr_range": [0.01, 1.0]}
+            for b, steps in steps_by_b.items() for i, s in enumerate(steps)]
+
+
+def test_summarize_gives_the_bootstrap_interval_of_nqm_fit():
+    import numpy as np
+
+    from nqm.critical import bootstrap
+
+    rng = np.random.default_rng(5)
+    b = [4, 8, 16, 32, 64, 128, 256]
+    s = [int(300 * (1 + 40 / x) * (1 + 0.05 * rng.standard_normal())) for x in b]
+    cfg = SweepConfig("linreg", "sgd", tuple(b), n_trials=4, seed=3)
+    summary = summarize(cfg, _records({x: [y, y + 50] for x, y in zip(b, s)}))
+    assert summary["confidence_95"] == bootstrap(b, s, n_resamples=1000, seed=3)
+    lo, hi = summary["confidence_95"]["mccandlish"]
+    assert lo < summary["critical_batch_size"]["mccandlish"] < hi
+    assert summary["bootstrap"]["seed"] == 3
+    assert summary["critical_batch_size_flags"]["warnings"] == []
+
+
+def test_summarize_warns_about_steps_rising_with_batch_size():
+    b = (16, 32, 64, 128)
+    cfg = SweepConfig("linreg", "sgd", b, n_trials=4)
+    summary = summarize(cfg, _records({16: [400], 32: [200], 64: [120], 128: [180]}))
+    flags = summary["critical_batch_size_flags"]
+    assert any("64 -> 128 (+50%)" in w for w in flags["warnings"])
+    two = summarize(SweepConfig("linreg", "sgd", (16, 64), n_trials=4),
+                    _records({16: [400], 64: [120]}))
+    assert two["confidence_95"]["mccandlish"] == [None, None]
+    assert "need >= 3" in two["critical_batch_size_flags"]["not_determined"]["interval"]
+
+
+def test_sweep_prints_interval_and_flags(tmp_path):
+    r = CliRunner().invoke(cli, ["sweep", *SMALL, "--batch-sizes", "16,32,64", "--out",
+                                 str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["bootstrap"]["seed"] == 0 and s["bootstrap"]["resamples"] == 1000
+    lo, hi = s["confidence_95"]["mccandlish"]
+    assert f"  mccandlish      [{lo:.4g}, {hi:.4g}]" in r.stdout
+    assert s["critical_batch_size_flags"]["batch_size_range"] == [16, 64]
+    extrapolated = not 16 <= s["critical_batch_size"]["mccandlish"] <= 64
+    assert ("warning: extrapolated: outside the batch sizes 16..64" in r.stdout) == extrapolated
