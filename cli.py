@@ -322,8 +322,8 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
                             horizon=horizon or n_steps)[0]
         result["steps_to_target"] = r.steps
     if mc_runs:
-        mean, se = monte_carlo(spectrum, config, batch_size, n_steps, mc_runs, seed, sched,
-                               horizon)
+        mean, se = monte_carlo(spectrum, config, batch_size, n_steps, mc_runs,
+                               np.random.default_rng(seed), sched, horizon)
         result.update({"mc_steps": ks, "mc_mean": mean[ks].tolist(), "mc_se": se[ks].tolist(),
                        "mc_runs": mc_runs, "seed": seed})
     click.echo(f"{'step':>10} {'expected loss':>15}" + (f" {'MC mean':>13} {'MC se':>10}"

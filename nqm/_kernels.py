@@ -396,16 +396,16 @@ def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
     return out, first
 
 
-@njit(cache=True)
-def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, seed):
+@njit(cache=True, nogil=True)
+def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, rng):
     """Sample the literal stochastic iteration (module docstring of `nqm.optimizer`).
 
     kind: 0 sgd, 1 heavy-ball momentum, 2 Nesterov; gamma < 0 means no iterate averaging.
     Per direction: theta_0 ~ N(0, sd0^2), eps_t ~ N(0, sd_noise^2) (sd_noise^2 = c / B),
     a_t = lrs[t] * step_w (step_w = h^-p).  Loss_t = sum_i wl_i y_i^2, y = theta or its EMA.
-    Returns the mean loss per step over runs and its standard error.
+    `rng` is a numpy Generator, advanced in place.  Returns the mean loss per step over runs
+    and its standard error.
     """
-    np.random.seed(seed)
     d = h.size
     n = lrs.size
     s1 = np.zeros(n + 1)
@@ -415,7 +415,7 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, se
     avg = np.empty(d)
     for _ in range(n_runs):
         for i in range(d):
-            theta[i] = sd0[i] * np.random.standard_normal()
+            theta[i] = sd0[i] * rng.standard_normal()
             v[i] = 0.0
             avg[i] = theta[i]
         for t in range(n + 1):
@@ -429,7 +429,7 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, se
                 break
             for i in range(d):
                 a = lrs[t] * step_w[i]
-                eps = sd_noise[i] * np.random.standard_normal()
+                eps = sd_noise[i] * rng.standard_normal()
                 if kind == 0:
                     theta[i] -= a * (h[i] * theta[i] + eps)
                 else:

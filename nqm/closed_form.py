@@ -36,20 +36,26 @@ from nqm.spectrum import Spectrum
 
 @dataclass(frozen=True, eq=False)
 class Modes:
-    """Per-direction eigen-modes of one optimizer configuration on one spectrum (module doc)."""
+    """Per-direction eigen-modes of one optimizer configuration on one spectrum (module doc).
 
-    logabs: np.ndarray
-    arg: np.ndarray
-    g: np.ndarray
-    q: np.ndarray
-    inv1m: np.ndarray
-    realpos: np.ndarray
-    wdet: np.ndarray
-    wn: np.ndarray
-    spectral_radius: float
-    work: np.ndarray  # scratch space for the kernels
+    Row i is a direction (a spectrum row), column j a mode of its state map A_i.
+    """
+
+    logabs: np.ndarray          # (d, m) log |lam_ij|
+    arg: np.ndarray             # (d, m) arg lam_ij (0 or pi for real eigenvalues)
+    g: np.ndarray               # (d, m) complex: noise response e'A^t b = sum_j g_ij lam_ij^t
+    q: np.ndarray               # (d, m) complex: initial response e'A^t f = sum_j q_ij lam_ij^t
+    inv1m: np.ndarray           # (d, m, m) complex: 1 / (1 - lam_ij lam_il)
+    realpos: np.ndarray         # (d, m) bool: lam_ij and q_ij real and lam_ij >= 0 (monotone term)
+    wdet: np.ndarray            # (d,) 1/2 count_i h_i s0_i: weight of d_i(k)^2 in D(k)
+    wn: np.ndarray              # (d,) 1/2 count_i h_i c_i: weight of n_i(k) in N(k)
+    spectral_radius: float      # max |lam_ij|; the configuration is stable iff < 1
     spectrum: Spectrum
     config: OptimizerConfig
+
+    def _scratch(self) -> np.ndarray:
+        """Working space for one kernel call (the powers lam^k), never shared between calls."""
+        return np.empty(self.logabs.shape, dtype=np.complex128)
 
     @property
     def stable(self) -> bool:
@@ -64,19 +70,18 @@ class Modes:
         w = 0.5 * spectrum.count * spectrum.h
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
                    wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
-                   work=np.empty(logabs.shape, dtype=np.complex128),
                    spectrum=spectrum, config=config)
 
     # ------------------------------------------------------------------ evaluation
     def dn(self, k: int) -> tuple[float, float]:
         """(D(k), N(k)): the loss at step k is D + N / B."""
         return _kernels.dn_at(k, self.logabs, self.arg, self.g, self.q, self.inv1m,
-                              self.wdet, self.wn, self.work)
+                              self.wdet, self.wn, self._scratch())
 
     def dn_ladder(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(D(k), N(k)) at every k of an integer array (one kernel call)."""
         return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.arg, self.g,
-                                  self.q, self.inv1m, self.wdet, self.wn, self.work)
+                                  self.q, self.inv1m, self.wdet, self.wn, self._scratch())
 
     def loss(self, k: int, batch_size: float) -> float:
         D, N = self.dn(k)
@@ -103,7 +108,7 @@ class Modes:
         inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
         return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,
-                                        float(target), int(k_max), self.work)
+                                        float(target), int(k_max), self._scratch())
 
 
 def _lyapunov_readout(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:

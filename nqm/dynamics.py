@@ -56,9 +56,11 @@ def expected_loss(spectrum: Spectrum, config: OptimizerConfig, batch_size: float
 
 
 def monte_carlo(spectrum: Spectrum, config: OptimizerConfig, batch_size: float, n_steps: int,
-                n_runs: int, seed: int, schedule: Schedule | None = None,
+                n_runs: int, rng: np.random.Generator | int, schedule: Schedule | None = None,
                 horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean loss and its standard error over `n_runs` sampled runs (Gaussian noise, seeded).
+    """Mean loss and its standard error over `n_runs` sampled runs (Gaussian noise).
+
+    `rng`: a numpy Generator (advanced in place) or a seed for a new one.
 
     theta_0,i ~ N(0, s0_i) and eps_t,i ~ N(0, c_i / B), independent; each row of the spectrum is
     sampled once and weighted by its count (unbiased for the expectation).
@@ -71,4 +73,5 @@ def monte_carlo(spectrum: Spectrum, config: OptimizerConfig, batch_size: float, 
         spectrum.h, np.sqrt(spectrum.c / batch_size), np.sqrt(spectrum.s0),
         0.5 * spectrum.count * spectrum.h, spectrum.h ** (-config.precond), kinds[config.kind],
         config.momentum, -1.0 if config.ema is None else config.ema,
-        lr_sequence(config, schedule, int(n_steps), horizon), int(n_runs), int(seed))
+        lr_sequence(config, schedule, int(n_steps), horizon), int(n_runs),
+        np.random.default_rng(rng))

@@ -70,7 +70,7 @@ def test_exact_matches_monte_carlo_within_4_se(small_spectrum, cfg):
     """Statistical test: at 6 checkpoints the exact expectation lies within 4 standard errors of
     the Monte Carlo mean of 4000 runs (seed fixed; a false alarm has probability < 4e-4)."""
     n = 150
-    mean, se = monte_carlo(small_spectrum, cfg, 4.0, n, n_runs=4000, seed=11)
+    mean, se = monte_carlo(small_spectrum, cfg, 4.0, n, n_runs=4000, rng=11)
     exact = expected_loss(small_spectrum, cfg, 4.0, n)
     for k in (0, 1, 5, 20, 60, 150):
         assert abs(mean[k] - exact[k]) <= 4 * se[k] + 1e-14, (k, mean[k], exact[k], se[k])
@@ -78,9 +78,9 @@ def test_exact_matches_monte_carlo_within_4_se(small_spectrum, cfg):
 
 def test_monte_carlo_seeded(small_spectrum):
     cfg = OptimizerConfig("momentum", lr=0.3, momentum=0.5)
-    a = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, seed=3)
-    b = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, seed=3)
-    c = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, seed=4)
+    a = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, rng=np.random.default_rng(3))
+    b = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, rng=np.random.default_rng(3))
+    c = monte_carlo(small_spectrum, cfg, 2.0, 30, 50, rng=np.random.default_rng(4))
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
 
