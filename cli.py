@@ -40,8 +40,14 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _first_line(text: str) -> str:
+    """The first non-blank line of `text`, stripped ('' if none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def _input_errors(fn):
-    """Turn the packages' NQMInputError (a ValueError) and file errors into InputError."""
+    """Turn the packages' NQMInputError (a ValueError) and file errors into InputError, whose
+    message is one line: a multi-line message is cut to its first line."""
     import functools
 
     @functools.wraps(fn)
@@ -49,9 +55,10 @@ def _input_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ValueError as exc:   # NQMInputError subclasses ValueError
-            raise InputError(str(exc)) from None
+            raise InputError(_first_line(str(exc)) or type(exc).__name__) from None
         except OSError as exc:
-            raise InputError(f"{exc.strerror or exc}: {exc.filename}") from None
+            what = _first_line(exc.strerror or str(exc)) or type(exc).__name__
+            raise InputError(f"{what}: {exc.filename}" if exc.filename else what) from None
 
     return wrapper
 
