@@ -297,8 +297,9 @@ NQM_FIGURE_SET = {
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="figures/nqm", show_default=True,
-              type=click.Path(file_okay=False), help="Directory for the figure and summaries.")
+@click.option("--out", "out_dir", default="out/figures", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Directory for the figures and summaries (the committed copy is figures/nqm).")
 @click.option("--spectrum", "spec", default=DEFAULT_SPECTRUM, show_default=True)
 @click.option("--target", type=float, default=0.01, show_default=True)
 @click.option("--batch-sizes", default="1:1048576", show_default=True)
@@ -306,7 +307,8 @@ NQM_FIGURE_SET = {
 @_input_errors
 def figures(out_dir, spec, target, batch_sizes, quiet):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
-    OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer."""
+    OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
+    hold no wall-clock times, so rerunning gives byte-identical JSON and CSV."""
     from figures.plots import compare_optimizers, steps_vs_batch
     from nqm.predict import PredictConfig
     from nqm.predict import predict as run_predict
@@ -324,8 +326,10 @@ def figures(out_dir, spec, target, batch_sizes, quiet):
             results[name] = run_predict(spectrum, config, progress=bar.update)
     click.echo(f"{'optimizer':<20} {'steps@B=min':>12} {'steps@B=max':>12} {'mccandlish':>11} "
                f"{'overhead_20pct':>15}")
+    seconds = {}
     for name, res in results.items():
         slug = name.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "")
+        seconds[name] = res.pop("elapsed_s")     # wall-clock: printed, not written
         _write_json(out / f"{slug}.json", res)
         with open(out / f"{slug}.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -339,6 +343,7 @@ def figures(out_dir, spec, target, batch_sizes, quiet):
                    f"{_fmt(crit['mccandlish']):>11} {_fmt(crit['overhead_20pct']):>15}")
     compare_optimizers(results, out / "steps_vs_batch_by_optimizer.png",
                        title=f"NQM {spectrum.meta.get('source', spec)}, target {target:g}")
+    click.echo("(" + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()) + ")")
     click.echo(f"wrote {out}/")
 
 
