@@ -350,16 +350,13 @@ def figures(out_dir, spec, target, batch_sizes, quiet):
 @cli.command()
 def workloads():
     """List the real-training workloads with their targets and budgets."""
-    from empirical.workloads import WORKLOADS, get
+    from empirical.catalog import CATALOG, CUSTOM_MODELS
 
     click.echo(f"{'workload':<15} {'metric':<18} {'target':>8} {'budget':>8}")
-    for name in WORKLOADS:
-        if name == "custom":
-            click.echo(f"{'custom':<15} your .npz: --data PATH --model linear|logreg|mlp "
-                       f"--target X")
-            continue
-        w = get(name)
+    for name, w in CATALOG.items():
         click.echo(f"{name:<15} {w.metric_name:<18} {w.target:>8g} {w.budget:>8d}")
+    click.echo(f"{'custom':<15} your .npz: --data PATH --model {'|'.join(CUSTOM_MODELS)} "
+               f"--target X")
 
 
 @cli.command()
