@@ -411,6 +411,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     records_path = out / "records.jsonl"
     task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
     records = []
+    _note_custom_model(workload, model)
     with click.progressbar(length=len(cfg.batch_sizes), label="batch sizes", file=sys.stderr,
                            hidden=quiet) as bar:
         for _, recs in runner.map(task, cfg.batch_sizes):
@@ -439,6 +440,14 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     steps_vs_batch(summary, out / "steps_vs_batch.png",
                    title=f"{workload}, {optimizer}: steps to result")
     click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
+
+
+def _note_custom_model(workload: str, model: str | None) -> None:
+    """Say on stderr which model the custom workload trains (logreg unless --model says)."""
+    if workload == "custom":
+        click.echo(f"custom workload: model {model}" if model else
+                   "custom workload: model logreg (default; choose with --model "
+                   "linear|logreg|mlp)", err=True)
 
 
 def _with_interval(value, ci) -> str:
@@ -569,6 +578,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                                         lr=lr, batch_size=train_batch_size, budget=budget)
         for c in points:
             ckpt.save(c.params, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
+    _note_custom_model(workload, model)
     reference = points[-1].params
     meta = {"workload": workload, "seed": seed, "reference_checkpoint": points[-1].label}
     along, spectra = [], []
