@@ -72,8 +72,8 @@ def files(tmp_path_factory):
     return d
 
 
-MEASURE = ["measure", "--workload", "logreg-digits", "--out", "{d}/out", "--checkpoint"]
-CUSTOM = ["sweep", "--workload", "custom", "--target", "0.1", "--out", "{d}/out", "--data"]
+MEASURE = ["measure", "--workload", "logreg-digits", "--out", "{out}", "--checkpoint"]
+CUSTOM = ["sweep", "--workload", "custom", "--target", "0.1", "--out", "{out}", "--data"]
 LINUX_PROC = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 
 
@@ -145,16 +145,17 @@ CASES = [
     pytest.param(MEASURE + ["{d}/list.pt"], "must hold a dict of parameter tensors",
                  id="ckpt-not-a-dict"),
     pytest.param(MEASURE + ["{d}/nope.pt"], "checkpoint not found", id="ckpt-missing"),
-    pytest.param(["measure", "--workload", "imagenet"], "unknown workload 'imagenet'",
+    pytest.param(["measure", "--workload", "imagenet", "--out", "{out}"],
+                 "unknown workload 'imagenet'",
                  id="measure-unknown-workload"),
     pytest.param(["measure", "--workload", "linreg", "--out", "/proc/x"],
                  "cannot create output directory", id="measure-out-unwritable",
                  marks=[LINUX_PROC,
                         _elsewhere("the output-directory message lands separately")]),
     # `sweep`
-    pytest.param(["sweep", "--workload", "imagenet", "--out", "{d}/out"],
+    pytest.param(["sweep", "--workload", "imagenet", "--out", "{out}"],
                  "unknown workload 'imagenet'", id="sweep-unknown-workload"),
-    pytest.param(["sweep", "--workload", "linreg", "--batch-sizes", "0,4", "--out", "{d}/out"],
+    pytest.param(["sweep", "--workload", "linreg", "--batch-sizes", "0,4", "--out", "{out}"],
                  "batch sizes must be >= 1", id="sweep-batch-sizes"),
     pytest.param(CUSTOM + ["{d}/random.npz"], "random.npz is not a readable .npz data file",
                  id="custom-random-bytes"),
@@ -163,7 +164,7 @@ CASES = [
     pytest.param(CUSTOM + ["{d}/text.npz"], "lacks array(s) X_train", id="custom-not-arrays"),
     pytest.param(CUSTOM + ["{d}/nope.npz"], "data file not found", id="custom-missing"),
     pytest.param(["sweep", "--workload", "custom", "--data", "{d}/data.npz", "--out",
-                  "{d}/out"], "needs --target", id="custom-without-target"),
+                  "{out}"], "needs --target", id="custom-without-target"),
     pytest.param(["sweep", "--workload", "linreg", "--out", "/proc/x"],
                  "cannot create output directory", id="sweep-out-unwritable",
                  marks=[LINUX_PROC,
@@ -182,8 +183,8 @@ def _check_one_line_error(exit_code, output, needle):
 
 
 @pytest.mark.parametrize("args, needle", CASES)
-def test_bad_input_is_one_line_exit_2(files, args, needle):
-    args = [a.replace("{d}", str(files)) for a in args]
+def test_bad_input_is_one_line_exit_2(files, args, needle, tmp_path):
+    args = [a.replace("{d}", str(files)).replace("{out}", str(tmp_path / "out")) for a in args]
     r = CliRunner().invoke(cli, args)
     _check_one_line_error(r.exit_code, r.output, needle)
     assert not (files / "marker").exists(), "a pickled object was executed"
