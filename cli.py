@@ -308,7 +308,8 @@ NQM_FIGURE_SET = {
 def figures(out_dir, spec, target, batch_sizes, quiet):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
     OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
-    hold no wall-clock times, so rerunning gives byte-identical JSON and CSV."""
+    hold no wall-clock times: a rerun with the same versions and Numba thread count gives
+    byte-identical JSON and CSV (the thread count changes the last digits of tuned rates)."""
     from figures.plots import compare_optimizers, steps_vs_batch
     from nqm.predict import PredictConfig
     from nqm.predict import predict as run_predict
