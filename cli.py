@@ -40,8 +40,14 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _first_line(text: str) -> str:
+    """The first non-blank line of `text`, stripped ('' if none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def _input_errors(fn):
-    """Turn the packages' NQMInputError (a ValueError) and file errors into InputError."""
+    """Turn the packages' NQMInputError (a ValueError) and file errors into InputError, whose
+    message is one line: a multi-line message is cut to its first line."""
     import functools
 
     @functools.wraps(fn)
@@ -49,9 +55,10 @@ def _input_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ValueError as exc:   # NQMInputError subclasses ValueError
-            raise InputError(str(exc)) from None
+            raise InputError(_first_line(str(exc)) or type(exc).__name__) from None
         except OSError as exc:
-            raise InputError(f"{exc.strerror or exc}: {exc.filename}") from None
+            what = _first_line(exc.strerror or str(exc)) or type(exc).__name__
+            raise InputError(f"{what}: {exc.filename}" if exc.filename else what) from None
 
     return wrapper
 
@@ -361,8 +368,9 @@ NQM_FIGURE_SET = {
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="figures/nqm", show_default=True,
-              type=click.Path(file_okay=False), help="Directory for the figure and summaries.")
+@click.option("--out", "out_dir", default="out/figures", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Directory for the figures and summaries (the committed copy is figures/nqm).")
 @click.option("--spectrum", "spec", default=DEFAULT_SPECTRUM, show_default=True)
 @click.option("--target", type=float, default=0.01, show_default=True)
 @click.option("--batch-sizes", default="1:1048576", show_default=True)
@@ -371,7 +379,9 @@ NQM_FIGURE_SET = {
 @_input_errors
 def figures(out_dir, spec, target, batch_sizes, quiet, threads):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
-    OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer."""
+    OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
+    hold no wall-clock times: a rerun with the same versions and Numba thread count gives
+    byte-identical JSON and CSV (the thread count changes the last digits of tuned rates)."""
     from figures.plots import compare_optimizers, steps_vs_batch
     from nqm.predict import PredictConfig
     from nqm.predict import predict as run_predict
@@ -390,8 +400,10 @@ def figures(out_dir, spec, target, batch_sizes, quiet, threads):
             results[name] = run_predict(spectrum, config, progress=bar.update)
     click.echo(f"{'optimizer':<20} {'steps@B=min':>12} {'steps@B=max':>12} {'mccandlish':>11} "
                f"{'overhead_20pct':>15}")
+    seconds = {}
     for name, res in results.items():
         slug = name.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "")
+        seconds[name] = res.pop("elapsed_s")     # wall-clock: printed, not written
         _write_json(out / f"{slug}.json", res)
         with open(out / f"{slug}.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -405,22 +417,20 @@ def figures(out_dir, spec, target, batch_sizes, quiet, threads):
                    f"{_fmt(crit['mccandlish']):>11} {_fmt(crit['overhead_20pct']):>15}")
     compare_optimizers(results, out / "steps_vs_batch_by_optimizer.png",
                        title=f"NQM {spectrum.meta.get('source', spec)}, target {target:g}")
+    click.echo("(" + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()) + ")")
     click.echo(f"wrote {out}/")
 
 
 @cli.command()
 def workloads():
     """List the real-training workloads with their targets and budgets."""
-    from empirical.workloads import WORKLOADS, get
+    from empirical.catalog import CATALOG, CUSTOM_MODELS
 
     click.echo(f"{'workload':<15} {'metric':<18} {'target':>8} {'budget':>8}")
-    for name in WORKLOADS:
-        if name == "custom":
-            click.echo(f"{'custom':<15} your .npz: --data PATH --model linear|logreg|mlp "
-                       f"--target X")
-            continue
-        w = get(name)
+    for name, w in CATALOG.items():
         click.echo(f"{name:<15} {w.metric_name:<18} {w.target:>8g} {w.budget:>8d}")
+    click.echo(f"{'custom':<15} your .npz: --data PATH --model {'|'.join(CUSTOM_MODELS)} "
+               f"--target X")
 
 
 @cli.command()
@@ -475,6 +485,7 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     records_path = out / "records.jsonl"
     task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
     records = []
+    _note_custom_model(workload, model)
     with click.progressbar(length=len(cfg.batch_sizes), label="batch sizes", file=sys.stderr,
                            hidden=quiet) as bar:
         for _, recs in runner.map(task, cfg.batch_sizes):
@@ -503,6 +514,14 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
     steps_vs_batch(summary, out / "steps_vs_batch.png",
                    title=f"{workload}, {optimizer}: steps to result")
     click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
+
+
+def _note_custom_model(workload: str, model: str | None) -> None:
+    """Say on stderr which model the custom workload trains (logreg unless --model says)."""
+    if workload == "custom":
+        click.echo(f"custom workload: model {model}" if model else
+                   "custom workload: model logreg (default; choose with --model "
+                   "linear|logreg|mlp)", err=True)
 
 
 def _with_interval(value, ci) -> str:
@@ -633,6 +652,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                                         lr=lr, batch_size=train_batch_size, budget=budget)
         for c in points:
             ckpt.save(c.params, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
+    _note_custom_model(workload, model)
     reference = points[-1].params
     meta = {"workload": workload, "seed": seed, "reference_checkpoint": points[-1].label}
     along, spectra = [], []

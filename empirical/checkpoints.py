@@ -96,26 +96,68 @@ def save(params: dict[str, torch.Tensor], path: str | Path) -> None:
     torch.save({k: v.detach().cpu() for k, v in params.items()}, path)
 
 
+def _pickles_objects(path: Path) -> bool:
+    """Whether `path` holds a well-formed pickle (a torch zip archive's data.pkl, or the file
+    itself) that references Python callables or classes: what a tensors-only load refuses."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return False
+                raw = zf.read(name)
+        else:
+            raw = path.read_bytes()
+        ops = {op.name for op, _, _ in pickletools.genops(raw)}
+    except Exception:   # not a pickle stream: the file is unreadable rather than unsafe
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST"})
+
+
 def load(path: str | Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Parameters from a tensors-only checkpoint (a {name: tensor} dict or a state_dict),
-    checked against `model`'s parameter names and shapes."""
+    checked against `model`'s parameter names and shapes.  Nothing but tensors and plain
+    containers is unpickled (torch.load(weights_only=True)); errors are one line naming the
+    file and the first missing, unexpected or misshapen parameter."""
+    import pickle
+    import warnings
+
     path = Path(path)
     if not path.exists():
         raise ValueError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():   # torch warns about a foreign pickle protocol; the
+            warnings.simplefilter("ignore")   # one-line error below says what is wrong
+            data = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:   # pickle / zip errors, or non-tensor objects refused
-        raise ValueError(f"{path} is not a tensors-only torch checkpoint: {exc}") from None
+        if isinstance(exc, pickle.UnpicklingError) and _pickles_objects(path):
+            raise ValueError(f"{path} is not a tensors-only checkpoint (it contains pickled "
+                             "Python objects, which are not loaded for safety); save it with "
+                             "torch.save(model.state_dict(), path)") from None
+        raise ValueError(f"{path} is not a readable torch checkpoint") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a dict of parameter tensors")
+        raise ValueError(f"{path} must hold a dict of parameter tensors, got "
+                         f"{type(data).__name__}")
     expected = dict(model.named_parameters())
+    known = set(expected) | set(model.state_dict())     # buffers may come with a state_dict
     missing = [k for k in expected if k not in data]
     if missing:
-        raise ValueError(f"{path} lacks parameter(s) {', '.join(missing[:5])} of this workload's "
-                         "model")
+        raise ValueError(f"{path} lacks parameter '{missing[0]}' of this workload's model "
+                         f"({len(missing)} of {len(expected)} missing)")
+    unexpected = [k for k in data if k not in known]
+    if unexpected:
+        raise ValueError(f"{path} has key '{unexpected[0]}', which this workload's model does "
+                         f"not have ({len(unexpected)} unexpected key(s))")
     for k, v in expected.items():
-        if not isinstance(data[k], torch.Tensor) or tuple(data[k].shape) != tuple(v.shape):
-            raise ValueError(f"{path}: parameter {k} should have shape {tuple(v.shape)}")
+        if not isinstance(data[k], torch.Tensor):
+            raise ValueError(f"{path}: parameter '{k}' is a {type(data[k]).__name__}, not a "
+                             "tensor")
+        if tuple(data[k].shape) != tuple(v.shape):
+            raise ValueError(f"{path}: parameter '{k}' has shape {tuple(data[k].shape)}, but "
+                             f"this workload's model needs {tuple(v.shape)}")
         if not torch.isfinite(data[k]).all():
-            raise ValueError(f"{path}: parameter {k} is not finite")
+            raise ValueError(f"{path}: parameter '{k}' is not finite")
     return {k: data[k].detach().float() for k in expected}

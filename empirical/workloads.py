@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from empirical.catalog import CATALOG, CUSTOM_BUDGET, CUSTOM_MODELS, WORKLOADS
+
 DIGITS_SPLIT_SEED = 0
 DIGITS_N_VAL = 360
 LINREG_MEASURE_N = 4096
@@ -103,21 +105,20 @@ def _error_rate(xv: torch.Tensor, yv: torch.Tensor):
     return evaluate
 
 
-_DIGITS = {   # model, validation-error target, step budget
-    "logreg-digits": (lambda: nn.Linear(64, 10), 0.06, 3000),
-    "mlp-digits": (lambda: nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)),
-                   0.04, 3000),
-    "cnn-digits": (DigitsCNN, 0.03, 3000),
+_DIGITS = {   # model (metric, target and budget: empirical.catalog)
+    "logreg-digits": lambda: nn.Linear(64, 10),
+    "mlp-digits": lambda: nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)),
+    "cnn-digits": DigitsCNN,
 }
 
 
 def digits_workload(name: str) -> Workload:
     xt, yt, xv, yv = digits_split()
-    build, target, budget = _DIGITS[name]
+    build, info = _DIGITS[name], CATALOG[name]
     return Workload(name=name, make_model=lambda seed: _seeded(seed, build),
                     batch=_sampler(xt, yt), loss=nn.functional.cross_entropy,
                     evaluate=_error_rate(xv, yv),
-                    metric_name="validation error", target=target, budget=budget,
+                    metric_name=info.metric_name, target=info.target, budget=info.budget,
                     search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
                             "one_minus_momentum": (1e-2, 1.0)},
                     train_set=lambda: (xt, yt),
@@ -142,11 +143,12 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
         w = params["weight"].reshape(-1, dim)
         return 0.5 * (((w - w_star) ** 2) * var).sum(-1)
 
+    info = CATALOG["linreg"]
     return Workload(
         name="linreg", batch=batch, evaluate=evaluate,
         make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False)),
         loss=lambda out, y: 0.5 * ((out.squeeze(-1) - y) ** 2).mean(),
-        metric_name="excess loss", target=0.02, budget=20000,
+        metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)},
         train_set=lambda: batch(LINREG_MEASURE_N, torch.Generator().manual_seed(data_seed + 1)),
         reference={"optimizer": "sgd", "lr": 0.5, "batch_size": 64})
@@ -231,27 +233,19 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
         logits = vmap(lambda p: functional_call(m, p, (xv,)))(params)
         return vmap(lambda lg: loss(lg, yv))(logits)
 
+    info = CATALOG["charlm"]
     return Workload(
         name="charlm", batch=batch, loss=loss, evaluate=evaluate,
         make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx)),
-        metric_name="validation cross-entropy", target=2.0, budget=4000,
+        metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)},
         train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
 
 
-CUSTOM_MODELS = ("linear", "logreg", "mlp")
-
-
 def _load_custom(path: str):
-    import numpy as np
+    from nqm.spectrum import read_npz
 
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise ValueError(f"data file not found: {path}") from None
-    except Exception as exc:   # numpy raises several types for non-.npz files
-        raise ValueError(f"{path} is not a readable .npz file: {exc}") from None
+    data = read_npz(path, "data")     # nothing is unpickled; errors name the file
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks array(s) {', '.join(missing)}")
@@ -316,12 +310,9 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
     return Workload(name="custom", make_model=lambda seed: _seeded(seed, build),
                     batch=_sampler(xt, yt),
                     loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
-                    budget=3000, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
+                    budget=CUSTOM_BUDGET, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
                                          "one_minus_momentum": (1e-2, 1.0)},
                     train_set=lambda: (xt, yt))
-
-
-WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "charlm", "custom")
 
 
 def get(name: str, data: str | None = None, model: str | None = None,

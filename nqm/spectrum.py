@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,6 +306,39 @@ def power_law(d: int = 10_000, alpha: float = 1.0, noise_scale: float = 1.0,
     return spec.binned(int(bins)) if bins else spec
 
 
+def _short_reason(exc: Exception) -> str:
+    """The first line of an exception's message, or the exception's type when it has none;
+    a reader's advice to load pickled data instead is replaced by what it means here."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if "pickle" in text.lower():
+        return "it holds pickled Python objects, which are not loaded for safety"
+    return text or type(exc).__name__
+
+
+def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """The arrays of the `.npz` file `path` (a zip archive of `.npy` arrays), read without
+    unpickling anything.  Raises NQMInputError, one line naming the file and calling it a
+    `what` file (e.g. "spectrum"), when it is missing or not a readable archive of arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise NQMInputError(f"{what} file not found: {path}")
+    bad = f"{path} is not a readable .npz {what} file"
+    if not zipfile.is_zipfile(path):
+        raise NQMInputError(f"{bad} (not a zip archive of arrays)")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for corrupt archives
+        raise NQMInputError(f"{bad} ({_short_reason(exc)})") from None
+    with z:
+        data = {}
+        for key in z.files:
+            try:
+                data[key] = z[key]
+            except Exception as exc:   # object arrays, corrupt members
+                raise NQMInputError(f"{bad} (array '{key}': {_short_reason(exc)})") from None
+    return data
+
+
 def load(path: str | Path) -> Spectrum:
     """Read a spectrum from `.npz` or `.json` with arrays h, c, s0 and optional count."""
     path = Path(path)
@@ -319,11 +353,7 @@ def load(path: str | Path) -> Spectrum:
             raise NQMInputError(f"spectrum file {path} must hold a JSON object with h, c, s0")
         meta = data.get("meta", {}) if isinstance(data.get("meta", {}), dict) else {}
     elif path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception as exc:  # numpy raises several types for corrupt archives
-            raise NQMInputError(f"spectrum file {path} is not a readable .npz: {exc}") from None
+        data = read_npz(path, "spectrum")
         meta = {}
         if "meta" in data:
             try:

@@ -228,3 +228,37 @@ def test_adapter_drops_negative_and_null_curvature(linreg):
     # 5 of 8 top directions dropped; 3 of 10 bulk nodes are negative: 0.3 of 56 directions
     assert sp.meta["dropped_directions"] == pytest.approx(5 + 0.3 * 56)
     assert sp.dimension == pytest.approx(3 + 0.7 * 56)
+
+
+class _OpensMarker:
+    """Unpickling this would call open(marker, 'w')."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_load_errors_are_one_line_and_name_the_problem(tmp_path):
+    model = workloads.get("logreg-digits").make_model(0)
+    good = {k: v.detach() for k, v in model.named_parameters()}
+    (tmp_path / "garbage.pt").write_bytes(np.random.default_rng(0).bytes(256))
+    torch.save({**good, "x": _OpensMarker(tmp_path / "marker")}, tmp_path / "pickled.pt")
+    torch.save({**good, "extra.weight": torch.zeros(2)}, tmp_path / "extra.pt")
+    torch.save({**good, "bias": torch.zeros(11)}, tmp_path / "shape.pt")
+    cases = {
+        "garbage.pt": f"{tmp_path / 'garbage.pt'} is not a readable torch checkpoint",
+        "pickled.pt": f"{tmp_path / 'pickled.pt'} is not a tensors-only checkpoint (it contains "
+                      "pickled Python objects, which are not loaded for safety); save it with "
+                      "torch.save(model.state_dict(), path)",
+        "extra.pt": f"{tmp_path / 'extra.pt'} has key 'extra.weight', which this workload's "
+                    "model does not have (1 unexpected key(s))",
+        "shape.pt": f"{tmp_path / 'shape.pt'}: parameter 'bias' has shape (11,), but this "
+                    "workload's model needs (10,)",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ValueError) as info:
+            checkpoints.load(tmp_path / name, model)
+        assert str(info.value) == message
+    assert not (tmp_path / "marker").exists()      # the pickled call was never made
