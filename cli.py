@@ -407,7 +407,8 @@ def workloads():
 def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, data, model,
           complete_trials, executor, scheduler, workers, out_dir, quiet):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
-    size (Shallue et al.).  Resumable: rerun the same command to continue."""
+    size (Shallue et al.).  Resumable: rerun the same command to continue (batch sizes may be
+    added; other options into the same --out are refused)."""
     import functools
 
     from empirical.executor import DaskExecutor, LocalExecutor
@@ -570,7 +571,8 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
     Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
     NQM spectrum that `nqm predict --spectrum` reads.  Resumable: rerunning the same command
-    skips the checkpoints already measured (DIR/points/)."""
+    skips the checkpoints already measured (DIR/points/); other options into the same --out
+    are refused."""
     import time
 
     from empirical import checkpoints as ckpt

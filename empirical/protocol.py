@@ -211,7 +211,8 @@ class DirectoryInUse(ValueError):
 def directory_lock(directory):
     """Hold an exclusive, non-blocking lock on `directory`/.lock for the duration; raises
     DirectoryInUse when another process holds it.  The lock file is left in place (removing
-    it would let two processes lock two different files)."""
+    it would let two processes lock two different files).  Where the platform has neither
+    fcntl nor msvcrt nothing is locked."""
     directory = Path(directory)
     path = directory / ".lock"
     try:
@@ -220,7 +221,11 @@ def directory_lock(directory):
         raise ValueError(f"cannot write in output directory {directory}: "
                          f"{exc.strerror or exc}") from None
     try:
-        locked = _lock_file(fh, blocking=False)
+        try:
+            locked = _lock_file(fh, blocking=False)
+        except OSError as exc:    # e.g. a file system without locks
+            raise ValueError(f"cannot lock output directory {directory} ({path}): "
+                             f"{exc.strerror or exc}") from None
         if locked is False:
             raise DirectoryInUse(f"another nqm process is using {directory} (lock {path})")
         try:
