@@ -85,6 +85,33 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
+def _make_out_dir(path) -> Path:
+    """Create an output directory and its parents, or a one-line InputError saying why not."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output directory {path}: "
+                         f"{exc.strerror or exc}") from None
+    return out
+
+
+def _lock_out_dir(out: Path) -> None:
+    """Hold the output directory's lock until the command ends (one process per directory)."""
+    from empirical.protocol import directory_lock
+
+    click.get_current_context().with_resource(directory_lock(out))
+
+
+def _write_json_atomic(path, data) -> None:
+    """_write_json through a temporary file and a rename: a crash leaves the old or the new."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    _write_json(tmp, data)
+    import os
+    os.replace(tmp, path)
+
+
 def _write_json(path, data) -> None:
     Path(path).write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable) + "\n")
 
@@ -463,11 +490,21 @@ def workloads():
 def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay, data, model,
           complete_trials, executor, scheduler, workers, out_dir, quiet):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
-    size (Shallue et al.).  Resumable: rerun the same command to continue."""
+    size (Shallue et al.).  Resumable: rerun the same command to continue (batch sizes may be
+    added; other options into the same --out are refused)."""
     import functools
 
     from empirical.executor import DaskExecutor, LocalExecutor
-    from empirical.protocol import SweepConfig, run_batch_size, summarize
+    from empirical.protocol import (
+        SweepConfig,
+        claim_directory,
+        read_records,
+        recorded_options,
+        repair_records,
+        run_batch_size,
+        summarize,
+        sweep_options,
+    )
     from empirical.workloads import get
 
     get(workload, data=data, model=model, target=target)   # validates name, file and options
@@ -480,9 +517,19 @@ def sweep(workload, optimizer, batch_sizes, trials, target, budget, seed, decay,
                       batch_sizes=parse_batch_sizes(batch_sizes), n_trials=trials, seed=seed,
                       budget=budget, target=target, decay=decay, data=data, model=model,
                       complete_trials=complete_trials)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _make_out_dir(out_dir)
+    _lock_out_dir(out)
     records_path = out / "records.jsonl"
+    claim_directory(out, sweep_options(cfg), "sweep", "sweep_config.json",
+                    found=() if (out / "sweep_config.json").exists()
+                    else recorded_options(read_records(records_path)))
+    dropped, bad = repair_records(records_path)
+    if dropped:
+        click.echo(f"dropped an incomplete last record in {records_path}", err=True)
+    if bad:
+        click.echo(f"warning: {records_path}: {len(bad)} unreadable line(s) ignored (line "
+                   f"{', '.join(map(str, bad[:10]))}{', ...' if len(bad) > 10 else ''})",
+                   err=True)
     task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
     records = []
     _note_custom_model(workload, model)
@@ -532,16 +579,26 @@ def _with_interval(value, ci) -> str:
     return f"{_fmt(value)} [{_fmt(lo, '.3g')}, {'inf' if hi is None else _fmt(hi, '.3g')}]"
 
 
-def _measure_key(cfg, bins: int, params: dict, reference: dict) -> str:
-    """Identifies one finished measurement: the configuration and the exact parameters."""
+def _measure_key(options: dict, params: dict, reference: dict) -> str:
+    """Identifies one finished measurement: every option that changes it and the exact
+    parameters (measured and reference)."""
     import hashlib
 
-    h = hashlib.sha256(json.dumps({**cfg.__dict__, "bins": bins}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
     for p in (params, reference):
         for k in sorted(p):
             h.update(k.encode())
             h.update(p[k].detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def _read_point(path: Path) -> dict | None:
+    """A finished measurement's DIR/points/*.json, or None when absent or unreadable."""
+    try:
+        point = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return point if isinstance(point, dict) and "summary" in point else None
 
 
 def _parse_steps(text: str | None) -> list[int]:
@@ -606,14 +663,15 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
     Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
     NQM spectrum that `nqm predict --spectrum` reads.  Resumable: rerunning the same command
-    skips the checkpoints already measured (DIR/points/)."""
+    skips the checkpoints already measured (DIR/points/); other options into the same --out
+    are refused."""
     import time
 
     from empirical import checkpoints as ckpt
     from empirical.adapter import to_spectrum
     from empirical.measure import MeasureConfig
     from empirical.measure import measure as measure_at
-    from empirical.protocol import versions
+    from empirical.protocol import claim_directory, file_sha256, versions
     from empirical.workloads import get
     from nqm.spectrum import load as load_spectrum
 
@@ -640,8 +698,21 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     cfg = MeasureConfig(top_k=top_k, kind=curvature, examples=examples,
                         hessian_examples=hessian_examples, slq_vectors=slq_vectors,
                         slq_steps=slq_steps, bootstrap=n_boot, two_batch=two_batch, seed=seed)
-    out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    out = _make_out_dir(out_dir)
+    _lock_out_dir(out)
+    ref = w.reference
+    options = {("curvature" if k == "kind" else k): v for k, v in cfg.__dict__.items()}
+    options.update({
+        "workload": workload, "bins": bins, "target": float(w.target),
+        "data_sha256": file_sha256(data) if workload == "custom" else None,
+        "model": (model or "logreg") if workload == "custom" else None,
+        "optimizer": optimizer or ref["optimizer"],
+        "lr": float(lr if lr is not None else ref["lr"]),
+        "train_batch_size": int(train_batch_size or ref["batch_size"]),
+        "budget": int(budget or w.budget)})
+    options = json.loads(json.dumps(options, sort_keys=True))
+    claim_directory(out, options, "measurement", "measure_config.json")
+    (out / "checkpoints").mkdir(exist_ok=True)
     t0 = time.perf_counter()
     init = {k: v.detach() for k, v in w.make_model(seed).named_parameters()}   # s0's origin
     if checkpoint:
@@ -658,11 +729,13 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
     along, spectra = [], []
     with click.progressbar(points, label="checkpoints", file=sys.stderr, hidden=quiet) as bar:
         for c in bar:
-            key = _measure_key(cfg, bins, c.params, reference)
+            key = _measure_key(options, c.params, reference)
             name = c.label.replace(" ", "_")
             done = out / "points" / f"{name}.json"
-            if done.exists() and json.loads(done.read_text()).get("key") == key:
-                summary = json.loads(done.read_text())["summary"]     # resumed: measured before
+            prior = _read_point(done)
+            if prior is not None and prior.get("key") == key \
+                    and (out / f"spectrum_{name}.npz").exists():
+                summary = prior["summary"]                           # resumed: measured before
                 sp = load_spectrum(out / f"spectrum_{name}.npz")
             else:
                 m = measure_at(w, c.params, init, reference, cfg, c.label, c.step,
@@ -677,7 +750,7 @@ def measure(workload, checkpoint, at_steps, at_target, top_k, curvature, example
                            "dropped_directions": sp.meta["dropped_directions"],
                            "bulk_noise_exponent": sp.meta["bulk_noise_exponent"]}
                 done.parent.mkdir(exist_ok=True)
-                _write_json(done, {"key": key, "summary": summary})
+                _write_json_atomic(done, {"key": key, "summary": summary})
             along.append(summary)
             spectra.append(sp)
     spectra[-1].save(out / "spectrum.npz")

@@ -10,6 +10,7 @@ schedule of the sweeps, so within 5% of the step count).  Files hold a plain
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,7 +94,11 @@ def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, see
 
 
 def save(params: dict[str, torch.Tensor], path: str | Path) -> None:
-    torch.save({k: v.detach().cpu() for k, v in params.items()}, path)
+    """Written to a temporary file and renamed, so a crash leaves the old file or the new."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in params.items()}, tmp)
+    os.replace(tmp, path)
 
 
 def _pickles_objects(path: Path) -> bool:

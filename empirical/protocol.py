@@ -12,19 +12,25 @@ budget instead.  If the best trial's log(lr) lies in the outer 10% of the search
 side of the range is widened by half its width and `n_trials` more trials run, at most
 `max_widen` times; the record says so.
 
-Records: one JSON line per finished trial (append-only), keyed by workload, optimizer,
-batch size, round, trial index and seed, with its config, seed, versions, wall time and result.
-A rerun reads them back and skips finished rounds, so a crash loses at most the round in
-progress.
+Records: one JSON line per finished trial (append-only), keyed by batch size, round, trial
+index and every option that can change a record (`sweep_options`: workload, optimizer, seed,
+data, model, trials, budget, target, decay, the initial search ranges, max_widen,
+complete_trials), with its versions, wall time and result.  A rerun reads back the records whose
+options all match and skips finished rounds (of a round cut short it trains only the missing
+trials), so a crash loses at most the round in progress.  A file cut by a crash mid-write is
+mended by `repair_records`; `claim_directory` refuses an output directory that holds results
+of other options, and `directory_lock` one that another process is using.
 """
 
 from __future__ import annotations
 
-import fcntl
+import hashlib
 import json
 import math
+import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,60 +85,286 @@ def versions() -> dict:
 
 
 def read_records(path: Path) -> list[dict]:
+    """The records of a records file; lines that are not a JSON object (a line cut by a crash
+    or one being written by another process right now) are skipped."""
+    path = Path(path)
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue   # a line cut by a crash: its round is simply rerun
+            rec = json.loads(line)
+        except ValueError:        # JSONDecodeError and UnicodeDecodeError
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
     return out
 
 
+def repair_records(path: Path) -> tuple[bool, list[int]]:
+    """Make a records file safe to append to after a crash.
+
+    A last line without its newline is a write cut short: it is cut off (the file truncated to
+    its last newline) unless it is a whole record, which then gets its newline.  Returns
+    (whether such a line was dropped, the 1-based numbers of the other lines that are not JSON
+    objects, which readers skip).  Call it only while no other process writes the file."""
+    path = Path(path)
+    if not path.exists():
+        return False, []
+
+    def is_record(line: bytes) -> bool:
+        try:
+            return isinstance(json.loads(line), dict)
+        except ValueError:
+            return False
+
+    dropped = False
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            end = data.rfind(b"\n") + 1
+            if is_record(data[end:]):
+                fh.write(b"\n")
+                data += b"\n"
+            else:
+                fh.truncate(end)
+                data = data[:end]
+                dropped = True
+            fh.flush()
+            os.fsync(fh.fileno())
+    bad = [i for i, line in enumerate(data.split(b"\n")[:-1], 1)
+           if line.strip() and not is_record(line)]
+    return dropped, bad
+
+
+def _lock_file(fh, blocking: bool) -> bool | None:
+    """An exclusive lock on an open file: fcntl.flock on POSIX, msvcrt.locking (its first
+    byte) on Windows.  True when taken, False when another process holds it (non-blocking),
+    None where the platform has neither (then nothing is locked).  Closing the file (or the
+    process ending, killed or not) releases it."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+    try:
+        import msvcrt
+    except ImportError:
+        return None
+    pos = fh.tell()
+    fh.seek(0)
+    try:
+        msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+    except OSError:
+        if blocking:
+            raise
+        return False
+    finally:
+        fh.seek(pos)
+    return True
+
+
+def _unlock_file(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is not None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return
+    try:
+        import msvcrt
+    except ImportError:
+        return
+    fh.seek(0)
+    msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+
+
 def append_records(path: Path, records: list[dict]) -> None:
-    """Append whole lines under an exclusive lock (safe with several writers)."""
+    """Append whole lines under an exclusive lock (safe with several writers), flushed to disk
+    before returning."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r) + "\n" for r in records)
     with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(text)
-        fh.flush()
-        fcntl.flock(fh, fcntl.LOCK_UN)
+        locked = _lock_file(fh, blocking=True)
+        try:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            if locked:
+                _unlock_file(fh)
 
 
-def _key(cfg: SweepConfig, batch_size: int) -> dict:
-    return {"workload": cfg.workload, "optimizer": cfg.optimizer, "batch_size": batch_size,
-            "seed": cfg.seed, "data": cfg.data, "model": cfg.model}
+class DirectoryInUse(ValueError):
+    """Another process holds the output directory's lock."""
 
 
-def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
-    """All rounds for one batch size (resuming from the records); returns its records."""
-    import torch
+@contextmanager
+def directory_lock(directory):
+    """Hold an exclusive, non-blocking lock on `directory`/.lock for the duration; raises
+    DirectoryInUse when another process holds it.  The lock file is left in place (removing
+    it would let two processes lock two different files).  Where the platform has neither
+    fcntl nor msvcrt nothing is locked."""
+    directory = Path(directory)
+    path = directory / ".lock"
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise ValueError(f"cannot write in output directory {directory}: "
+                         f"{exc.strerror or exc}") from None
+    try:
+        try:
+            locked = _lock_file(fh, blocking=False)
+        except OSError as exc:    # e.g. a file system without locks
+            raise ValueError(f"cannot lock output directory {directory} ({path}): "
+                             f"{exc.strerror or exc}") from None
+        if locked is False:
+            raise DirectoryInUse(f"another nqm process is using {directory} (lock {path})")
+        try:
+            yield path
+        finally:
+            if locked:
+                _unlock_file(fh)
+    finally:
+        fh.close()
 
-    from empirical.population import train_population
+
+def _canonical(options: dict) -> dict:
+    """Options as they read back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(options, sort_keys=True))
+
+
+def option_differences(there: dict, here: dict) -> list[str]:
+    """'name: value there, value here' for every option that differs."""
+    missing = object()
+
+    def show(v, absent):
+        return absent if v is missing else v if isinstance(v, str) else json.dumps(v)
+
+    out = []
+    for k in sorted(set(there) | set(here)):
+        a, b = there.get(k, missing), here.get(k, missing)
+        if a != b:
+            out.append(f"{k}: {show(a, 'not recorded')} there, {show(b, 'not given')} here")
+    return out
+
+
+def claim_directory(directory, options: dict, what: str, name: str,
+                    found: list[dict] = ()) -> None:
+    """Make sure the output `directory` holds only results of these `options`.
+
+    `directory`/`name` holds the options of the first run into it (canonical JSON); a later
+    run with other options is refused with a ValueError naming them, so that results of
+    different options are never mixed.  A directory without that file but with results
+    (`found`: the options of each result already there, as recorded) is checked against
+    those.  Otherwise the file is written (atomically)."""
+    directory = Path(directory)
+    options = _canonical(options)
+    path = directory / name
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError:
+            raise ValueError(f"{path} is not readable JSON; remove it or use another --out") \
+                from None
+        found = [stored]
+    for there in found:
+        diff = option_differences(there, options)
+        if diff:
+            raise ValueError(f"{directory} holds a {what} with other options "
+                             f"({'; '.join(diff)}); use another --out or remove it")
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolved_workload(cfg: SweepConfig):
+    """The workload of a sweep, its target overridden by cfg.target."""
     from empirical.workloads import get
 
-    path = Path(records_path)
     workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=cfg.target)
     if cfg.target is not None:
         workload = type(workload)(**{**workload.__dict__, "target": cfg.target})
-    budget = int(cfg.budget or workload.budget)
-    key = _key(cfg, batch_size)
-    done = [r for r in read_records(path)
-            if all(r.get(k) == v for k, v in key.items()) and r.get("n_trials") == cfg.n_trials
-            and r.get("budget") == budget and r.get("target") == workload.target]
+    return workload
+
+
+def sweep_options(cfg: SweepConfig, workload=None) -> dict:
+    """Every option that can change a record, resolved against the workload's defaults (so a
+    default left out and the same value given agree), as JSON values: the key a resumed run
+    must match.  The custom workload's data enter by content (sha256), not by path.  Batch
+    sizes are not part of it: a sweep may add batch sizes later."""
+    workload = workload or resolved_workload(cfg)
+    custom = cfg.workload == "custom"
     default_lr = workload.search["lr_adam" if cfg.optimizer == "adam" else "lr"]
-    lr_range = list(cfg.lr_range or default_lr)
-    beta_range = list(cfg.one_minus_beta_range or workload.search["one_minus_momentum"])
+    return _canonical({
+        "workload": cfg.workload, "optimizer": cfg.optimizer, "seed": cfg.seed,
+        "data_sha256": file_sha256(cfg.data) if custom else None,
+        "model": (cfg.model or "logreg") if custom else None,
+        "n_trials": cfg.n_trials, "budget": int(cfg.budget or workload.budget),
+        "target": float(workload.target), "decay": cfg.decay,
+        "initial_lr_range": [float(x) for x in (cfg.lr_range or default_lr)],
+        "one_minus_beta_range": [float(x) for x in (cfg.one_minus_beta_range
+                                                    or workload.search["one_minus_momentum"])],
+        "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials)})
+
+
+_OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
+                "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
+                "complete_trials")
+
+
+def recorded_options(records: list[dict]) -> list[dict]:
+    """The distinct sweep options recorded in `records` (keys a record lacks, as records of
+    older versions do, stay absent)."""
+    out = []
+    for r in records:
+        o = {k: r[k] for k in _OPTION_KEYS if k in r}
+        if o not in out:
+            out.append(o)
+    return out
+
+
+def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
+    """All rounds for one batch size (resuming from the records); returns its records.
+
+    A record counts as done only when its batch size and every option of `sweep_options`
+    match; of each (round, trial) the first such record counts."""
+    import torch
+
+    from empirical.population import train_population
+
+    path = Path(records_path)
+    workload = resolved_workload(cfg)
+    options = sweep_options(cfg, workload)
+    budget = options["budget"]
+    done: dict[tuple[int, int], dict] = {}
+    for r in read_records(path):
+        if r.get("batch_size") == batch_size and all(r.get(k) == v for k, v in options.items()):
+            done.setdefault((r.get("round"), r.get("trial")), r)
+    lr_range = list(options["initial_lr_range"])
+    beta_range = list(options["one_minus_beta_range"])
     records = []
     for rnd in range(cfg.max_widen + 1):
-        prior = [r for r in done if r["round"] == rnd]
-        if len(prior) == cfg.n_trials:
-            round_records = sorted(prior, key=lambda r: r["trial"])
+        prior = {t: r for (rd, t), r in done.items() if rd == rnd}
+        if set(prior) == set(range(cfg.n_trials)):
+            round_records = [prior[i] for i in range(cfg.n_trials)]
         else:
             lrs, betas = trial_settings(cfg, batch_size, rnd, lr_range, beta_range)
             torch.manual_seed(cfg.seed)
@@ -147,15 +379,17 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
             wall = time.perf_counter() - t0
             round_records = []
             for i in range(cfg.n_trials):
+                if i in prior:          # recorded before a crash cut the round short
+                    round_records.append(prior[i])
+                    continue
                 curve = res.curves[i]
                 ok = np.isfinite(curve)
                 round_records.append({
-                    **key, "round": rnd, "trial": i, "n_trials": cfg.n_trials,
-                    "budget": budget, "target": workload.target,
-                    "metric": workload.metric_name, "lr": float(lrs[i]),
+                    **options, "batch_size": batch_size, "data": cfg.data, "round": rnd,
+                    "trial": i, "metric": workload.metric_name, "lr": float(lrs[i]),
                     "momentum": None if betas is None else float(betas[i]),
-                    "lr_range": list(lr_range), "one_minus_beta_range": list(beta_range),
-                    "decay": cfg.decay, "steps": res.steps[i], "reached": res.steps[i] is not None,
+                    "lr_range": list(lr_range),
+                    "steps": res.steps[i], "reached": res.steps[i] is not None,
                     "diverged": res.diverged[i], "steps_run": res.steps_run,
                     "beaten": (res.steps[i] is None and not res.diverged[i]
                                and res.steps_run < budget),
@@ -163,7 +397,7 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
                     "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
                               "metric": curve[ok].tolist()},
                     "versions": versions()})
-            append_records(path, round_records)
+            append_records(path, [r for r in round_records if r["trial"] not in prior])
         records += round_records
         best = _best(records)
         if best is None:

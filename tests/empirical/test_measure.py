@@ -206,9 +206,64 @@ def test_measure_cli_resumes_finished_checkpoints(tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     after = json.loads((tmp_path / "measure.json").read_text())
     assert after["along_training"] == before["along_training"]
-    # a changed configuration is measured afresh (and here reaches the patched function)
-    changed = CliRunner().invoke(cli, args[:-2] + ["--top-k", "4", "--out", str(tmp_path)])
-    assert changed.exit_code != 0
+    # other options into the same directory are refused, naming what differs, before any work
+    for extra, needle in ((["--top-k", "4"], "top_k: 3 there, 4 here"),
+                          (["--lr", "0.1"], "lr: 0.5 there, 0.1 here"),
+                          (["--curvature", "ggn"], "curvature: hessian there, ggn here"),
+                          (["--bins", "7"], "bins: 60 there, 7 here"),
+                          (["--seed", "1"], "seed: 0 there, 1 here")):
+        changed = CliRunner().invoke(cli, args[:-2] + extra + ["--out", str(tmp_path)])
+        assert changed.exit_code == 2, (extra, changed.output)
+        msg = changed.stderr.strip()
+        assert "\n" not in msg and needle in msg, (extra, msg)
+        assert msg.startswith(f"Error: {tmp_path} holds a measurement with other options (")
+        assert msg.endswith("; use another --out or remove it")
+    # a finished point whose file a crash cut short is measured again, to the same numbers
+    monkeypatch.undo()
+    point = tmp_path / "points" / "step_30.json"
+    point.write_text(point.read_text()[:50])
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+
+    def timeless(points):
+        return [{k: v for k, v in p.items() if k != "wall_s"} for p in points]
+
+    after = json.loads((tmp_path / "measure.json").read_text())
+    assert timeless(after["along_training"]) == timeless(before["along_training"])
+    assert after["along_training"][0] == before["along_training"][0]    # init: resumed
+    assert timeless([json.loads(point.read_text())["summary"]]) == \
+        timeless(before["along_training"][-1:])
+
+
+def test_measure_cli_refuses_a_directory_in_use(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
+         "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
+         str(tmp_path)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        res = CliRunner().invoke(cli, ["measure", "--workload", "linreg", "--at-step", "0",
+                                       "--top-k", "3", "--quiet", "--out", str(tmp_path)])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.strip() == (f"Error: another nqm process is using {tmp_path} "
+                                      f"(lock {tmp_path / '.lock'})")
+        assert not (tmp_path / "points").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+
+
+def test_measure_cli_uncreatable_output_directory(tmp_path):
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "x"
+    res = CliRunner().invoke(cli, ["measure", "--workload", "linreg", "--out", str(bad)])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == f"Error: cannot create output directory {bad}: Not a directory"
 
 
 def test_adapter_drops_negative_and_null_curvature(linreg):

@@ -1,5 +1,6 @@
 """The sweep protocol and `nqm sweep`: determinism, resume after a kill, widening, divergence."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -41,6 +42,28 @@ def test_sweep_cli_writes_outputs_and_is_deterministic(tmp_path):
             "steps", "diverged"} <= set(rec)
 
 
+def _lines(path):
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def _same_records(a, b):
+    """Records equal but for wall time, by (batch size, round, trial)."""
+    def norm(path):
+        recs = [json.loads(line) for line in _lines(path)]
+        for r in recs:
+            r.pop("wall_s_population")
+        return sorted(recs, key=lambda r: (r["batch_size"], r["round"], r["trial"]))
+    return norm(a) == norm(b)
+
+
+def _check_records_file(path):
+    """Every line a record, no (batch_size, round, trial) twice."""
+    assert path.read_bytes().endswith(b"\n")
+    keys = [(r["batch_size"], r["round"], r["trial"])
+            for r in (json.loads(line) for line in _lines(path))]
+    assert len(keys) == len(set(keys)), "a trial was recorded twice"
+
+
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     args = ["sweep", *SMALL, "--batch-sizes", "8:128"]
     killed = tmp_path / "killed"
@@ -48,14 +71,15 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
                              "--out", str(killed)], cwd=os.getcwd(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = killed / "records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if records.exists() and len(records.read_text().splitlines()) >= 8:
+    while proc.poll() is None:          # until two rounds are written (or, wrongly, the end)
+        if records.exists() and records.read_bytes().count(b"\n") >= 8:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.kill()
     proc.wait()
-    n_before = len(records.read_text().splitlines())
+    before = records.read_bytes()
+    whole = before[:before.rfind(b"\n") + 1]          # the lines written completely
+    n_before = whole.count(b"\n")
     assert 0 < n_before < 5 * 4 * 3, "the kill should land mid-sweep"
     r = CliRunner().invoke(cli, [*args, "--out", str(killed)])
     assert r.exit_code == 0, r.output
@@ -64,8 +88,88 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     a = json.loads((killed / "summary.json").read_text())
     b = json.loads((tmp_path / "clean" / "summary.json").read_text())
     assert strip(a) == strip(b)
-    # finished rounds were not rerun: the records before the kill are still the first lines
-    assert len(records.read_text().splitlines()) >= n_before
+    # finished trials were not rerun: the records before the kill are the first lines, as
+    # they were; every line is a record, none twice, and they are the uninterrupted run's
+    assert records.read_bytes().startswith(whole)
+    _check_records_file(records)
+    assert _same_records(records, tmp_path / "clean" / "records.jsonl")
+
+
+def test_resume_drops_a_torn_last_line(tmp_path):
+    """A crash mid-write leaves half a line: the resumed run cuts it off, says so once, and
+    trains only what is missing (here the rest of a round)."""
+    args = ["sweep", "--workload", "linreg", "--optimizer", "sgd", "--trials", "4", "--budget",
+            "200", "--batch-sizes", "16,64", "--quiet"]
+    clean = tmp_path / "clean"
+    r = CliRunner().invoke(cli, [*args, "--out", str(clean)])
+    assert r.exit_code == 0, r.output
+    lines = _lines(clean / "records.jsonl")
+    assert len(lines) >= 6
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "sweep_config.json").write_bytes((clean / "sweep_config.json").read_bytes())
+    head = b"".join(line + b"\n" for line in lines[:5])     # mid-round: 5 of 4 + 4
+    (torn / "records.jsonl").write_bytes(head + lines[5][:len(lines[5]) // 2])
+    r = CliRunner().invoke(cli, [*args, "--out", str(torn)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count(f"dropped an incomplete last record in {torn / 'records.jsonl'}") == 1
+    assert (torn / "records.jsonl").read_bytes().startswith(head)
+    _check_records_file(torn / "records.jsonl")
+    assert _same_records(torn / "records.jsonl", clean / "records.jsonl")
+    assert strip(json.loads((torn / "summary.json").read_text())) == \
+        strip(json.loads((clean / "summary.json").read_text()))
+    # an unreadable line inside the file is reported (and its trial trained again)
+    recs = (torn / "records.jsonl").read_bytes().split(b"\n")
+    recs[1] = b"{not json"
+    (torn / "records.jsonl").write_bytes(b"\n".join(recs))
+    r = CliRunner().invoke(cli, [*args, "--out", str(torn)])
+    assert r.exit_code == 0, r.output
+    assert "1 unreadable line(s) ignored (line 2)" in r.stderr
+    assert "dropped" not in r.stderr
+
+
+def test_rerun_with_other_options_is_refused(tmp_path):
+    base = ["sweep", "--workload", "linreg", "--optimizer", "sgd", "--trials", "2", "--budget",
+            "100", "--quiet", "--out", str(tmp_path)]
+    r = CliRunner().invoke(cli, [*base, "--batch-sizes", "16"])
+    assert r.exit_code == 0, r.output
+    n = len(_lines(tmp_path / "records.jsonl"))
+    for extra, needle in ((["--decay", "linear"], "decay: constant there, linear here"),
+                          (["--complete-trials"], "complete_trials: false there, true here"),
+                          (["--budget", "150"], "budget: 100 there, 150 here"),
+                          (["--target", "0.5"], "target: 0.02 there, 0.5 here"),
+                          (["--seed", "1"], "seed: 0 there, 1 here")):
+        r = CliRunner().invoke(cli, [*base, "--batch-sizes", "16", *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        msg = r.stderr.strip()
+        assert "\n" not in msg and needle in msg, (extra, msg)
+        assert msg.startswith(f"Error: {tmp_path} holds a sweep with other options (")
+        assert msg.endswith("; use another --out or remove it")
+    assert len(_lines(tmp_path / "records.jsonl")) == n
+    # more batch sizes, other workers and the default budget given explicitly: same sweep
+    r = CliRunner().invoke(cli, [*base, "--batch-sizes", "16,32", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in _lines(tmp_path / "records.jsonl")]
+    assert len([x for x in recs if x["batch_size"] == 16]) == n     # B = 16 was not rerun
+    assert {x["batch_size"] for x in recs} == {16, 32}
+
+
+def test_records_of_other_options_are_not_reused(tmp_path):
+    """run_batch_size counts a record as done only when every option matches."""
+    from empirical.protocol import _OPTION_KEYS, sweep_options
+
+    base = SweepConfig("linreg", "sgd", (16,), n_trials=2, budget=100, max_widen=1)
+    assert set(sweep_options(base)) == set(_OPTION_KEYS)
+    path = str(tmp_path / "r.jsonl")
+    first = run_batch_size(base, 16, path)
+    assert run_batch_size(base, 16, path) == first                    # resumed as it was
+    for change in ({"decay": "linear"}, {"complete_trials": True}, {"lr_range": (0.01, 1.0)},
+                   {"one_minus_beta_range": (0.1, 0.5)}, {"max_widen": 0}, {"budget": 120},
+                   {"target": 0.5}, {"n_trials": 4}):
+        cfg = dataclasses.replace(base, **change)
+        recs = run_batch_size(cfg, 16, path)
+        assert not any(r in first for r in recs), change
+        assert all(r[k] == v for r in recs for k, v in sweep_options(cfg).items()), change
 
 
 def test_widening_when_best_lr_is_at_the_edge(tmp_path):
@@ -103,7 +207,11 @@ def test_divergence_is_recorded_and_excluded(tmp_path):
     recs = run_batch_size(cfg, 16, str(tmp_path / "r.jsonl"))
     point = summarize(cfg, recs)["points"][0]
     assert point["diverged"] >= 1
-    assert point["lr"] is None or point["lr"] < 100.0
+    assert all(r["steps"] is None and not r["reached"] for r in recs if r["diverged"])
+    # excluded: the point is the best of the trials that did not diverge
+    ok = [r for r in recs if r["reached"] and not r["diverged"]]
+    assert ok and point["steps"] == min(r["steps"] for r in ok)
+    assert point["lr"] not in {r["lr"] for r in recs if r["diverged"]}
 
 
 def test_bad_workload_is_one_line_exit_2(tmp_path):
@@ -235,3 +343,52 @@ def test_sweep_prints_interval_and_flags(tmp_path):
     assert s["critical_batch_size_flags"]["batch_size_range"] == [16, 64]
     extrapolated = not 16 <= s["critical_batch_size"]["mccandlish"] <= 64
     assert ("warning: extrapolated: outside the batch sizes 16..64" in r.stdout) == extrapolated
+
+
+def test_second_process_on_one_directory_is_refused(tmp_path):
+    """While another process holds the directory's lock, a sweep into it writes nothing."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
+         "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
+         str(tmp_path)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = CliRunner().invoke(cli, ["sweep", *SMALL, "--batch-sizes", "16", "--out",
+                                     str(tmp_path)])
+        assert r.exit_code == 2, r.output
+        assert r.stderr.strip() == (f"Error: another nqm process is using {tmp_path} "
+                                    f"(lock {tmp_path / '.lock'})")
+        assert not (tmp_path / "records.jsonl").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    # released when the holder ends; and this command releases it when it ends
+    for _ in range(2):
+        r = CliRunner().invoke(cli, ["sweep", "--workload", "linreg", "--optimizer", "sgd",
+                                     "--trials", "2", "--budget", "100", "--batch-sizes", "16",
+                                     "--quiet", "--out", str(tmp_path)])
+        assert r.exit_code == 0, r.output
+
+
+def test_uncreatable_output_directory(tmp_path):
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "x"
+    r = CliRunner().invoke(cli, ["sweep", *SMALL, "--out", str(bad)])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"Error: cannot create output directory {bad}: Not a directory"
+
+
+def test_protocol_imports_and_runs_without_fcntl(tmp_path):
+    """Where fcntl is missing (Windows) the module still imports and locks with msvcrt, or,
+    with neither, runs unlocked."""
+    code = ("import sys; sys.modules['fcntl'] = None; sys.modules['msvcrt'] = None\n"
+            "from empirical.protocol import append_records, directory_lock, read_records\n"
+            "from pathlib import Path\n"
+            "with directory_lock(sys.argv[1]):\n"
+            " append_records(Path(sys.argv[1]) / 'r.jsonl', [{'a': 1}])\n"
+            "print(read_records(Path(sys.argv[1]) / 'r.jsonl'))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=os.getcwd(),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[{'a': 1}]"
