@@ -77,10 +77,6 @@ CUSTOM = ["sweep", "--workload", "custom", "--target", "0.1", "--out", "{out}", 
 LINUX_PROC = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 
 
-def _elsewhere(reason):
-    return pytest.mark.xfail(strict=False, reason=reason)
-
-
 CASES = [
     # spectrum files and options of `predict`
     pytest.param(["predict", "--spectrum", "{d}/random.npz"],
@@ -107,8 +103,7 @@ CASES = [
     pytest.param(["predict", "--batch-sizes", "a,b"], "bad --batch-sizes", id="batch-sizes"),
     pytest.param(["predict", "--batch-sizes", "8:2"], "LO <= HI", id="batch-size-range"),
     pytest.param(["predict", "--target", "1e9", "--batch-sizes", "1,2", "--quiet"],
-                 "initial loss", id="target-above-initial-loss",
-                 marks=_elsewhere("the target check against the initial loss lands separately")),
+                 "initial loss", id="target-above-initial-loss"),
     # `fit` measurement tables
     pytest.param(["fit", "--csv", "{d}/nope.csv"], "file not found", id="csv-missing"),
     pytest.param(["fit", "--csv", "{d}/bad_columns.csv"], "missing column(s) batch_size",
@@ -150,8 +145,7 @@ CASES = [
                  id="measure-unknown-workload"),
     pytest.param(["measure", "--workload", "linreg", "--out", "/proc/x"],
                  "cannot create output directory", id="measure-out-unwritable",
-                 marks=[LINUX_PROC,
-                        _elsewhere("the output-directory message lands separately")]),
+                 marks=LINUX_PROC),
     # `sweep`
     pytest.param(["sweep", "--workload", "imagenet", "--out", "{out}"],
                  "unknown workload 'imagenet'", id="sweep-unknown-workload"),
@@ -167,8 +161,7 @@ CASES = [
                   "{out}"], "needs --target", id="custom-without-target"),
     pytest.param(["sweep", "--workload", "linreg", "--out", "/proc/x"],
                  "cannot create output directory", id="sweep-out-unwritable",
-                 marks=[LINUX_PROC,
-                        _elsewhere("the output-directory message lands separately")]),
+                 marks=LINUX_PROC),
 ]
 
 
@@ -191,7 +184,6 @@ def test_bad_input_is_one_line_exit_2(files, args, needle, tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-@_elsewhere("the memory refusal for huge power-law spectra lands separately")
 def test_huge_power_law_is_refused_before_allocating():
     """d = 10^9 would need tens of GB: refused in one line.  Run in a child process whose
     address space is capped 2 GiB above its size, so that an attempt to allocate fails fast
@@ -213,7 +205,6 @@ def test_huge_power_law_is_refused_before_allocating():
     _check_one_line_error(r["exit_code"], r["output"], None)
 
 
-@_elsewhere("a stable learning rate above the old overflow threshold is fixed separately")
 def test_simulate_large_batch_runs():
     r = CliRunner().invoke(cli, ["simulate", "--lr", "0.5", "--batch-size", "64",
                                  "--steps", "2000"])

@@ -21,6 +21,7 @@ def test_figures_default_out_is_outside_committed_results():
     assert not Path(out.default).resolve().is_relative_to((ROOT / "figures").resolve())
 
 
+@pytest.mark.slow
 def test_figures_rerun_gives_byte_identical_json_and_csv(tmp_path):
     args = ["figures", "--spectrum", "power:d=40", "--batch-sizes", "1:64", "--target", "0.05",
             "--quiet", "--out"]

@@ -46,7 +46,7 @@ def test_sgd_tuning_within_1pct_of_brute_force(b):
     assert got.steps <= 1.01 * ref, (got.steps, ref)
 
 
-@pytest.mark.parametrize("b", [2, 256, 8192])
+@pytest.mark.parametrize("b", [2, 256, pytest.param(8192, marks=pytest.mark.slow)])
 def test_momentum_tuning_within_1pct_of_brute_force(b):
     spec = power_law(d=30)
     got = tune(spec, "momentum", [b], 0.05)[0]

@@ -92,7 +92,8 @@ def test_spectrum_file_round_trips_into_predict(linreg, tmp_path):
     assert pts[0]["steps"] > pts[1]["steps"] > pts[2]["steps"] - 1
 
 
-@pytest.mark.parametrize("name", ["mlp-digits", "cnn-digits", "charlm"])
+@pytest.mark.parametrize("name", ["mlp-digits", pytest.param("cnn-digits", marks=pytest.mark.slow),
+                                  pytest.param("charlm", marks=pytest.mark.slow)])
 def test_every_workload_measures(name):
     w = workloads.get(name)
     init = {k: v.detach() for k, v in w.make_model(0).named_parameters()}
@@ -132,6 +133,7 @@ def test_train_checkpoints_reach_the_target():
         checkpoints.train_checkpoints(w, [], at_target=True, budget=3)
 
 
+@pytest.mark.slow
 def test_measure_cli_along_training(tmp_path):
     out = tmp_path / "m"
     common = ["measure", "--workload", "logreg-digits", "--top-k", "4", "--slq-steps", "10",
@@ -191,6 +193,7 @@ def test_measure_cli_custom_workload(tmp_path):
     assert rec["n_params"] == 12 and rec["n_examples"] == 150
 
 
+@pytest.mark.slow
 def test_measure_cli_resumes_finished_checkpoints(tmp_path, monkeypatch):
     args = ["measure", "--workload", "linreg", "--at-step", "0,30", "--top-k", "3",
             "--bootstrap", "10", "--slq-steps", "5", "--quiet", "--out", str(tmp_path)]

@@ -102,6 +102,7 @@ def test_charlm_population_equals_plain_loop_and_learns():
     assert r.steps[0] is not None
 
 
+@pytest.mark.slow
 def test_linreg_scales_perfectly_at_small_batch_and_flattens_at_large():
     """The real-training counterpart of the NQM's regimes on online linear regression (fixed
     seed; the best of one fixed log grid of 10 learning rates at every batch size): steps fall

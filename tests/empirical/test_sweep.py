@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from cli import cli
@@ -64,6 +65,7 @@ def _check_records_file(path):
     assert len(keys) == len(set(keys)), "a trial was recorded twice"
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     args = ["sweep", *SMALL, "--batch-sizes", "8:128"]
     killed = tmp_path / "killed"
@@ -186,6 +188,7 @@ def test_widening_when_best_lr_is_at_the_edge(tmp_path):
     assert point["steps"] < min(r["steps"] for r in first if r["reached"])
 
 
+@pytest.mark.slow
 def test_stopping_rounds_early_gives_the_same_points_as_complete_trials(tmp_path):
     # includes a widening round, which stops at the first round's best step count
     keys = ("batch_size", "steps", "reached", "lr", "momentum", "widened")
@@ -219,6 +222,7 @@ def test_bad_workload_is_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and "unknown workload 'imagenet'" in r.stderr
 
 
+@pytest.mark.slow
 def test_dask_executor_on_a_real_local_cluster(tmp_path):
     """End to end on distributed.LocalCluster: same summary as the local executor."""
     from distributed import LocalCluster
