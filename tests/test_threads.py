@@ -18,11 +18,26 @@ def test_requested_threads_win_over_the_environment(monkeypatch):
 def test_small_spectra_use_one_thread_and_large_ones_the_free_cores(monkeypatch):
     monkeypatch.delenv(threads.ENV, raising=False)
     monkeypatch.setattr(threads, "available_cores", lambda: 8)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (5.2, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 5)
     assert threads.choose_threads(None, rows=threads.MIN_ROWS_PER_THREAD - 1) == 1
-    assert threads.choose_threads(None, rows=threads.MIN_ROWS_PER_THREAD) == 3   # 8 - 5.2
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (20.0, 0.0, 0.0))
+    assert threads.choose_threads(None, rows=threads.MIN_ROWS_PER_THREAD) == 3   # 8 - 5
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 20)
     assert threads.choose_threads(None, rows=10**7) == 1                         # never 0
+
+
+def test_busy_elsewhere_counts_a_busy_loop():
+    import subprocess
+    import sys
+    import time
+
+    before = threads.busy_elsewhere()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        samples = [threads.busy_elsewhere() for _ in range(20)]
+    finally:
+        hog.kill()
+    assert max(samples) >= 1 and max(samples) >= before
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5])
