@@ -1,0 +1,321 @@
+"""Calibrate the NQM of a measured spectrum against a measured sweep, and judge it against the
+null model.
+
+The NQM's step counts have two free scalars (theory notes, section 5; Zhang et al. 2019):
+L(k) = D(k) + N(k)/B with D linear in s0 and N linear in c, so scaling (s0, c, target) together
+changes no step count, and c -> kappa c is exactly B -> B / kappa.  The calibrated model is the
+measured spectrum with
+
+    target = f * L0,   L0 = 1/2 sum_i count_i h_i s0_i (the spectrum's initial loss),
+    c      -> kappa * c,
+
+its learning rate (and momentum) tuned per batch size as everywhere in `nqm`.
+
+Fit (objective: least squares in log steps over the fit batch sizes):
+    min_{f, kappa}  sum_{B in fit}  (log S_nqm(B; f, kappa) - log S_measured(B))^2
+within F_BOUNDS and KAPPA_BOUNDS.  With two fit batch sizes B_s < B_l it has (to the integer
+resolution of steps) a zero: S_nqm falls with f and grows with kappa, and at B_l (large B,
+little noise) mostly through f, at B_s (small B) through kappa, so alternating one-dimensional
+root finding — f on B_l, then kappa on B_s, until neither moves by 1e-3 in log — solves it.
+With one fit batch size only f is fitted (kappa = 1: the measured noise).  A fitted value that
+cannot meet its point inside its bounds stays on the bound and is flagged.
+
+Null model (McCandlish et al. 2018): the hyperbola S(B) = S_min + E_min / B through the same fit
+points (two points determine it; with one there is none).  Errors are judged only on batch sizes
+not used in the fit: the worst max(pred/meas, meas/pred).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scipy.optimize import brentq
+
+from nqm.critical import estimate
+from nqm.errors import NQMInputError
+from nqm.spectrum import Spectrum
+from nqm.sweep_data import DEFAULT_PROXY, SweepData
+
+F_BOUNDS = (1e-10, 1.0)
+KAPPA_BOUNDS = (1e-4, 1e4)
+LOG_TOL = 1e-3        # alternation stops when neither log f nor log kappa moves more than this
+MAX_ROUNDS = 20
+BUDGET_FACTOR = 100   # the NQM's step budget: this many times the largest measured step count
+FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
+METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Options of `calibrate`.
+
+    fit_on: "ends" (smallest and largest reached batch size), "smallest", or explicit batch
+    sizes (one or two).  proxy: sweep optimizer -> (NQM optimizer, preconditioner exponent p).
+    """
+
+    fit_on: str | tuple[int, ...] = "ends"
+    proxy: tuple[tuple[str, tuple[str, float]], ...] = tuple(DEFAULT_PROXY.items())
+    threads: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.fit_on, str):
+            if self.fit_on not in ("ends", "smallest"):
+                raise NQMInputError(f"fit_on must be 'ends', 'smallest' or batch sizes, "
+                                    f"got {self.fit_on!r}")
+        elif not 1 <= len(self.fit_on) <= 2 or any(int(b) != b or b < 1 for b in self.fit_on):
+            raise NQMInputError(f"fit_on takes one or two batch sizes >= 1, got {self.fit_on}")
+
+    def nqm_optimizer(self, optimizer: str) -> tuple[str, float]:
+        proxy = dict(self.proxy)
+        if optimizer not in proxy:
+            raise NQMInputError(f"no NQM counterpart for optimizer '{optimizer}' "
+                                f"(give one with --proxy {optimizer}=sgd|momentum|precond:P)")
+        return proxy[optimizer]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The fitted scalars, which bounds they sit on, and the step counts at the fit points."""
+
+    fraction: float
+    kappa: float
+    at_bound: tuple[str, ...]
+    fit_steps: dict = field(default_factory=dict)
+
+
+def target_fraction_rule(loss_init: float, loss_ref: float, floor: float = 0.0) -> float | None:
+    """f0 = (l_T - l_floor) / (l_0 - l_floor): the fraction of the real training loss above its
+    floor that is left where the spectrum was measured (None when it is not in (0, 1))."""
+    f0 = (loss_ref - floor) / (loss_init - floor) if loss_init > floor else math.nan
+    return float(f0) if 0.0 < f0 < 1.0 else None
+
+
+def fit_batch_sizes(sweep: SweepData, fit_on) -> tuple[int, ...]:
+    """The batch sizes the scalars are fitted on (each must have reached the target)."""
+    reached = [p.batch_size for p in sweep.reached]
+    if fit_on == "ends":
+        return (reached[0], reached[-1])
+    if fit_on == "smallest":
+        return (reached[0],)
+    sizes = tuple(sorted({int(b) for b in fit_on}))
+    for b in sizes:
+        if sweep.point(b).steps is None:
+            raise NQMInputError(f"fit batch size {b} did not reach the target in {sweep.source}")
+    return sizes
+
+
+class _Model:
+    """Tuned NQM steps of one optimizer on the spectrum with (f, kappa), memoised."""
+
+    def __init__(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
+                 threads: int | None):
+        self.spectrum, self.kind, self.precond = spectrum, kind, precond
+        self.max_steps, self.threads = max_steps, threads
+        self.l0 = spectrum.initial_loss()
+        self._memo: dict = {}
+
+    def points(self, fraction: float, kappa: float, batch_sizes) -> list:
+        from nqm.tuning import tune
+
+        key = (round(math.log(fraction), 9), round(math.log(kappa), 9), tuple(batch_sizes))
+        if key not in self._memo:
+            s = self.spectrum
+            scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
+            self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
+                                   precond=self.precond, max_steps=self.max_steps,
+                                   threads=self.threads)
+        return self._memo[key]
+
+    def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
+        p = self.points(fraction, kappa, (batch_size,))[0]
+        return math.log(p.steps if p.steps else 0.5) if p.reached else \
+            math.log(10.0 * self.max_steps)
+
+
+def _solve(fn, lo: float, hi: float) -> tuple[float, str | None]:
+    """A root of the monotone fn on [lo, hi] (log space), or the bound nearest one."""
+    flo, fhi = fn(lo), fn(hi)
+    if flo == 0.0:
+        return lo, None
+    if fhi == 0.0:
+        return hi, None
+    if (flo > 0) == (fhi > 0):
+        return (lo, "lower") if abs(flo) < abs(fhi) else (hi, "upper")
+    return brentq(fn, lo, hi, xtol=LOG_TOL / 10), None
+
+
+def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...],
+        f_start: float | None) -> Fitted:
+    """(f, kappa) of the module docstring; kappa = 1 when fitting on one batch size."""
+    target = {b: math.log(sweep.point(b).steps) for b in fit_on}
+    x = math.log(min(max(f_start or 0.01, F_BOUNDS[0]), F_BOUNDS[1] * 0.999))
+    y = 0.0
+    fx = tuple(math.log(v) for v in F_BOUNDS)
+    fy = tuple(math.log(v) for v in KAPPA_BOUNDS)
+    b_l, b_s = fit_on[-1], fit_on[0]
+    edge_f = edge_k = None
+    for _ in range(MAX_ROUNDS):
+        x_new, edge_f = _solve(lambda u, y=y: model.log_steps(math.exp(u), math.exp(y), b_l)
+                               - target[b_l], fx[0], fx[1])
+        y_new = y
+        if len(fit_on) == 2:
+            y_new, edge_k = _solve(lambda v, x=x_new: model.log_steps(math.exp(x), math.exp(v),
+                                                                      b_s) - target[b_s],
+                                   fy[0], fy[1])
+        done = abs(x_new - x) < LOG_TOL and abs(y_new - y) < LOG_TOL
+        x, y = x_new, y_new
+        if done or len(fit_on) == 1:
+            break
+    at_bound = tuple(f"{name} at {edge} bound" for name, edge in
+                     (("target_fraction", edge_f), ("noise_scale", edge_k)) if edge)
+    steps = {b: math.exp(model.log_steps(math.exp(x), math.exp(y), b)) for b in fit_on}
+    return Fitted(math.exp(x), math.exp(y), at_bound, steps)
+
+
+def null_model(sweep: SweepData, fit_on: tuple[int, ...]) -> tuple[float, float] | None:
+    """(S_min, E_min) of the hyperbola S_min + E_min / B through the two fit points."""
+    if len(fit_on) < 2:
+        return None
+    (b1, b2), (s1, s2) = fit_on, [sweep.point(b).steps for b in fit_on]
+    e_min = (s1 - s2) / (1.0 / b1 - 1.0 / b2)
+    return s1 - e_min / b1, e_min
+
+
+def _ratio(pred, meas) -> float | None:
+    if meas is None or pred is None:
+        return None if meas is None else math.inf
+    return max(pred / meas, meas / pred)
+
+
+def _worst(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def _crit(batch_sizes, steps) -> dict:
+    est = estimate(batch_sizes, steps)
+    return {**dict(est.values), "s_min": est.s_min, "e_min": est.e_min,
+            "extrapolated": list(est.extrapolated), "not_determined": dict(est.not_determined)}
+
+
+def predict_sweep(model: _Model, fitted: Fitted, sweep: SweepData, fit_on, null) -> dict:
+    """Per-point predictions (NQM and null), errors off the fit points, critical batch sizes."""
+    sizes = [p.batch_size for p in sweep.points]
+    tuned = {t.batch_size: t for t in model.points(fitted.fraction, fitted.kappa, sizes)}
+    rows = []
+    for p in sweep.points:
+        t = tuned[p.batch_size]
+        pred_null = None if null is None else max(null[0] + null[1] / p.batch_size, 1.0)
+        rows.append({"batch_size": p.batch_size, "measured": p.steps,
+                     "predicted": t.steps if t.reached else None, "null_model": pred_null,
+                     "used_in_fit": p.batch_size in fit_on, "lr_measured": p.lr,
+                     "lr_predicted": t.lr, "momentum_measured": p.momentum,
+                     "momentum_predicted": t.momentum, "trials": p.trials, "widened": p.widened,
+                     "error_nqm": _ratio(t.steps if t.reached else None, p.steps),
+                     "error_null": None if null is None else _ratio(pred_null, p.steps)})
+    held_out = [r for r in rows if not r["used_in_fit"] and r["measured"] is not None]
+    crit_null = None
+    if null is not None:
+        crit_null = _crit(sizes, [r["null_model"] for r in rows])
+        crit_null["mccandlish"] = (null[1] / null[0] if null[0] > 0 and null[1] > 0 else None)
+    return {"points": rows,
+            "critical_batch_size": {"measured": _crit(sizes, [p.steps for p in sweep.points]),
+                                    "predicted": _crit(sizes, [r["predicted"] for r in rows]),
+                                    "null_model": crit_null},
+            "error": {"nqm_worst": _worst(r["error_nqm"] for r in held_out),
+                      "null_worst": None if null is None else
+                      _worst(r["error_null"] for r in held_out),
+                      "held_out_batch_sizes": [r["batch_size"] for r in held_out]}}
+
+
+def closer(error: dict) -> str | None:
+    """Which model predicted the held-out batch sizes better ('nqm', 'null', 'tie')."""
+    a, b = error["nqm_worst"], error["null_worst"]
+    if a is None or b is None:
+        return None
+    return "tie" if math.isclose(a, b, rel_tol=1e-9) else ("nqm" if a < b else "null")
+
+
+def sweep_warnings(sweep: SweepData, spectrum: Spectrum) -> list[str]:
+    """What makes this comparison less trustworthy than it looks."""
+    out = []
+    metric = spectrum.meta.get("metric")
+    if isinstance(metric, int | float) and metric > 0 and not (
+            1 / METRIC_FAR < metric / sweep.target < METRIC_FAR):
+        out.append(f"the spectrum was measured where the metric is {metric:.4g}, far from the "
+                   f"sweep's target {sweep.target:g}: measure it where the reference run meets "
+                   f"the sweep's target")
+    for p in sweep.points:
+        if p.trials and p.trials < FEW_TRIALS:
+            out.append(f"{sweep.optimizer} B = {p.batch_size}: {p.trials} trials (< {FEW_TRIALS}); "
+                       f"its best step count is noisy")
+        if p.widened:
+            out.append(f"{sweep.optimizer} B = {p.batch_size}: the lr range was widened")
+    return out
+
+
+def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
+    workload = spectrum.meta.get("workload")
+    if workload is not None and workload != sweep.workload:
+        raise NQMInputError(f"the spectrum was measured on workload '{workload}' but "
+                            f"{sweep.source} is a sweep of '{sweep.workload}'")
+
+
+def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = CalibrateConfig(),
+              transfer: tuple[SweepData, ...] = (), f_rule: float | None = None) -> dict:
+    """Fit (f, kappa) on `sweep`, predict it and every `transfer` sweep (other optimizers, same
+    workload, no refit); the record of `nqm calibrate --json` (module docstring)."""
+    check_same_workload(spectrum, sweep)
+    for t in transfer:
+        check_same_workload(spectrum, t)
+        if t.workload != sweep.workload:
+            raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
+                                f"not '{sweep.workload}'")
+    fit_on = fit_batch_sizes(sweep, config.fit_on)
+    f_rule = f_rule if f_rule is not None else spectrum.meta.get("target_fraction")
+    max_steps = int(BUDGET_FACTOR * max(p.steps for s in (sweep, *transfer) for p in s.reached))
+    kind, precond = config.nqm_optimizer(sweep.optimizer)
+    model = _Model(spectrum, kind, precond, max_steps, config.threads)
+    fitted = fit(model, sweep, fit_on, f_rule)
+    null = null_model(sweep, fit_on)
+    main = predict_sweep(model, fitted, sweep, fit_on, null)
+    record = {
+        "workload": sweep.workload, "optimizer": sweep.optimizer, "target": sweep.target,
+        "nqm_optimizer": {"kind": kind, "precond": precond},
+        "fit_on": list(fit_on),
+        "fitted": {"target_fraction": fitted.fraction, "target_fraction_rule": f_rule,
+                   "noise_scale": fitted.kappa, "at_bound": list(fitted.at_bound),
+                   "nqm_target": fitted.fraction * model.l0, "nqm_initial_loss": model.l0},
+        "objective": "least squares of log steps over the fit batch sizes",
+        "bounds": {"target_fraction": list(F_BOUNDS), "noise_scale": list(KAPPA_BOUNDS)},
+        "null_model_fit": None if null is None else {"s_min": null[0], "e_min": null[1]},
+        **main, "closer": closer(main["error"]),
+        "warnings": sweep_warnings(sweep, spectrum),
+        "transfer": [],
+    }
+    for t in transfer:
+        t_kind, t_pre = config.nqm_optimizer(t.optimizer)
+        t_model = _Model(spectrum, t_kind, t_pre, max_steps, config.threads)
+        t_main = predict_sweep(t_model, fitted, t, (), None)
+        record["transfer"].append({"optimizer": t.optimizer,
+                                   "nqm_optimizer": {"kind": t_kind, "precond": t_pre},
+                                   **t_main, "warnings": sweep_warnings(t, spectrum)})
+    record["spectrum"] = {"rows": spectrum.n_rows, "dimension": spectrum.dimension,
+                          "initial_loss": model.l0,
+                          **{k: v for k, v in spectrum.meta.items()
+                             if isinstance(v, str | int | float | bool)}}
+    return record
+
+
+def summary_line(record: dict) -> str:
+    """One sentence: which model was closer on the held-out batch sizes."""
+    e = record["error"]
+    if e["null_worst"] is None:
+        return ("no null model (one fit point): the NQM's worst held-out error is "
+                f"{e['nqm_worst']:.3g}x" if e["nqm_worst"] is not None else
+                "nothing held out to judge")
+    who = {"nqm": "the NQM", "null": "the null hyperbola", "tie": "neither (a tie)"}
+    return (f"closer on the held-out batch sizes: {who[record['closer']]} (worst error NQM "
+            f"{e['nqm_worst']:.3g}x, null {e['null_worst']:.3g}x)")
+
