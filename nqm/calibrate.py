@@ -16,7 +16,7 @@ Fit (objective: least squares in log steps over the fit batch sizes):
 within F_BOUNDS and KAPPA_BOUNDS.  With two fit batch sizes B_s < B_l it has (to the integer
 resolution of steps) a zero: S_nqm falls with f and grows with kappa, and at B_l (large B,
 little noise) mostly through f, at B_s (small B) through kappa, so alternating one-dimensional
-root finding — f on B_l, then kappa on B_s, until neither moves by 1e-3 in log — solves it.
+root finding (`fit`) solves it to LOG_TOL in log f and log kappa.
 With one fit batch size only f is fitted (kappa = 1: the measured noise).  A fitted value that
 cannot meet its point inside its bounds stays on the bound and is flagged.
 
@@ -39,8 +39,7 @@ from nqm.sweep_data import DEFAULT_PROXY, SweepData
 
 F_BOUNDS = (1e-10, 1.0)
 KAPPA_BOUNDS = (1e-4, 1e4)
-LOG_TOL = 1e-3        # alternation stops when neither log f nor log kappa moves more than this
-MAX_ROUNDS = 20
+LOG_TOL = 1e-3        # root finding stops within this in log f and log kappa
 BUDGET_FACTOR = 100   # the NQM's step budget: this many times the largest measured step count
 FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
 METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
@@ -145,28 +144,32 @@ def _solve(fn, lo: float, hi: float) -> tuple[float, str | None]:
     return brentq(fn, lo, hi, xtol=LOG_TOL / 10), None
 
 
-def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...],
-        f_start: float | None) -> Fitted:
-    """(f, kappa) of the module docstring; kappa = 1 when fitting on one batch size."""
+def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
+    """(f, kappa) of the module docstring; kappa = 1 when fitting on one batch size.
+
+    Two batch sizes B_s < B_l: nested one-dimensional root finding.  For each log f the noise
+    scale kappa(f) that meets S(B_s) is found; then log f is solved so that (f, kappa(f)) also
+    meets S(B_l).  (Alternating the two one-dimensional fits converges slowly along the narrow
+    valley that momentum's step counts leave.)"""
     target = {b: math.log(sweep.point(b).steps) for b in fit_on}
-    x = math.log(min(max(f_start or 0.01, F_BOUNDS[0]), F_BOUNDS[1] * 0.999))
-    y = 0.0
     fx = tuple(math.log(v) for v in F_BOUNDS)
     fy = tuple(math.log(v) for v in KAPPA_BOUNDS)
-    b_l, b_s = fit_on[-1], fit_on[0]
-    edge_f = edge_k = None
-    for _ in range(MAX_ROUNDS):
-        x_new, edge_f = _solve(lambda u, y=y: model.log_steps(math.exp(u), math.exp(y), b_l)
-                               - target[b_l], fx[0], fx[1])
-        y_new = y
-        if len(fit_on) == 2:
-            y_new, edge_k = _solve(lambda v, x=x_new: model.log_steps(math.exp(x), math.exp(v),
-                                                                      b_s) - target[b_s],
-                                   fy[0], fy[1])
-        done = abs(x_new - x) < LOG_TOL and abs(y_new - y) < LOG_TOL
-        x, y = x_new, y_new
-        if done or len(fit_on) == 1:
-            break
+    b_s, b_l = fit_on[0], fit_on[-1]
+    if len(fit_on) == 1:
+        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), 1.0, b_s) - target[b_s], *fx)
+        y, edge_k = 0.0, None
+    else:
+        inner: dict = {}
+
+        def kappa_of(u):
+            if u not in inner:
+                inner[u] = _solve(lambda v: model.log_steps(math.exp(u), math.exp(v), b_s)
+                                  - target[b_s], *fy)
+            return inner[u]
+
+        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), math.exp(kappa_of(u)[0]), b_l)
+                           - target[b_l], *fx)
+        y, edge_k = kappa_of(x)
     at_bound = tuple(f"{name} at {edge} bound" for name, edge in
                      (("target_fraction", edge_f), ("noise_scale", edge_k)) if edge)
     steps = {b: math.exp(model.log_steps(math.exp(x), math.exp(y), b)) for b in fit_on}
@@ -277,7 +280,7 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     max_steps = int(BUDGET_FACTOR * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
     model = _Model(spectrum, kind, precond, max_steps, config.threads)
-    fitted = fit(model, sweep, fit_on, f_rule)
+    fitted = fit(model, sweep, fit_on)
     null = null_model(sweep, fit_on)
     main = predict_sweep(model, fitted, sweep, fit_on, null)
     record = {

@@ -1,0 +1,130 @@
+"""Calibration of the NQM against a sweep: recovery of known scalars, the null model, bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nqm.calibrate import CalibrateConfig, _Model, calibrate, null_model
+from nqm.errors import NQMInputError
+from nqm.spectrum import Spectrum, power_law
+from nqm.sweep_data import SweepData, SweepPoint, load_sweep, parse_proxy
+
+SIZES = (1, 4, 16, 64, 256, 1024, 4096)
+
+
+def _spectrum(workload="toy"):
+    s = power_law(d=400, alpha=1.0, bins=40)
+    return Spectrum(h=s.h, c=s.c, s0=s.s0, count=s.count, meta={"workload": workload})
+
+
+def _sweep(steps, optimizer="sgd", workload="toy", lrs=None, trials=64):
+    points = tuple(SweepPoint(b, s, None if lrs is None else lrs[i], None, trials, False)
+                   for i, (b, s) in enumerate(zip(SIZES, steps)))
+    return SweepData(workload, optimizer, 0.1, points, "synthetic")
+
+
+def _nqm_steps(spectrum, kind, f, kappa):
+    """Each batch size tuned on its own, as the calibration's fit does."""
+    model = _Model(spectrum, kind, 0.0, 10**8, None)
+    return [model.points(f, kappa, (b,))[0].steps for b in SIZES], model
+
+
+# momentum's tuned steps at B = 4096 jump with kappa (166 at 3.0, 193 at 3.1), so another
+# (f, kappa) ~10% away meets both fit points exactly: recovery is to that resolution
+@pytest.mark.parametrize("kind, rel", [("sgd", 0.02), ("momentum", 0.15)])
+def test_recovers_known_fraction_and_noise_scale_from_its_own_sweep(kind, rel):
+    spec = _spectrum()
+    steps, _ = _nqm_steps(spec, kind, 0.002, 3.0)     # >= 166 steps: 1% resolution or better
+    rec = calibrate(spec, _sweep(steps, optimizer=kind))
+    assert rec["fit_on"] == [1, 4096]
+    assert rec["fitted"]["target_fraction"] == pytest.approx(0.002, rel=rel)
+    assert rec["fitted"]["noise_scale"] == pytest.approx(3.0, rel=rel)
+    assert rec["fitted"]["at_bound"] == []
+    # the model it came from predicts every held-out batch size (within the tuner's 1%)
+    assert rec["error"]["nqm_worst"] < 1.02
+    assert rec["closer"] in ("nqm", "tie")
+
+
+def test_null_model_is_exact_on_a_hyperbola():
+    steps = [200 + 61440 // b for b in SIZES]          # exact integers
+    sweep = _sweep(steps)
+    s_min, e_min = null_model(sweep, (1, 4096))
+    assert s_min == pytest.approx(200, rel=1e-12) and e_min == pytest.approx(61440, rel=1e-12)
+    rec = calibrate(_spectrum(), sweep)
+    assert rec["error"]["null_worst"] == pytest.approx(1.0, abs=1e-12)
+    assert rec["critical_batch_size"]["null_model"]["mccandlish"] == pytest.approx(307.2, rel=1e-9)
+    assert [p["used_in_fit"] for p in rec["points"]] == [True] + [False] * 5 + [True]
+
+
+def test_one_fit_point_fits_the_fraction_only_and_has_no_null_model():
+    spec = _spectrum()
+    steps, _ = _nqm_steps(spec, "sgd", 0.002, 1.0)
+    rec = calibrate(spec, _sweep(steps), CalibrateConfig(fit_on="smallest"))
+    assert rec["fit_on"] == [1]
+    assert rec["fitted"]["noise_scale"] == 1.0
+    assert rec["fitted"]["target_fraction"] == pytest.approx(0.002, rel=0.02)
+    assert rec["error"]["null_worst"] is None and rec["null_model_fit"] is None
+    assert rec["error"]["nqm_worst"] < 1.02
+
+
+def test_transfer_predicts_other_optimizers_without_refit():
+    spec = _spectrum()
+    sgd, _ = _nqm_steps(spec, "sgd", 0.002, 3.0)
+    mom, _ = _nqm_steps(spec, "momentum", 0.002, 3.0)
+    rec = calibrate(spec, _sweep(sgd), transfer=(_sweep(mom, optimizer="momentum"),))
+    (t,) = rec["transfer"]
+    assert t["optimizer"] == "momentum" and t["nqm_optimizer"]["kind"] == "momentum"
+    assert all(not p["used_in_fit"] for p in t["points"])
+    assert t["error"]["nqm_worst"] < 1.03
+
+
+def test_a_scalar_out_of_reach_sits_on_its_bound_and_says_so():
+    spec = _spectrum()
+    steps = [3000] * len(SIZES)    # flat: B = 1 as fast as B = 4096 needs no noise at all
+    rec = calibrate(spec, _sweep(steps))
+    assert rec["fitted"]["at_bound"] == ["noise_scale at lower bound"]
+    assert rec["fitted"]["noise_scale"] == pytest.approx(1e-4, rel=1e-12)
+
+
+def test_mismatched_workload_and_transfer_are_refused():
+    spec = _spectrum("mlp-digits")
+    steps, _ = _nqm_steps(_spectrum(), "sgd", 0.02, 1.0)
+    with pytest.raises(NQMInputError, match="measured on workload 'mlp-digits'"):
+        calibrate(spec, _sweep(steps))
+    with pytest.raises(NQMInputError, match="a sweep of 'other'"):
+        calibrate(_spectrum(), _sweep(steps), transfer=(_sweep(steps, workload="other"),))
+    anonymous = power_law(d=400, alpha=1.0, bins=40)       # no workload recorded
+    with pytest.raises(NQMInputError, match="is of workload 'other'"):
+        calibrate(anonymous, _sweep(steps), transfer=(_sweep(steps, workload="other"),))
+
+
+def test_load_sweep_needs_two_reached_points(tmp_path):
+    data = {"workload": "w", "optimizer": "sgd", "target": 0.1,
+            "points": [{"batch_size": 1, "steps": 10}, {"batch_size": 2, "steps": None}]}
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    with pytest.raises(NQMInputError, match="1 batch size\\(s\\) that reached the target"):
+        load_sweep(tmp_path)
+    with pytest.raises(NQMInputError, match="no sweep summary"):
+        load_sweep(tmp_path / "nope")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(NQMInputError, match="not a JSON sweep summary"):
+        load_sweep(tmp_path / "bad.json")
+
+
+def test_proxy_option():
+    assert parse_proxy("adam=precond:0.7")["adam"] == ("sgd", 0.7)
+    assert parse_proxy(None)["momentum"] == ("momentum", 0.0)
+    with pytest.raises(NQMInputError, match="bad --proxy"):
+        parse_proxy("adam=newton")
+
+
+def test_committed_reference_sweep_reads_and_calibrates():
+    from nqm.spectrum import load
+
+    sweep = load_sweep("figures/sweeps/linreg-sgd")
+    rec = calibrate(load("figures/measure/linreg/spectrum_target.npz"), sweep)
+    assert rec["workload"] == "linreg" and len(rec["points"]) == len(sweep.points)
+    assert math.isfinite(rec["error"]["nqm_worst"]) and math.isfinite(rec["error"]["null_worst"])
+    assert np.isfinite(rec["fitted"]["noise_scale"])
