@@ -13,6 +13,7 @@ At parameters theta (a checkpoint) over the workload's fixed training examples:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -132,6 +133,12 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
     op = CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
                            batch_size=config.batch_size)
     products = {}
+    if config.top_k >= flat.dim:
+        # the bulk (SLQ on the complement of the top-k) needs at least one direction
+        config = dataclasses.replace(config, top_k=max(flat.dim - 1, 1))
+        if progress is not None:
+            progress(f"note: --top-k clamped to {config.top_k} (the model has {flat.dim} "
+                     f"parameters)")
 
     def done(stage: str, n0: int) -> None:
         products[stage] = op.n_products - n0

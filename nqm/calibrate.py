@@ -49,8 +49,9 @@ METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the 
 class CalibrateConfig:
     """Options of `calibrate`.
 
-    fit_on: "ends" (smallest and largest reached batch size), "smallest", or explicit batch
-    sizes (one or two).  proxy: sweep optimizer -> (NQM optimizer, preconditioner exponent p).
+    fit_on: "ends" (smallest and largest reached batch size), "smallest", explicit batch sizes
+    (one or two), or "none" (no fit: the zero-run prediction with the train-loss rule's f and
+    the measured noise, kappa = 1).  proxy: sweep optimizer -> (NQM optimizer, exponent p).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
@@ -59,8 +60,8 @@ class CalibrateConfig:
 
     def __post_init__(self):
         if isinstance(self.fit_on, str):
-            if self.fit_on not in ("ends", "smallest"):
-                raise NQMInputError(f"fit_on must be 'ends', 'smallest' or batch sizes, "
+            if self.fit_on not in ("ends", "smallest", "none"):
+                raise NQMInputError(f"fit_on must be 'ends', 'smallest', 'none' or batch sizes, "
                                     f"got {self.fit_on!r}")
         elif not 1 <= len(self.fit_on) <= 2 or any(int(b) != b or b < 1 for b in self.fit_on):
             raise NQMInputError(f"fit_on takes one or two batch sizes >= 1, got {self.fit_on}")
@@ -97,6 +98,8 @@ def fit_batch_sizes(sweep: SweepData, fit_on) -> tuple[int, ...]:
         return (reached[0], reached[-1])
     if fit_on == "smallest":
         return (reached[0],)
+    if fit_on == "none":
+        return ()
     sizes = tuple(sorted({int(b) for b in fit_on}))
     for b in sizes:
         if sweep.point(b).steps is None:
@@ -178,7 +181,7 @@ def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
 
 def null_model(sweep: SweepData, fit_on: tuple[int, ...]) -> tuple[float, float] | None:
     """(S_min, E_min) of the hyperbola S_min + E_min / B through the two fit points."""
-    if len(fit_on) < 2:
+    if len(fit_on) != 2:
         return None
     (b1, b2), (s1, s2) = fit_on, [sweep.point(b).steps for b in fit_on]
     e_min = (s1 - s2) / (1.0 / b1 - 1.0 / b2)
@@ -186,9 +189,15 @@ def null_model(sweep: SweepData, fit_on: tuple[int, ...]) -> tuple[float, float]
 
 
 def _ratio(pred, meas) -> float | None:
+    """max(pred/meas, meas/pred); None when either is missing (the callers list those)."""
     if meas is None or pred is None:
-        return None if meas is None else math.inf
+        return None
     return max(pred / meas, meas / pred)
+
+
+def _effective_lr(lr, beta) -> float | None:
+    """lr / (1 - beta): heavy ball's step in the long run (SGD: lr itself)."""
+    return None if lr is None else lr / (1.0 - (beta or 0.0))
 
 
 def _worst(values) -> float | None:
@@ -214,27 +223,45 @@ def predict_sweep(model: _Model, fitted: Fitted, sweep: SweepData, fit_on, null)
                      "predicted": t.steps if t.reached else None, "null_model": pred_null,
                      "used_in_fit": p.batch_size in fit_on, "lr_measured": p.lr,
                      "lr_predicted": t.lr, "momentum_measured": p.momentum,
-                     "momentum_predicted": t.momentum, "trials": p.trials, "widened": p.widened,
+                     "momentum_predicted": t.momentum,
+                     "lr_effective_measured": _effective_lr(p.lr, p.momentum),
+                     "lr_effective_predicted": _effective_lr(t.lr, t.momentum),
+                     "trials": p.trials, "widened": p.widened,
                      "error_nqm": _ratio(t.steps if t.reached else None, p.steps),
                      "error_null": None if null is None else _ratio(pred_null, p.steps)})
     held_out = [r for r in rows if not r["used_in_fit"] and r["measured"] is not None]
+    curve_b = curve_batch_sizes(sizes)
+    curve = [{"batch_size": t.batch_size, "steps": t.steps if t.reached else None,
+              "lr": t.lr, "momentum": t.momentum}
+             for t in model.points(fitted.fraction, fitted.kappa, curve_b)]
     crit_null = None
     if null is not None:
         crit_null = _crit(sizes, [r["null_model"] for r in rows])
         crit_null["mccandlish"] = (null[1] / null[0] if null[0] > 0 and null[1] > 0 else None)
-    return {"points": rows,
+    return {"points": rows, "curve": curve,
             "critical_batch_size": {"measured": _crit(sizes, [p.steps for p in sweep.points]),
                                     "predicted": _crit(sizes, [r["predicted"] for r in rows]),
                                     "null_model": crit_null},
             "error": {"nqm_worst": _worst(r["error_nqm"] for r in held_out),
                       "null_worst": None if null is None else
                       _worst(r["error_null"] for r in held_out),
-                      "held_out_batch_sizes": [r["batch_size"] for r in held_out]}}
+                      "held_out_batch_sizes": [r["batch_size"] for r in held_out],
+                      "nqm_unreached": [r["batch_size"] for r in held_out
+                                        if r["predicted"] is None]}}
+
+
+def curve_batch_sizes(sizes) -> tuple[int, ...]:
+    """Every power of two from half the smallest to twice the largest batch size (for plots)."""
+    lo = max(int(math.log2(min(sizes))) - 1, 0)
+    hi = int(math.ceil(math.log2(max(sizes)))) + 1
+    return tuple(2**k for k in range(lo, hi + 1))
 
 
 def closer(error: dict) -> str | None:
     """Which model predicted the held-out batch sizes better ('nqm', 'null', 'tie')."""
     a, b = error["nqm_worst"], error["null_worst"]
+    if error.get("nqm_unreached"):
+        return "null" if b is not None else None
     if a is None or b is None:
         return None
     return "tie" if math.isclose(a, b, rel_tol=1e-9) else ("nqm" if a < b else "null")
@@ -280,7 +307,13 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     max_steps = int(BUDGET_FACTOR * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
     model = _Model(spectrum, kind, precond, max_steps, config.threads)
-    fitted = fit(model, sweep, fit_on)
+    if fit_on:
+        fitted = fit(model, sweep, fit_on)
+    elif f_rule is None:
+        raise NQMInputError("a prediction without fit needs the target fraction of the train-loss "
+                            "rule (the spectrum's metadata 'target_fraction')")
+    else:
+        fitted = Fitted(float(f_rule), 1.0, ())
     null = null_model(sweep, fit_on)
     main = predict_sweep(model, fitted, sweep, fit_on, null)
     record = {
@@ -304,6 +337,9 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         record["transfer"].append({"optimizer": t.optimizer,
                                    "nqm_optimizer": {"kind": t_kind, "precond": t_pre},
                                    **t_main, "warnings": sweep_warnings(t, spectrum)})
+    from nqm.predict import versions
+
+    record["versions"] = versions()
     record["spectrum"] = {"rows": spectrum.n_rows, "dimension": spectrum.dimension,
                           "initial_loss": model.l0,
                           **{k: v for k, v in spectrum.meta.items()

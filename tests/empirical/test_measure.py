@@ -193,6 +193,21 @@ def test_measure_cli_custom_workload(tmp_path):
     assert rec["n_params"] == 12 and rec["n_examples"] == 150
 
 
+
+def test_top_k_beyond_the_parameter_count_is_clamped(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 6))
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "d.npz", X_train=X[:100], y_train=y[:100], X_val=X[100:], y_val=y[100:])
+    res = CliRunner().invoke(cli, [
+        "measure", "--workload", "custom", "--data", str(tmp_path / "d.npz"), "--model",
+        "logreg", "--target", "0.3", "--top-k", "50", "--bootstrap", "10", "--slq-steps", "4",
+        "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "--top-k clamped to 13 (the model has 14 parameters)" in res.stderr
+    rec = json.loads((tmp_path / "o" / "measure.json").read_text())
+    assert rec["n_params"] == 14 and len(rec["top_eigenvalues"]) == 13
+
 @pytest.mark.slow
 def test_measure_cli_resumes_finished_checkpoints(tmp_path, monkeypatch):
     args = ["measure", "--workload", "linreg", "--at-step", "0,30", "--top-k", "3",

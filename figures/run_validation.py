@@ -1,0 +1,162 @@
+"""Theory meets experiment: the NQM of every measured spectrum against every reference sweep.
+
+    python -m figures.run_validation [--out figures/validation] [--workloads a,b] [--threads N]
+
+For every workload W with a measured spectrum (figures/measure/W/spectrum_target.npz) and every
+reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
+
+  zero-run   no fit: target fraction from the train-loss rule, kappa = 1 (the measured noise);
+  ends       (f, kappa) fitted on the smallest and largest batch size, judged on the others
+             against the null hyperbola through the same two points;
+  one-run    f fitted on the smallest batch size alone, kappa = 1;
+  transfer   the SGD sweep's fitted (f, kappa) predicts the momentum and Adam sweeps, no refit.
+
+Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
+OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
+OUT/<W>-<OPT>-examples.png|pdf and OUT/bcrit_scatter.png|pdf; prints a Markdown table.
+No wall-clock values are written, so regenerating gives the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
+from nqm.calibrate import CalibrateConfig, calibrate, target_fraction_rule
+from nqm.spectrum import load
+from nqm.sweep_data import load_sweep
+
+ROOT = Path(__file__).resolve().parent
+#: the training loss's floor: linreg's label noise (1/2 sigma^2, sigma = 0.5); 0 for cross-entropy
+LOSS_FLOOR = {"linreg": 0.125}
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def f_rule(workload: str) -> float | None:
+    """The train-loss rule from the reference measurement's train losses (init, target)."""
+    m = json.loads((ROOT / "measure" / workload / "measure.json").read_text())
+    pts = {p["label"]: p for p in m["along_training"]}
+    return target_fraction_rule(pts["init"]["train_loss"], pts["target"]["train_loss"],
+                                LOSS_FLOOR.get(workload, 0.0))
+
+
+def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
+    return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads),
+                     transfer=transfer, f_rule=rule)
+
+
+def validate(workload: str, threads: int | None) -> dict:
+    spectrum = load(ROOT / "measure" / workload / "spectrum_target.npz")
+    rule = f_rule(workload)
+    sweeps = {o: load_sweep(ROOT / "sweeps" / f"{workload}-{o}") for o in OPTIMIZERS
+              if (ROOT / "sweeps" / f"{workload}-{o}" / "summary.json").exists()}
+    out = {}
+    for opt, sweep in sweeps.items():
+        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads) if rule else None,
+                    "ends": _run(spectrum, sweep, "ends", rule, threads,
+                                 transfer=tuple(s for o, s in sweeps.items() if o != opt)
+                                 if opt == "sgd" else ()),
+                    "one_run": _run(spectrum, sweep, "smallest", rule, threads)}
+    return out
+
+
+def _ratio(a, b):
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    return max(a / b, b / a)
+
+
+def _f(x, spec=".3g"):
+    return "-" if x is None else ("inf" if isinstance(x, float) and math.isinf(x)
+                                  else format(x, spec))
+
+
+def rows(results: dict) -> list[dict]:
+    """One summary row per workload x optimizer."""
+    out = []
+    for workload, by_opt in results.items():
+        for opt, modes in by_opt.items():
+            ends, one, zero = modes["ends"], modes["one_run"], modes["zero_run"]
+            crit = ends["critical_batch_size"]
+            meas = crit["measured"]["mccandlish"]
+            row = {"workload": workload, "optimizer": opt,
+                   "bcrit_measured": meas, "bcrit_nqm": crit["predicted"]["mccandlish"],
+                   "bcrit_null": crit["null_model"]["mccandlish"],
+                   "nqm_worst": ends["error"]["nqm_worst"],
+                   "null_worst": ends["error"]["null_worst"], "closer": ends["closer"],
+                   "f": ends["fitted"]["target_fraction"],
+                   "kappa": ends["fitted"]["noise_scale"],
+                   "at_bound": ends["fitted"]["at_bound"],
+                   "one_run_bcrit": one["critical_batch_size"]["predicted"]["mccandlish"],
+                   "one_run_worst": one["error"]["nqm_worst"],
+                   "zero_run_worst": None if zero is None else _worst_all(zero),
+                   "zero_run_bcrit": None if zero is None else
+                   zero["critical_batch_size"]["predicted"]["mccandlish"],
+                   "lr_worst": _worst(_ratio(p["lr_effective_predicted"],
+                                             p["lr_effective_measured"])
+                                      for p in ends["points"]),
+                   "transfer": {t["optimizer"]: _worst_all(t) for t in ends["transfer"]}}
+            row["bcrit_ratio_nqm"] = _ratio(row["bcrit_nqm"], meas)
+            row["bcrit_ratio_null"] = _ratio(row["bcrit_null"], meas)
+            row["bcrit_ratio_one_run"] = _ratio(row["one_run_bcrit"], meas)
+            out.append(row)
+    return out
+
+
+def _worst(values):
+    vals = [v for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def _worst_all(record: dict):
+    return _worst(p["error_nqm"] for p in record["points"] if p["measured"] is not None)
+
+
+def table(summary: list[dict]) -> str:
+    lines = ["| workload | optimizer | B_crit measured | NQM (ratio) | null (ratio) | "
+             "worst held-out error NQM | null | closer | f | kappa | one-run B_crit (ratio) | "
+             "zero-run worst error | lr/(1-beta) worst ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in summary:
+        lines.append(
+            f"| {r['workload']} | {r['optimizer']} | {_f(r['bcrit_measured'])} | "
+            f"{_f(r['bcrit_nqm'])} ({_f(r['bcrit_ratio_nqm'], '.2f')}) | "
+            f"{_f(r['bcrit_null'])} ({_f(r['bcrit_ratio_null'], '.2f')}) | "
+            f"{_f(r['nqm_worst'], '.2f')} | {_f(r['null_worst'], '.2f')} | {r['closer']} | "
+            f"{_f(r['f'])} | {_f(r['kappa'])}{' *' if r['at_bound'] else ''} | "
+            f"{_f(r['one_run_bcrit'])} ({_f(r['bcrit_ratio_one_run'], '.2f')}) | "
+            f"{_f(r['zero_run_worst'], '.2f')} | {_f(r['lr_worst'], '.2f')} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "validation"))
+    ap.add_argument("--workloads", default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    names = (args.workloads.split(",") if args.workloads else
+             sorted(p.name for p in (ROOT / "measure").iterdir()
+                    if (p / "spectrum_target.npz").exists()))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for w in names:
+        results[w] = validate(w, args.threads)
+        for opt, modes in results[w].items():
+            (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
+                                                 + "\n")
+            calibration_figure(modes["ends"], out / f"{w}-{opt}", f"{w}, {opt}")
+            examples_figure(modes["ends"], out / f"{w}-{opt}-examples", f"{w}, {opt}")
+        print(f"validated {w}", flush=True)
+    summary = rows(results)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    bcrit_scatter(summary, out / "bcrit_scatter")
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
