@@ -9,13 +9,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WorkloadInfo:
+    """A built-in workload's metric, target, step budget and the floor of its training loss
+    (the loss no parameters can go below: linreg's label noise 1/2 sigma^2, sigma = 0.5)."""
+
     metric_name: str
     target: float
     budget: int
+    loss_floor: float = 0.0
 
 
 CATALOG: dict[str, WorkloadInfo] = {
-    "linreg": WorkloadInfo("excess loss", 0.02, 20000),
+    "linreg": WorkloadInfo("excess loss", 0.02, 20000, loss_floor=0.125),
     "logreg-digits": WorkloadInfo("validation error", 0.06, 3000),
     "mlp-digits": WorkloadInfo("validation error", 0.04, 3000),
     "cnn-digits": WorkloadInfo("validation error", 0.03, 3000),

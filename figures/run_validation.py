@@ -9,7 +9,9 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
   ends       (f, kappa) fitted on the smallest and largest batch size, judged on the others
              against the null hyperbola through the same two points;
   one-run    f fitted on the smallest batch size alone, kappa = 1;
-  transfer   the SGD sweep's fitted (f, kappa) predicts the momentum and Adam sweeps, no refit.
+  transfer   the SGD sweep's fitted (f, kappa) predicts the momentum and Adam sweeps, no refit;
+  adam proxy the exponent p of Adam's stand-in (H^-p preconditioned SGD) scanned over
+             PROXY_GRID on the transfer from SGD: chosen on PROXY_FIT_ON, judged on the rest.
 
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parent
 #: the training loss's floor: linreg's label noise (1/2 sigma^2, sigma = 0.5); 0 for cross-entropy
 LOSS_FLOOR = {"linreg": 0.125}
 OPTIMIZERS = ("sgd", "momentum", "adam")
+PROXY_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+PROXY_FIT_ON = ("linreg", "logreg-digits")
 
 
 def f_rule(workload: str) -> float | None:
@@ -61,6 +65,27 @@ def validate(workload: str, threads: int | None) -> dict:
                                  if opt == "sgd" else ()),
                     "one_run": _run(spectrum, sweep, "smallest", rule, threads)}
     return out
+
+
+def adam_proxy_scan(names, threads) -> dict:
+    """Worst error of the SGD fit transferred to the Adam sweep, for every p of PROXY_GRID."""
+    from statistics import median
+
+    scan = {}
+    for w in names:
+        spectrum = load(ROOT / "measure" / w / "spectrum_target.npz")
+        sgd, adam = (load_sweep(ROOT / "sweeps" / f"{w}-{o}") for o in ("sgd", "adam"))
+        for p in PROXY_GRID:
+            proxy = {**dict(CalibrateConfig().proxy), "adam": ("sgd", p)}
+            rec = calibrate(spectrum, sgd, CalibrateConfig(proxy=tuple(proxy.items()),
+                                                           threads=threads), transfer=(adam,))
+            scan.setdefault(w, {})[str(p)] = _worst_all(rec["transfer"][0])
+    fit = [w for w in names if w in PROXY_FIT_ON]
+    by_p = {p: median(scan[w][p] for w in fit) for p in map(str, PROXY_GRID)} if fit else {}
+    best = min(by_p, key=by_p.get) if by_p else None
+    held = [w for w in names if w not in PROXY_FIT_ON]
+    return {"worst_error": scan, "chosen_on": fit, "median_on_chosen": by_p, "best_p": best,
+            "held_out": {w: scan[w][best] for w in held} if best else {}}
 
 
 def _ratio(a, b):
@@ -155,7 +180,11 @@ def main():
     summary = rows(results)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     bcrit_scatter(summary, out / "bcrit_scatter")
+    scan = adam_proxy_scan(names, args.threads)
+    (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")
     print(table(summary))
+    print(f"\nAdam proxy p: {scan['median_on_chosen']} on {scan['chosen_on']}; best "
+          f"{scan['best_p']}; held out: {scan['held_out']}")
 
 
 if __name__ == "__main__":

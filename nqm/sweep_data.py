@@ -13,10 +13,13 @@ from pathlib import Path
 
 from nqm.errors import NQMInputError
 
-#: sweep optimizer -> NQM optimizer (kind, preconditioner exponent p); Adam has no exact NQM
-#: counterpart: an H^-p preconditioned SGD stands in for it (Zhang et al. 2019, section 3.3)
+#: sweep optimizer -> NQM optimizer (kind, preconditioner exponent p).  Adam has no exact NQM
+#: counterpart: an H^-p preconditioned SGD stands in for it (Zhang et al. 2019, section 3.3).
+#: p = 0.25 was chosen once, on linreg and logreg-digits (the SGD fit transferred to their Adam
+#: sweeps: median worst error 2.0x at p = 0.25 against 2.5x at 0 and 4.4x at 0.5), and then
+#: held for the other workloads (figures/validation/adam_proxy.json).
 DEFAULT_PROXY = {"sgd": ("sgd", 0.0), "momentum": ("momentum", 0.0),
-                 "nesterov": ("nesterov", 0.0), "adam": ("sgd", 0.5)}
+                 "nesterov": ("nesterov", 0.0), "adam": ("sgd", 0.25)}
 
 
 @dataclass(frozen=True)
