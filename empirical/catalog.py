@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WorkloadInfo:
+    """A built-in workload's metric name, target (the metric must reach <= it), budget."""
+
     metric_name: str
     target: float
     budget: int
