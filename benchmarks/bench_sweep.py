@@ -13,13 +13,15 @@ import time
 import torch
 
 from empirical.plain import train_one
-from empirical.population import train_population
+from empirical.population import StopRule, train_population
+from empirical.train_config import TrainConfig
 from empirical.workloads import get
 
 
 def plain(workload, lrs, steps, batch_size, seed=0):
-    for i, lr in enumerate(lrs):
-        model = train_one(workload, "momentum", lr, 0.9, batch_size, seed, i, steps)
+    cfg = TrainConfig("momentum", lrs, 0.9)
+    for i in range(len(lrs)):
+        model = train_one(workload, cfg, batch_size, seed, i, steps)
         with torch.no_grad():
             workload.evaluate(model, {k: v[None] for k, v in model.named_parameters()})
 
@@ -40,10 +42,10 @@ def main():
         w = type(w)(**{**w.__dict__, "budget": args.steps})
         lrs = torch.logspace(-3, 0, args.trials).tolist()
         for b in sizes:
-            train_population(w, "momentum", lrs[:2], b, momentum=0.9, budget=5)
+            train_population(w, TrainConfig("momentum", lrs[:2], 0.9, budget=5), b)
             t0 = time.perf_counter()
-            train_population(w, "momentum", lrs, b, momentum=0.9, eval_ratio=1e9,
-                             stop_when_done=False)
+            train_population(w, TrainConfig("momentum", lrs, 0.9), b,
+                             stop=StopRule(eval_ratio=1e9, stop_when_done=False))
             t_pop = time.perf_counter() - t0
             t0 = time.perf_counter()
             plain(w, lrs, args.steps, b)

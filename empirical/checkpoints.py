@@ -18,10 +18,13 @@ import torch
 
 from empirical.plain import make_optimizer
 from empirical.population import eval_schedule
+from empirical.train_config import TrainConfig
 from empirical.workloads import Workload
 
 
 class Checkpoint(NamedTuple):
+    """The parameters of the reference run at one step, and the validation metric there."""
+
     label: str                       # "init", "step K" or "target"
     step: int
     params: dict[str, torch.Tensor]
@@ -61,7 +64,7 @@ def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, see
         raise ValueError(f"checkpoint steps must be >= 0, got {wanted[0]}")
     last = max(wanted + [0]) if not at_target else max(wanted + [budget])
     model = workload.make_model(seed)
-    opt = make_optimizer(model, optimizer, lr)
+    opt = make_optimizer(model, TrainConfig(optimizer, lr, budget=budget))
     gen = torch.Generator().manual_seed(seed)
     evals = set(eval_schedule(budget)) if at_target else set()
     out = []

@@ -47,13 +47,16 @@ class FlatModel:
 
     @property
     def dim(self) -> int:
+        """The number of parameters P."""
         return int(self.theta.numel())
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat (P,) vector as the model's {name: tensor} parameters."""
         parts = torch.split(flat, self.sizes)
         return {n: p.reshape(s) for n, p, s in zip(self.names, parts, self.shapes)}
 
     def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """{name: tensor} parameters as one flat float64 (P,) vector."""
         return torch.cat([params[n].detach().double().reshape(-1) for n in self.names])
 
     def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +131,7 @@ class CurvatureOperator:
         return torch.cat(cols, dim=1).numpy()
 
     def as_linear_operator(self):
+        """This operator as a scipy LinearOperator (for ARPACK's eigsh)."""
         from scipy.sparse.linalg import LinearOperator
 
         return LinearOperator(self.shape, matvec=self.matvec, matmat=self.matmat,

@@ -3,6 +3,8 @@
 `LocalExecutor(workers)` runs tasks in this process when workers == 1 and in a process pool
 otherwise, each worker limited to `threads` torch / BLAS threads so that workers x threads
 does not exceed the cores (no over-subscription).  Results are yielded as tasks finish.
+`DaskExecutor` needs the optional extra `dask` (`pip install nqm-batchsize[dask]`); without it
+its construction raises a one-line ValueError saying so.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+
+DASK_MISSING = "the dask executor needs `pip install nqm-batchsize[dask]`"
 
 
 def _limit_threads(threads: int) -> None:
@@ -43,6 +47,7 @@ class LocalExecutor:
         self.threads = threads or max(1, free_cores() // self.workers)
 
     def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """Yield (task, fn(task)) for every task, in the order they finish."""
         tasks = list(tasks)
         if self.workers == 1:
             for t in tasks:
@@ -62,10 +67,15 @@ class DaskExecutor:
     under a file lock, so the output directory must be on storage the workers share."""
 
     def __init__(self, scheduler: str, threads: int = 1):
+        from importlib.util import find_spec
+
+        if find_spec("distributed") is None:
+            raise ValueError(DASK_MISSING)
         self.scheduler = scheduler
         self.threads = threads
 
     def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """Yield (task, fn(task)) for every task as the cluster finishes it."""
         from distributed import Client
         from distributed import as_completed as dask_completed
 

@@ -28,6 +28,10 @@ from empirical.workloads import Workload
 
 @dataclass(frozen=True)
 class MeasureConfig:
+    """What to measure at each checkpoint: top-k eigenpairs of the Hessian or Gauss-Newton
+    matrix, SLQ density, per-example noise and their examples, bootstrap, the two-batch
+    estimator; bootstrap and subsets seeded by `seed`."""
+
     top_k: int = 20
     kind: str = "hessian"            # or "ggn"
     examples: int | None = None      # use a seeded random subset of the training examples
@@ -56,6 +60,8 @@ class MeasureConfig:
 
 @dataclass(frozen=True)
 class Measurement:
+    """Everything measured at one checkpoint (curvature, noise and the noise scales)."""
+
     label: str
     step: int
     metric: float

@@ -71,6 +71,10 @@ def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
 
 
 class NoiseStats(NamedTuple):
+    """Gradient-noise statistics at one point: tr(Sigma), |G|^2, tr(H Sigma), G'HG, the noise
+    scales B_simple = tr(Sigma)/|G|^2 and B_noise = tr(H Sigma)/G'HG with their bootstrap 95%
+    intervals, and c_i = v_i' Sigma v_i along the given directions."""
+
     trace_sigma: float
     grad_norm_sq: float
     trace_h_sigma: float
@@ -145,6 +149,8 @@ def _percentiles(reps: np.ndarray) -> tuple[float, float]:
 
 
 class TwoBatch(NamedTuple):
+    """The two-batch estimate of B_simple (McCandlish et al. 2018, appendix A) and its terms."""
+
     b_simple: float | None        # None when the |G|^2 estimate is not positive
     ci: tuple[float, float]
     trace_sigma: float

@@ -1,34 +1,35 @@
 """The plain reference: one trial at a time with torch.optim, written the obvious way.
 
-Used as the oracle for the population trainer's tests and as the baseline of
-`benchmarks/bench_sweep.py`.  Same init (`make_model(seed + trial)`) and batches (generator
-seeded with `seed`) as `empirical.population.train_population`.
+Used as the oracle for the population trainer's tests, as the baseline of
+`benchmarks/bench_sweep.py` and for the reference run of `empirical.checkpoints`.  Same
+configuration (`empirical.train_config.TrainConfig`), init (`make_model(seed + trial)`) and
+batches (generator seeded with `seed`) as `empirical.population.train_population`.
 """
 
 from __future__ import annotations
 
 import torch
 
+from empirical.train_config import TrainConfig
 from empirical.workloads import Workload
 
 
-def make_optimizer(model: torch.nn.Module, optimizer: str, lr: float,
-                   momentum: float | None = None) -> torch.optim.Optimizer:
-    """torch.optim's SGD (plain, heavy-ball, Nesterov) or Adam, as the population trainer
-    defines them (`momentum` is Adam's beta1, default 0.9)."""
-    if optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum or 0.9, 0.999),
-                                eps=1e-8)
-    if optimizer in ("momentum", "nesterov") and momentum is None:
-        momentum = 0.9
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum or 0.0,
-                           nesterov=optimizer == "nesterov")
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, trial: int = 0
+                   ) -> torch.optim.Optimizer:
+    """torch.optim's SGD (plain, heavy-ball, Nesterov) or Adam for trial `trial` of `cfg`,
+    with the same defaults as the population trainer (`TrainConfig.betas`); no decay."""
+    lr, beta = cfg.lr[trial], cfg.betas[trial]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(beta, cfg.beta2), eps=cfg.eps)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=beta,
+                           nesterov=cfg.optimizer == "nesterov")
 
 
-def train_one(workload: Workload, optimizer: str, lr: float, momentum: float | None,
-              batch_size: int, seed: int, trial: int, steps: int) -> torch.nn.Module:
+def train_one(workload: Workload, cfg: TrainConfig, batch_size: int, seed: int, trial: int,
+              steps: int) -> torch.nn.Module:
+    """Trial `trial` of `cfg` trained for `steps` steps at constant learning rate."""
     model = workload.make_model(seed + trial)
-    opt = make_optimizer(model, optimizer, lr, momentum)
+    opt = make_optimizer(model, cfg, trial)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         x, y = workload.batch(batch_size, gen)

@@ -6,18 +6,13 @@ leading trial axis; the forward pass is one `torch.func.vmap` over the trials an
 pass of the summed per-trial losses gives every trial's own gradient (trials share no
 parameters).  Shallue et al. 2019 train each trial separately; the mathematics is the same.
 
-Updates follow PyTorch's conventions, per trial i with lr_t = lr_i * m_t (m_t = 1, or linear
-decay to `final` over the budget):
-    sgd        p <- p - lr_t g
-    momentum   b <- beta b + g;             p <- p - lr_t b                 (torch.optim.SGD)
-    nesterov   b <- beta b + g;             p <- p - lr_t (g + beta b)      (nesterov=True)
-    adam       m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-               p <- p - lr_t (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)  (torch.optim.Adam)
-Symbols -> arguments: lr_i = lr[i], beta = b1 = momentum[i], b2 = beta2, eps = eps.
+The update rules, learning-rate decay and momentum default are those of
+`empirical.train_config` (PyTorch's conventions, per trial i with lr_i = cfg.lr[i] and
+beta_i = cfg.betas[i]); `empirical.plain` is the same with torch.optim, one trial at a time.
 
 Steps to result of a trial = the first evaluated step whose metric is <= the target; the
-evaluation steps grow geometrically by at most `eval_ratio` (default 5%), which bounds the
-quantisation error.  The population stops when every trial has reached the target or
+evaluation steps grow geometrically by at most `StopRule.eval_ratio` (default 5%), which bounds
+the quantisation error.  The population stops when every trial has reached the target or
 diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
 has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
 later can matter.  A trial whose training loss is not finite, or exceeds `diverge_factor`
@@ -30,23 +25,49 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from empirical.train_config import OPTIMIZERS, TrainConfig
 from empirical.workloads import Workload
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+__all__ = ["OPTIMIZERS", "PopulationResult", "StopRule", "eval_schedule", "train_population"]
+
+Params = dict[str, torch.Tensor]
 
 
 class PopulationResult(NamedTuple):
+    """What a population run gives back, per trial and for the run."""
+
     steps: list[int | None]        # steps to result per trial (None: not reached)
     diverged: list[bool]
     eval_steps: list[int]
     curves: np.ndarray             # (P, len(eval_steps)) metric; NaN where not evaluated
     steps_run: int
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When to evaluate and when to stop (see the module docstring)."""
+
+    eval_ratio: float = 1.05
+    diverge_factor: float = 1e3
+    stop_when_done: bool = True
+    stop_on_first: bool = False
+    stop_at: int | None = None
+
+    def __post_init__(self):
+        if not (math.isfinite(self.eval_ratio) and self.eval_ratio > 1):
+            raise ValueError(f"eval_ratio must be finite and > 1, got {self.eval_ratio}")
+        if not self.diverge_factor > 0:
+            raise ValueError(f"diverge_factor must be > 0, got {self.diverge_factor}")
+        if self.stop_at is not None and self.stop_at < 1:
+            raise ValueError(f"stop_at must be >= 1 or None, got {self.stop_at}")
 
 
 def eval_schedule(budget: int, ratio: float = 1.05) -> list[int]:
@@ -60,98 +81,132 @@ def eval_schedule(budget: int, ratio: float = 1.05) -> list[int]:
     return out
 
 
-def train_population(workload: Workload, optimizer: str, lr, batch_size: int, seed: int = 0,
-                     momentum=None, beta2: float = 0.999, eps: float = 1e-8,
-                     budget: int | None = None, decay: str = "constant", final: float = 0.0,
-                     eval_ratio: float = 1.05, diverge_factor: float = 1e3,
-                     stop_when_done: bool = True, stop_on_first: bool = False,
-                     stop_at: int | None = None) -> PopulationResult:
-    """Train len(lr) trials together; see the module docstring."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{optimizer}'")
-    if decay not in ("constant", "linear"):
-        raise ValueError(f"decay must be 'constant' or 'linear', got '{decay}'")
-    budget = int(budget or workload.budget)
-    lr = torch.as_tensor(lr, dtype=torch.float32).reshape(-1)
-    P = lr.numel()
-    beta = torch.as_tensor(0.9 if momentum is None and optimizer == "adam" else
-                           (0.0 if momentum is None else momentum),
-                           dtype=torch.float32).expand(P).clone()
-    models = [workload.make_model(seed + i) for i in range(P)]
+def _stack(workload: Workload, trials: int, seed: int) -> tuple[Params, torch.nn.Module]:
+    """The trials' initial parameters stacked on a leading axis, and a parameter-free copy of
+    the model (on the meta device) that supplies the architecture."""
+    models = [workload.make_model(seed + i) for i in range(trials)]
     params, _ = stack_module_state(models)
-    params = {k: v.detach().clone() for k, v in params.items()}
-    base = copy.deepcopy(models[0]).to("meta")
+    return ({k: v.detach().clone() for k, v in params.items()},
+            copy.deepcopy(models[0]).to("meta"))
 
+
+def _losses_fn(workload: Workload, base: torch.nn.Module) -> Callable:
+    """(params, x, y) -> the (P,) per-trial losses of one batch, vmapped over the trials."""
     def loss_fn(p, x, y):
         return workload.loss(functional_call(base, p, (x,)), y)
 
-    batched_loss = vmap(loss_fn, in_dims=(0, None, None))
+    return vmap(loss_fn, in_dims=(0, None, None))
 
-    def step_fn(params, x, y):
-        # trials share no parameters, so the gradient of the summed per-trial losses with
-        # respect to trial i's parameters is trial i's own gradient: one backward pass
-        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        with torch.enable_grad():
-            losses = batched_loss(leaves, x, y)
-            grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
-        return dict(zip(leaves, grads)), losses.detach()
-    buf = {k: torch.zeros_like(v) for k, v in params.items()}
-    sq = {k: torch.zeros_like(v) for k, v in params.items()} if optimizer == "adam" else None
 
-    def per_trial(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return t.view(-1, *([1] * (like.dim() - 1)))
+def _gradients(batched_loss: Callable, params: Params, x, y) -> tuple[Params, torch.Tensor]:
+    """Every trial's gradient and loss on one batch.  Trials share no parameters, so the
+    gradient of the summed per-trial losses with respect to trial i's parameters is trial i's
+    own gradient: one backward pass."""
+    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    with torch.enable_grad():
+        losses = batched_loss(leaves, x, y)
+        grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+    return dict(zip(leaves, grads)), losses.detach()
 
-    evals = eval_schedule(budget, eval_ratio)
-    eval_set = set(evals)
+
+def _per_trial(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (P,) tensor shaped to broadcast against a stacked parameter `like`."""
+    return t.view(-1, *([1] * (like.dim() - 1)))
+
+
+class _Optimizer:
+    """The update rules of `empirical.train_config` applied in place to stacked parameters."""
+
+    def __init__(self, cfg: TrainConfig, params: Params):
+        self.cfg = cfg
+        self.beta = torch.as_tensor(cfg.betas, dtype=torch.float32)
+        self.buf = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.sq = ({k: torch.zeros_like(v) for k, v in params.items()}
+                   if cfg.optimizer == "adam" else None)
+
+    def step(self, params: Params, grads: Params, lr_t: torch.Tensor, t: int) -> None:
+        """One update at step t (1-based) with per-trial learning rates `lr_t` (0 = frozen)."""
+        kind, beta2, eps = self.cfg.optimizer, self.cfg.beta2, self.cfg.eps
+        for k, p in params.items():
+            g = torch.nan_to_num(grads[k])
+            a = _per_trial(lr_t, p)
+            b = _per_trial(self.beta, p)
+            if kind == "sgd":
+                p.sub_(a * g)
+            elif kind in ("momentum", "nesterov"):
+                self.buf[k] = b * self.buf[k] + g
+                p.sub_(a * (g + b * self.buf[k] if kind == "nesterov" else self.buf[k]))
+            else:
+                self.buf[k] = b * self.buf[k] + (1 - b) * g
+                self.sq[k] = beta2 * self.sq[k] + (1 - beta2) * g * g
+                mhat = self.buf[k] / (1 - b**t)
+                vhat = self.sq[k] / (1 - beta2**t)
+                p.sub_(a * mhat / (vhat.sqrt() + eps))
+
+
+class _Divergence:
+    """Tracks each trial's initial loss (mean over the first W batches) and flags divergence."""
+
+    def __init__(self, params: Params, batch_size: int, factor: float):
+        self.warmup = max(1, 64 // batch_size)
+        self.init = {k: v.clone() for k, v in params.items()} if self.warmup > 1 else None
+        self.loss0 = torch.zeros(next(iter(params.values())).shape[0])
+        self.factor = factor
+
+    def bad(self, t: int, losses: torch.Tensor, batched_loss: Callable, x, y) -> torch.Tensor:
+        """The trials whose loss at step t is not finite or above factor x initial loss."""
+        if t <= self.warmup:   # at t = 1 the parameters are still the initial ones
+            first = losses if t == 1 else batched_loss(self.init, x, y)
+            self.loss0 += first.abs() / self.warmup
+        bad = ~torch.isfinite(losses)
+        if t >= self.warmup:
+            bad |= losses > self.factor * self.loss0.clamp_min(1e-12)
+        return bad
+
+
+def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed: int = 0,
+                     stop: StopRule = StopRule()) -> PopulationResult:
+    """Train cfg.trials trials together (trial i: lr cfg.lr[i], beta cfg.betas[i]) on batches
+    of `batch_size`; see the module docstring."""
+    budget = int(cfg.budget or workload.budget)
+    P = cfg.trials
+    lr = torch.as_tensor(cfg.lr, dtype=torch.float32)
+    params, base = _stack(workload, P, seed)
+    batched_loss = _losses_fn(workload, base)
+    opt = _Optimizer(cfg, params)
+    divergence = _Divergence(params, batch_size, stop.diverge_factor)
+    evals = eval_schedule(budget, stop.eval_ratio)
+    column = {s: j for j, s in enumerate(evals)}
     curves = np.full((P, len(evals)), np.nan)
     steps: list[int | None] = [None] * P
     diverged = torch.zeros(P, dtype=torch.bool)
     done = torch.zeros(P, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed)
-    warmup = max(1, 64 // batch_size)
-    init = {k: v.clone() for k, v in params.items()} if warmup > 1 else None
-    loss0 = torch.zeros(P)
     t = 0
     with torch.no_grad():
         for t in range(1, budget + 1):
             x, y = workload.batch(batch_size, gen)
-            grads, losses = step_fn(params, x, y)
-            if t <= warmup:   # at t = 1 the parameters are still the initial ones
-                loss0 += (losses if t == 1 else batched_loss(init, x, y)).abs() / warmup
-            bad = ~torch.isfinite(losses)
-            if t >= warmup:
-                bad |= losses > diverge_factor * loss0.clamp_min(1e-12)
-            diverged |= bad & ~done
+            grads, losses = _gradients(batched_loss, params, x, y)
+            diverged |= divergence.bad(t, losses, batched_loss, x, y) & ~done
             active = ~(diverged | done)
-            m = 1.0 if decay == "constant" else 1.0 - (1.0 - final) * (t - 1) / max(budget - 1, 1)
-            lr_t = lr * m * active
-            for k, p in params.items():
-                g = torch.nan_to_num(grads[k])
-                a = per_trial(lr_t, p)
-                b = per_trial(beta, p)
-                if optimizer == "sgd":
-                    p.sub_(a * g)
-                elif optimizer in ("momentum", "nesterov"):
-                    buf[k] = b * buf[k] + g
-                    p.sub_(a * (g + b * buf[k] if optimizer == "nesterov" else buf[k]))
-                else:
-                    buf[k] = b * buf[k] + (1 - b) * g
-                    sq[k] = beta2 * sq[k] + (1 - beta2) * g * g
-                    mhat = buf[k] / (1 - b**t)
-                    vhat = sq[k] / (1 - beta2**t)
-                    p.sub_(a * mhat / (vhat.sqrt() + eps))
-            if t in eval_set:
-                j = evals.index(t)
+            opt.step(params, grads, lr * cfg.lr_factor(t, budget) * active, t)
+            if t in column:
                 metric = workload.evaluate(base, params)
-                curves[:, j] = metric.numpy()
+                curves[:, column[t]] = metric.numpy()
                 hit = (metric <= workload.target) & ~done & ~diverged
                 for i in torch.nonzero(hit).flatten().tolist():
                     steps[i] = t
                 done |= hit
-                if stop_when_done and bool((done | diverged).all()):
+                if _should_stop(stop, done, diverged):
                     break
-                if stop_on_first and bool(done.any()):
-                    break
-            if stop_at is not None and t >= stop_at:
+            if stop.stop_at is not None and t >= stop.stop_at:
                 break
     return PopulationResult(steps, diverged.tolist(), evals, curves, t)
+
+
+def _should_stop(stop: StopRule, done: torch.Tensor, diverged: torch.Tensor) -> bool:
+    """After an evaluation: every trial finished (`stop_when_done`) or one reached the target
+    (`stop_on_first`)."""
+    if stop.stop_when_done and bool((done | diverged).all()):
+        return True
+    return stop.stop_on_first and bool(done.any())

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,11 +36,38 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
+from empirical.catalog import CUSTOM_MODELS, WORKLOADS
+from empirical.train_config import DECAYS, OPTIMIZERS, TrainConfig
+from empirical.versions import versions
+
+__all__ = ["SweepConfig", "run_batch_size", "summarize", "sweep_options", "versions"]
+
 OUTER = 0.10
+
+
+def _positive_range(name: str, value, upper: float = math.inf) -> None:
+    """ValueError naming `name` unless `value` is None or (lo, hi) with 0 < lo < hi <= upper."""
+    if value is None:
+        return
+    try:
+        lo, hi = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be two numbers (lo, hi), got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi <= upper):
+        bound = "" if math.isinf(upper) else f" <= {upper:g}"
+        raise ValueError(f"{name} must satisfy 0 < lo < hi{bound}, got ({lo:g}, {hi:g})")
 
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """One sweep: `workload` (a name of `empirical.catalog.WORKLOADS`) trained with `optimizer`
+    at each of `batch_sizes`, `n_trials` Sobol trials per round over log(lr) in `lr_range` and
+    log(1 - beta) in `one_minus_beta_range` (None: the workload's defaults), at most `max_widen`
+    widening rounds; `budget` steps and `target` (None: the workload's); `decay` of the learning
+    rate; `complete_trials` trains every trial to its end instead of stopping a round at the
+    first trial to reach the target; `data` and `model` describe the custom workload.  Every
+    field is checked on construction (ValueError naming it)."""
+
     workload: str
     optimizer: str
     batch_sizes: tuple[int, ...]
@@ -56,6 +82,34 @@ class SweepConfig:
     decay: str = "constant"
     data: str | None = None       # custom workload: the user's .npz
     model: str | None = None      # custom workload: linear | logreg | mlp
+
+    def __post_init__(self):
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, "
+                             f"got '{self.workload}'")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                             f"got '{self.optimizer}'")
+        if not self.batch_sizes:
+            raise ValueError("batch_sizes must not be empty")
+        bad = next((b for b in self.batch_sizes if int(b) != b or b < 1), None)
+        if bad is not None:
+            raise ValueError(f"batch_sizes must be integers >= 1, got {bad}")
+        if int(self.n_trials) != self.n_trials or self.n_trials < 2:
+            raise ValueError(f"n_trials must be an integer >= 2, got {self.n_trials}")
+        if self.budget is not None and (int(self.budget) != self.budget or self.budget < 1):
+            raise ValueError(f"budget must be an integer >= 1 or None, got {self.budget}")
+        if self.target is not None and not (math.isfinite(self.target) and self.target > 0):
+            raise ValueError(f"target must be a finite number > 0 or None, got {self.target}")
+        _positive_range("lr_range", self.lr_range)
+        _positive_range("one_minus_beta_range", self.one_minus_beta_range, upper=1.0)
+        if int(self.max_widen) != self.max_widen or self.max_widen < 0:
+            raise ValueError(f"max_widen must be an integer >= 0, got {self.max_widen}")
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay must be one of {', '.join(DECAYS)}, got '{self.decay}'")
+        if self.model is not None and self.model not in CUSTOM_MODELS:
+            raise ValueError(f"model must be one of {', '.join(CUSTOM_MODELS)} or None, "
+                             f"got '{self.model}'")
 
 
 def sobol_points(n: int, dims: int, seed: int) -> np.ndarray:
@@ -74,14 +128,6 @@ def trial_settings(cfg: SweepConfig, batch_size: int, rnd: int, lr_range, beta_r
     blo, bhi = np.log(beta_range)
     betas = 1.0 - np.exp(blo + u[:, 1] * (bhi - blo))
     return lrs, betas
-
-
-def versions() -> dict:
-    import torch
-
-    import nqm
-    return {"nqm": nqm.__version__, "torch": torch.__version__,
-            "python": platform.python_version(), "numpy": np.__version__}
 
 
 def read_records(path: Path) -> list[dict]:
@@ -288,6 +334,7 @@ def claim_directory(directory, options: dict, what: str, name: str,
 
 
 def file_sha256(path) -> str:
+    """The sha256 hex digest of a file's content, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -348,7 +395,7 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
     match; of each (round, trial) the first such record counts."""
     import torch
 
-    from empirical.population import train_population
+    from empirical.population import StopRule, train_population
 
     path = Path(records_path)
     workload = resolved_workload(cfg)
@@ -370,12 +417,14 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
             torch.manual_seed(cfg.seed)
             earlier = _best(records)
             t0 = time.perf_counter()
-            res = train_population(workload, cfg.optimizer, lrs.tolist(), batch_size,
-                                   seed=cfg.seed + 1000 * rnd, momentum=None if betas is None
-                                   else betas.tolist(), budget=budget, decay=cfg.decay,
-                                   stop_on_first=not cfg.complete_trials,
-                                   stop_at=None if cfg.complete_trials or earlier is None
-                                   else earlier["steps"])
+            train = TrainConfig(cfg.optimizer, tuple(lrs.tolist()),
+                                None if betas is None else tuple(betas.tolist()),
+                                budget=budget, decay=cfg.decay)
+            stop = StopRule(stop_on_first=not cfg.complete_trials,
+                            stop_at=None if cfg.complete_trials or earlier is None
+                            else earlier["steps"])
+            res = train_population(workload, train, batch_size, seed=cfg.seed + 1000 * rnd,
+                                   stop=stop)
             wall = time.perf_counter() - t0
             round_records = []
             for i in range(cfg.n_trials):

@@ -23,12 +23,16 @@ import numpy as np
 
 
 class Eigenpairs(NamedTuple):
+    """Top eigenpairs of a symmetric operator and the operator products spent."""
+
     values: np.ndarray      # (k,) descending
     vectors: np.ndarray     # (P, k), orthonormal columns
     products: int           # operator products used
 
 
 class Quadrature(NamedTuple):
+    """Stochastic Lanczos quadrature: Ritz values and weights per probe vector."""
+
     nodes: np.ndarray       # (n_v, m) Ritz values
     weights: np.ndarray     # (n_v, m) tau, each row sums to 1
     dimension: int          # dimension of the space the density lives on

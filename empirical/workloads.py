@@ -84,6 +84,7 @@ class DigitsCNN(nn.Module):
         self.fc = nn.Linear(32 * 4 * 4, 10)
 
     def forward(self, x):
+        """Logits (B, 10) of flattened 8x8 images (B, 64)."""
         x = torch.relu(self.conv1(x.view(-1, 1, 8, 8)))
         x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
         return self.fc(x.flatten(1))
@@ -113,6 +114,7 @@ _DIGITS = {   # model (metric, target and budget: empirical.catalog)
 
 
 def digits_workload(name: str) -> Workload:
+    """The digits workload `name` (logreg-digits, mlp-digits or cnn-digits)."""
     xt, yt, xv, yv = digits_split()
     build, info = _DIGITS[name], CATALOG[name]
     return Workload(name=name, make_model=lambda seed: _seeded(seed, build),
@@ -189,6 +191,7 @@ class CharTransformer(nn.Module):
         self.head = nn.Linear(d, vocab)
 
     def forward(self, idx):
+        """Next-character logits (B, T, vocab) of index windows (B, T), causal attention."""
         b, t = idx.shape
         x = self.tok(idx) + self.pos[:t]
         mask = torch.ones(t, t, dtype=torch.bool).tril()
@@ -242,10 +245,40 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
         train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
 
 
-def _load_custom(path: str):
-    from nqm.spectrum import read_npz
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of the user's `.npz` data file, read without unpickling anything; a
+    ValueError (one line naming the file) when it is missing or not a readable archive."""
+    import zipfile
+    from pathlib import Path
 
-    data = read_npz(path, "data")     # nothing is unpickled; errors name the file
+    def reason(exc: Exception) -> str:
+        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        if "pickle" in text.lower():
+            return "it holds pickled Python objects, which are not loaded for safety"
+        return text or type(exc).__name__
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"data file not found: {path}")
+    bad = f"{path} is not a readable .npz data file"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{bad} (not a zip archive of arrays)")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for corrupt archives
+        raise ValueError(f"{bad} ({reason(exc)})") from None
+    with z:
+        data = {}
+        for key in z.files:
+            try:
+                data[key] = z[key]
+            except Exception as exc:   # object arrays, corrupt members
+                raise ValueError(f"{bad} (array '{key}': {reason(exc)})") from None
+    return data
+
+
+def _load_custom(path: str):
+    data = _read_npz(path)     # nothing is unpickled; errors name the file
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks array(s) {', '.join(missing)}")

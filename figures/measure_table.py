@@ -13,6 +13,7 @@ def _ci(value, ci, spec=".3g"):
 
 
 def main():
+    """Print the reference measurements' table (markdown) from figures/measure/*/measure.json."""
     print("| workload | params | examples | checkpoint | step | metric | train loss | "
           "B_simple [95%] | B_noise [95%] | tr(H) | top eigenvalues |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")

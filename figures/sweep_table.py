@@ -20,6 +20,7 @@ def _speedup(a, b):
 
 
 def main():
+    """Print the reference sweeps' tables (markdown) and draw one figure per workload."""
     summaries = [json.loads(f.read_text())
                  for f in sorted(Path(__file__).parent.glob("sweeps/*/summary.json"))]
     sizes = sorted({p["batch_size"] for s in summaries for p in s["points"]})

@@ -84,6 +84,19 @@ class Fitted:
     fit_steps: dict = field(default_factory=dict)
 
 
+def parse_fit_on(text: str) -> str | tuple[int, ...]:
+    """'ends' | 'smallest' | 'none' | 'B1[,B2]' (the --fit-on option)."""
+    text = text.strip()
+    if text in ("ends", "smallest", "none"):
+        return text
+    try:
+        sizes = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise NQMInputError(f"bad --fit-on '{text}': give ends, smallest, none or B1[,B2]") \
+            from None
+    return CalibrateConfig(fit_on=sizes).fit_on
+
+
 def target_fraction_rule(loss_init: float, loss_ref: float, floor: float = 0.0) -> float | None:
     """f0 = (l_T - l_floor) / (l_0 - l_floor): the fraction of the real training loss above its
     floor that is left where the spectrum was measured (None when it is not in (0, 1))."""

@@ -14,6 +14,7 @@ DEFAULT_MAX_STEPS = 10**8
 
 
 def check_target(target: float) -> float:
+    """The target loss as a float; NQMInputError unless finite and > 0."""
     if not (np.isfinite(target) and target > 0):
         raise NQMInputError(f"target loss must be a finite number > 0, got {target}")
     return float(target)
@@ -30,12 +31,15 @@ def check_target_below_initial(spectrum, target: float) -> float:
 
 
 def check_budget(max_steps: int) -> int:
+    """The step budget as an int; NQMInputError unless a positive integer."""
     if int(max_steps) != max_steps or max_steps < 1:
         raise NQMInputError(f"step budget must be a positive integer, got {max_steps}")
     return int(max_steps)
 
 
 def check_batch_size(batch_size) -> float:
+    """The batch size B as a float; NQMInputError unless finite and > 0 (the expected
+    loss is defined for real B, the noise term scaling as 1/B)."""
     if not (np.isfinite(batch_size) and batch_size > 0):
         raise NQMInputError(f"batch size must be a finite number > 0, got {batch_size}")
     return float(batch_size)

@@ -32,6 +32,9 @@ from nqm.errors import NQMInputError
 
 
 class McCandlishFit(NamedTuple):
+    """S(B) = S_min + E_min / B fitted to steps per batch size, and B_crit = E_min / S_min
+    (McCandlish et al. 2018)."""
+
     s_min: float
     e_min: float
     b_crit: float

@@ -29,12 +29,14 @@ KINDS = ("sgd", "momentum", "nesterov")
 
 
 def check_kind(kind: str) -> str:
+    """The optimizer name; NQMInputError unless one of KINDS."""
     if kind not in KINDS:
         raise NQMInputError(f"optimizer must be one of {', '.join(KINDS)}, got '{kind}'")
     return kind
 
 
 def check_precond(p: float) -> float:
+    """The preconditioner exponent p of H^-p as a float; NQMInputError unless 0 <= p <= 1."""
     if not 0.0 <= p <= 1.0:
         raise NQMInputError(f"precond exponent p must be in [0, 1], got {p}")
     return float(p)

@@ -27,6 +27,11 @@ from nqm.threads import check_threads
 
 @dataclass(frozen=True)
 class PredictConfig:
+    """What `predict` tunes: the target loss, optimizer (with H^-p preconditioning `precond`,
+    iterate averaging `ema`, learning-rate `schedule`), the batch sizes, the step budget, the
+    metaparameter search space and the thread count; checked on construction (NQMInputError
+    naming the field)."""
+
     target: float = 0.01
     optimizer: str = "sgd"
     precond: float = 0.0

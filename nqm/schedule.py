@@ -23,6 +23,10 @@ SHAPES = ("constant", "linear", "cosine", "piecewise")
 
 @dataclass(frozen=True)
 class Schedule:
+    """A learning-rate schedule m_t (module docstring): `shape`, `warmup` fraction of the
+    horizon, `final` fraction, and for `piecewise` the `boundaries` u_j with their `factors`;
+    checked on construction (NQMInputError naming the field)."""
+
     shape: str = "constant"
     warmup: float = 0.0
     final: float = 0.0
@@ -49,6 +53,7 @@ class Schedule:
 
     @property
     def is_constant(self) -> bool:
+        """Whether m_t = 1 for every t (constant shape, no warm-up)."""
         return self.shape == "constant" and self.warmup == 0.0
 
     def multipliers(self, horizon: int, n_steps: int | None = None) -> np.ndarray:
@@ -72,6 +77,7 @@ class Schedule:
         return m
 
     def describe(self) -> str:
+        """A short text, e.g. 'cosine(final=0.1)+warmup(0.05)'."""
         s = self.shape
         if self.shape in ("linear", "cosine"):
             s += f"(final={self.final:g})"

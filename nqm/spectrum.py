@@ -89,6 +89,7 @@ class Spectrum:
     # ----------------------------------------------------------------- derived quantities
     @property
     def n_rows(self) -> int:
+        """Number of rows (distinct directions or bins)."""
         return int(self.h.size)
 
     @property
@@ -143,6 +144,7 @@ class Spectrum:
         )
 
     def to_dict(self) -> dict:
+        """The arrays h, c, s0, count as lists (JSON-ready)."""
         return {name: getattr(self, name).tolist() for name in _FIELDS}
 
     def save(self, path: str | Path) -> None:

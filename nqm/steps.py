@@ -21,6 +21,9 @@ from nqm.spectrum import Spectrum
 
 
 class StepsResult(NamedTuple):
+    """Steps to the target at one batch size (None when not reached within `budget`) and
+    whether the loss diverged."""
+
     batch_size: float
     steps: int | None       # None when not reached
     reached: bool

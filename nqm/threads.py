@@ -58,6 +58,8 @@ def free_cores() -> int:
 
 
 def check_threads(threads: int | None) -> int | None:
+    """The requested thread count (None: choose automatically); NQMInputError unless a
+    positive integer."""
     if threads is None:
         return None
     if int(threads) != threads or threads < 1:

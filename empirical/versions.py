@@ -1,0 +1,25 @@
+"""Versions of what produced a record of `empirical` (sweeps, measurements)."""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+PROJECT = "nqm-batchsize"
+
+
+def project_version() -> str:
+    """This project's version from its installed metadata ('unknown' when not installed)."""
+    try:
+        return version(PROJECT)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def versions() -> dict:
+    """{"nqm": project version, "torch", "python", "numpy"}: the keys every record carries."""
+    import numpy as np
+    import torch
+
+    return {"nqm": project_version(), "torch": torch.__version__,
+            "python": platform.python_version(), "numpy": np.__version__}

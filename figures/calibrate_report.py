@@ -1,0 +1,62 @@
+"""Text and CSV of an `nqm calibrate` record (presentation only)."""
+
+from __future__ import annotations
+
+import csv
+
+
+def _g(x, spec=".4g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def calibrate_lines(record: dict) -> list[str]:
+    """The table printed by `nqm calibrate`: per batch size measured, NQM and null steps and
+    the tuned learning rates; then the fitted scalars, critical batch sizes and the verdict."""
+    from nqm.calibrate import summary_line
+
+    f = record["fitted"]
+    out = [f"{record['workload']}, {record['optimizer']} (NQM: {record['nqm_optimizer']['kind']}"
+           f", precond p = {record['nqm_optimizer']['precond']:g}), target {record['target']:g}",
+           f"fitted on B = {', '.join(map(str, record['fit_on'])) or 'none'}: target fraction "
+           f"f = {_g(f['target_fraction'])} (train-loss rule {_g(f['target_fraction_rule'])}), "
+           f"noise scale kappa = {_g(f['noise_scale'])}"
+           + (f"  [{'; '.join(f['at_bound'])}]" if f["at_bound"] else ""),
+           f"{'batch':>7} {'measured':>9} {'NQM':>9} {'null':>9} {'fit':>4} "
+           f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}"]
+    for p in record["points"]:
+        out.append(f"{p['batch_size']:>7d} {_g(p['measured'], 'd'):>9} "
+                   f"{_g(p['predicted'], 'd'):>9} {_g(p['null_model'], '.0f'):>9} "
+                   f"{'yes' if p['used_in_fit'] else '':>4} "
+                   f"{_g(p['lr_effective_measured'], '.3g'):>13} "
+                   f"{_g(p['lr_effective_predicted'], '.3g'):>13}")
+    crit = record["critical_batch_size"]
+    out.append("critical batch size (mccandlish / overhead_20pct):")
+    for who in ("measured", "predicted", "null_model"):
+        c = crit.get(who)
+        if c is not None:
+            out.append(f"  {who:<10} {_g(c['mccandlish'])} / {_g(c['overhead_20pct'])}"
+                       + (f"  (extrapolated: {', '.join(c['extrapolated'])})"
+                          if c["extrapolated"] else ""))
+    out.append(summary_line(record))
+    for t in record["transfer"]:
+        e = t["error"]["nqm_worst"]
+        out.append(f"transfer to {t['optimizer']} (no refit): worst error {_g(e, '.3g')}x, "
+                   f"B_crit {_g(t['critical_batch_size']['predicted']['mccandlish'])} predicted"
+                   f" against {_g(t['critical_batch_size']['measured']['mccandlish'])} measured")
+    return out
+
+
+CSV_KEYS = ("batch_size", "measured", "predicted", "null_model", "used_in_fit", "lr_measured",
+            "lr_predicted", "momentum_measured", "momentum_predicted", "error_nqm",
+            "error_null", "trials", "widened")
+
+
+def write_calibrate_csv(record: dict, path) -> None:
+    """One row per batch size of the calibrated sweep and of every transfer sweep."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("optimizer",) + CSV_KEYS)
+        for opt, pts in [(record["optimizer"], record["points"])] + \
+                [(t["optimizer"], t["points"]) for t in record["transfer"]]:
+            for p in pts:
+                w.writerow((opt,) + tuple(p[k] for k in CSV_KEYS))

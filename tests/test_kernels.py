@@ -1,0 +1,72 @@
+"""`nqm._kernels.build_modes` against the obvious reference: the dense per-direction transition
+matrix A = A0 + lr A1 of `nqm.optimizer.transition`, its eigenvalues by `np.linalg.eigvals`
+and the responses e'A^t f and e'A^t b (b = lr b1) by matrix powers.
+
+build_modes gives lam_j = exp(logabs_j + i arg_j), q_j and g_j with
+    e'A^t f = sum_j q_j lam_j^t,   e'A^t b = sum_j g_j lam_j^t   (Sylvester's formula),
+inv1m_jl = 1 / (1 - lam_j lam_l) and the spectral radius max |lam|."""
+
+import numpy as np
+import pytest
+
+from nqm import _kernels
+from nqm.optimizer import lr_limit, transition
+
+H = np.array([1.0, 0.37, 0.11, 0.023, 4e-3])     # no two directions alike
+CASES = [(kind, momentum, ema, precond)
+         for kind, momentum in (("sgd", 0.0), ("momentum", 0.9), ("nesterov", 0.7))
+         for ema in (None, 0.95)
+         for precond in (0.0, 0.5)]
+
+
+def modes(kind, momentum, ema, precond, lr):
+    """The kernel's output for H and the dense transition it was built from."""
+    tr = transition(H, kind, momentum, precond, ema)
+    m0 = 1 if kind == "sgd" else 2
+    logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
+        tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(lr), m0)
+    lam = np.exp(logabs + 1j * arg)
+    return tr, lam, g, q, inv1m, realpos, radius
+
+
+@pytest.mark.parametrize("kind,momentum,ema,precond", CASES)
+@pytest.mark.parametrize("fraction", [0.3, 0.9])
+def test_build_modes_matches_dense_eigendecomposition(kind, momentum, ema, precond, fraction):
+    lr = fraction * lr_limit(H, kind, momentum, precond)
+    tr, lam, g, q, inv1m, realpos, radius = modes(kind, momentum, ema, precond, lr)
+    m = tr.A0.shape[1]
+    assert lam.shape == (H.size, m)
+    radii = []
+    for i in range(H.size):
+        A = tr.A0[i] + lr * tr.A1[i]
+        b = lr * tr.b1[i]
+        eig = np.linalg.eigvals(A)
+        radii.append(np.abs(eig).max())
+        np.testing.assert_allclose(np.sort_complex(lam[i]), np.sort_complex(eig),
+                                   rtol=0, atol=1e-9)
+        At = np.eye(m)
+        for t in range(60):
+            want_f = tr.e @ At @ tr.f
+            want_b = tr.e @ At @ b
+            got_f = np.sum(q[i] * lam[i] ** t)
+            got_b = np.sum(g[i] * lam[i] ** t)
+            scale_b = max(abs(lr) * np.abs(tr.b1[i]).max(), 1e-300)
+            assert abs(got_f.imag) <= 1e-9 and abs(got_f.real - want_f) <= 1e-9, (i, t)
+            assert abs(got_b.imag) <= 1e-9 * scale_b, (i, t)
+            assert abs(got_b.real - want_b) <= 1e-9 * scale_b, (i, t)
+            At = At @ A
+        np.testing.assert_allclose(inv1m[i], 1.0 / (1.0 - np.outer(lam[i], lam[i])), rtol=1e-9)
+        real_nonneg = (np.abs(lam[i].imag) == 0) & (lam[i].real >= 0)
+        assert not np.any(realpos[i] & ~real_nonneg)
+    assert radius == pytest.approx(max(radii), rel=1e-12, abs=1e-12)
+    assert radius < 1.0
+
+
+def test_reference_is_sensitive_to_a_wrong_mode():
+    # the comparison above would notice a coefficient off by 1e-6
+    lr = 0.5 * lr_limit(H, "momentum", 0.9, 0.0)
+    tr, lam, g, q, *_ = modes("momentum", 0.9, None, 0.0, lr)
+    A = tr.A0[0] + lr * tr.A1[0]
+    want = tr.e @ np.linalg.matrix_power(A, 5) @ tr.f
+    assert abs(np.sum(q[0] * lam[0] ** 5).real - want) < 1e-12
+    assert abs(np.sum((q[0] + [1e-6, 0]) * lam[0] ** 5) - want) > 1e-9
