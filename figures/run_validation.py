@@ -53,6 +53,7 @@ def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
 
 
 def validate(workload: str, threads: int | None) -> dict:
+    """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(ROOT / "measure" / workload / "spectrum_target.npz")
     rule = f_rule(workload)
     sweeps = {o: load_sweep(ROOT / "sweeps" / f"{workload}-{o}") for o in OPTIMIZERS
@@ -141,6 +142,7 @@ def _worst_all(record: dict):
 
 
 def table(summary: list[dict]) -> str:
+    """The Markdown table of the summary rows."""
     lines = ["| workload | optimizer | B_crit measured | NQM (ratio) | null (ratio) | "
              "worst held-out error NQM | null | closer | f | kappa | one-run B_crit (ratio) | "
              "zero-run worst error | lr/(1-beta) worst ratio |",
@@ -158,6 +160,7 @@ def table(summary: list[dict]) -> str:
 
 
 def main():
+    """Command line: validate, write records and figures, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "validation"))
     ap.add_argument("--workloads", default=None)

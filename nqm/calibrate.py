@@ -67,6 +67,7 @@ class CalibrateConfig:
             raise NQMInputError(f"fit_on takes one or two batch sizes >= 1, got {self.fit_on}")
 
     def nqm_optimizer(self, optimizer: str) -> tuple[str, float]:
+        """(kind, p) of the NQM optimizer standing in for the sweep's `optimizer`."""
         proxy = dict(self.proxy)
         if optimizer not in proxy:
             raise NQMInputError(f"no NQM counterpart for optimizer '{optimizer}' "
@@ -299,6 +300,7 @@ def sweep_warnings(sweep: SweepData, spectrum: Spectrum) -> list[str]:
 
 
 def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
+    """Refuse a sweep of another workload than the one the spectrum was measured on."""
     workload = spectrum.meta.get("workload")
     if workload is not None and workload != sweep.workload:
         raise NQMInputError(f"the spectrum was measured on workload '{workload}' but "

@@ -46,9 +46,11 @@ class SweepData:
 
     @property
     def reached(self) -> tuple[SweepPoint, ...]:
+        """The points whose target was reached."""
         return tuple(p for p in self.points if p.steps is not None)
 
     def point(self, batch_size: int) -> SweepPoint:
+        """The point at `batch_size` (an error naming the sweep's batch sizes if none)."""
         for p in self.points:
             if p.batch_size == batch_size:
                 return p
