@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -117,13 +118,16 @@ def bcrit_scatter(rows: list[dict], path) -> list[Path]:
         if pts:
             m, p = np.array(pts).T
             ax.loglog(m, p, marker, color=color, mfc="none", label=label)
-    vals = [v for r in rows for v in (r["bcrit_measured"], r.get("bcrit_nqm")) if v]
+    vals = [v for r in rows for v in (r["bcrit_measured"], r.get("bcrit_nqm"),
+                                      r.get("bcrit_null"), r.get("one_run_bcrit")) if v]
     lo, hi = min(vals) / 3, max(vals) * 3
     grid = np.geomspace(lo, hi, 10)
     ax.loglog(grid, grid, "k-", lw=1, label="1:1")
     ax.fill_between(grid, grid / 2, grid * 2, color="0.85", label="within 2x")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("measured B_crit (mccandlish)")
     ax.set_ylabel("predicted B_crit")
     ax.set_title("critical batch size: predicted vs measured", fontsize=9)

@@ -19,8 +19,10 @@ def _speedup(a, b):
     return f"{r:.2f} " + ("P" if r >= 3.2 else "M" if r < 1.25 else "D")
 
 
-def main():
-    """Print the reference sweeps' tables (markdown) and draw one figure per workload."""
+def main(figure_dir: Path | None = None):
+    """Print the reference sweeps' tables (markdown) and draw one figure per workload into
+    `figure_dir` (default: figures/sweeps/)."""
+    figure_dir = Path(figure_dir or Path(__file__).parent / "sweeps")
     summaries = [json.loads(f.read_text())
                  for f in sorted(Path(__file__).parent.glob("sweeps/*/summary.json"))]
     sizes = sorted({p["batch_size"] for s in summaries for p in s["points"]})
@@ -55,7 +57,7 @@ def main():
     for workload in sorted({s["workload"] for s in summaries}):
         mine = {s["optimizer"]: s for s in summaries if s["workload"] == workload}
         target = next(iter(mine.values()))["target"]
-        compare_optimizers(mine, Path(__file__).parent / "sweeps" / f"{workload}.png",
+        compare_optimizers(mine, figure_dir / f"{workload}.png",
                            title=f"{workload}: steps to target {target:g}, tuned per B")
 
 

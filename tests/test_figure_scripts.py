@@ -1,0 +1,63 @@
+"""Every figure script runs on the small committed results and writes what it says."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sweep_table_prints_every_reference_sweep(tmp_path, capsys):
+    from figures import sweep_table
+
+    sweep_table.main(figure_dir=tmp_path)
+    out = capsys.readouterr().out
+    n = len(list((ROOT / "figures" / "sweeps").glob("*/summary.json")))
+    assert out.count("| linreg | sgd |") == 2 and n >= 15
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {f"{d.name.rsplit('-', 1)[0]}.png" for d in (ROOT / "figures" / "sweeps").iterdir()
+         if d.is_dir()})
+
+
+def test_measure_table_prints_every_checkpoint(capsys):
+    from figures import measure_table
+
+    measure_table.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| linreg")]
+    m = json.loads((ROOT / "figures" / "measure" / "linreg" / "measure.json").read_text())
+    assert len(rows) == len(m["along_training"])
+
+
+@pytest.mark.slow
+def test_validation_runner_writes_records_and_figures(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "figures.run_validation", "--workloads",
+                          "linreg", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "| linreg | sgd |" in out and "Adam proxy p" in out
+    for name in ("linreg-sgd", "linreg-momentum", "linreg-adam"):
+        rec = json.loads((tmp_path / f"{name}.json").read_text())
+        assert set(rec) == {"zero_run", "ends", "one_run"}
+        for suffix in (".png", ".pdf", "-examples.png", "-examples.pdf"):
+            assert (tmp_path / f"{name}{suffix}").stat().st_size > 1000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {r["optimizer"] for r in summary} == {"sgd", "momentum", "adam"}
+    assert (tmp_path / "bcrit_scatter.pdf").exists()
+
+
+def test_calibration_figures_from_a_record(tmp_path):
+    from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
+    from nqm.calibrate import calibrate
+    from nqm.spectrum import load
+    from nqm.sweep_data import load_sweep
+
+    rec = calibrate(load(ROOT / "figures/measure/linreg/spectrum_target.npz"),
+                    load_sweep(ROOT / "figures/sweeps/linreg-sgd"))
+    written = calibration_figure(rec, tmp_path / "c", "linreg, sgd")
+    written += examples_figure(rec, tmp_path / "e", "linreg, sgd")
+    written += bcrit_scatter([{"bcrit_measured": 100.0, "bcrit_nqm": 150.0, "bcrit_null": 90.0,
+                               "one_run_bcrit": None}], tmp_path / "s")
+    assert [p.suffix for p in written] == [".png", ".pdf"] * 3
+    assert all(p.stat().st_size > 1000 for p in written)
