@@ -39,9 +39,9 @@ PROXY_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROXY_FIT_ON = ("linreg", "logreg-digits")
 
 
-def f_rule(workload: str) -> float | None:
+def f_rule(workload: str, spectra: Path) -> float | None:
     """The train-loss rule from the reference measurement's train losses (init, target)."""
-    m = json.loads((ROOT / "measure" / workload / "measure.json").read_text())
+    m = json.loads((spectra / workload / "measure.json").read_text())
     pts = {p["label"]: p for p in m["along_training"]}
     return target_fraction_rule(pts["init"]["train_loss"], pts["target"]["train_loss"],
                                 LOSS_FLOOR.get(workload, 0.0))
@@ -52,10 +52,10 @@ def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
                      transfer=transfer, f_rule=rule)
 
 
-def validate(workload: str, threads: int | None) -> dict:
+def validate(workload: str, threads: int | None, spectra: Path) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
-    spectrum = load(ROOT / "measure" / workload / "spectrum_target.npz")
-    rule = f_rule(workload)
+    spectrum = load(spectra / workload / "spectrum_target.npz")
+    rule = f_rule(workload, spectra)
     sweeps = {o: load_sweep(ROOT / "sweeps" / f"{workload}-{o}") for o in OPTIMIZERS
               if (ROOT / "sweeps" / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
@@ -68,13 +68,13 @@ def validate(workload: str, threads: int | None) -> dict:
     return out
 
 
-def adam_proxy_scan(names, threads) -> dict:
+def adam_proxy_scan(names, threads, spectra: Path) -> dict:
     """Worst error of the SGD fit transferred to the Adam sweep, for every p of PROXY_GRID."""
     from statistics import median
 
     scan = {}
     for w in names:
-        spectrum = load(ROOT / "measure" / w / "spectrum_target.npz")
+        spectrum = load(spectra / w / "spectrum_target.npz")
         sgd, adam = (load_sweep(ROOT / "sweeps" / f"{w}-{o}") for o in ("sgd", "adam"))
         for p in PROXY_GRID:
             proxy = {**dict(CalibrateConfig().proxy), "adam": ("sgd", p)}
@@ -165,15 +165,19 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "validation"))
     ap.add_argument("--workloads", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--spectra", default=str(ROOT / "measure"),
+                    help="directory of measurements W/spectrum_target.npz (default: the "
+                         "reference measurements)")
+    ap.add_argument("--no-proxy-scan", action="store_true")
     args = ap.parse_args()
+    spectra = Path(args.spectra)
     names = (args.workloads.split(",") if args.workloads else
-             sorted(p.name for p in (ROOT / "measure").iterdir()
-                    if (p / "spectrum_target.npz").exists()))
+             sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for w in names:
-        results[w] = validate(w, args.threads)
+        results[w] = validate(w, args.threads, spectra)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -183,9 +187,11 @@ def main():
     summary = rows(results)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     bcrit_scatter(summary, out / "bcrit_scatter")
-    scan = adam_proxy_scan(names, args.threads)
-    (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")
     print(table(summary))
+    if args.no_proxy_scan:
+        return
+    scan = adam_proxy_scan(names, args.threads, spectra)
+    (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")
     print(f"\nAdam proxy p: {scan['median_on_chosen']} on {scan['chosen_on']}; best "
           f"{scan['best_p']}; held out: {scan['held_out']}")
 
