@@ -1,0 +1,107 @@
+"""The `nqm sweep` pipeline: steps to result per batch size on real training (Shallue et al.
+2018, arXiv 1811.03600, section 3), resumable in one output directory.
+
+The directory holds records.jsonl (one record per trial, appended as each batch size ends),
+sweep_config.json (the options of the first run: other options are refused), summary.json and
+summary.csv (per batch size the best trial, and the critical batch sizes of `nqm.critical`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+from empirical.files import make_out_dir, write_csv, write_json
+from empirical.protocol import (
+    SweepConfig,
+    claim_directory,
+    directory_lock,
+    read_records,
+    recorded_options,
+    repair_records,
+    run_batch_size,
+    summarize,
+    sweep_options,
+)
+
+SUMMARY_COLUMNS = ["batch_size", "steps", "reached", "lr", "momentum", "trials", "diverged",
+                   "widened"]
+
+
+def check_target(target: float | None) -> None:
+    """A target override is a finite number > 0 (ValueError otherwise)."""
+    if target is not None and not (math.isfinite(target) and target > 0):
+        raise ValueError(f"target must be a finite number > 0, got {target}")
+
+
+def sweep_config(**options) -> SweepConfig:
+    """A SweepConfig from the command's options, the workload, its data file and the target
+    checked first (ValueError naming what is wrong)."""
+    from empirical.workloads import get
+
+    get(options["workload"], data=options.get("data"), model=options.get("model"),
+        target=options.get("target"))
+    check_target(options.get("target"))
+    return SweepConfig(**options)
+
+
+def custom_model_note(workload: str, model: str | None) -> str | None:
+    """Which model the custom workload trains (logreg unless --model says); None otherwise."""
+    if workload != "custom":
+        return None
+    return (f"custom workload: model {model}" if model else
+            "custom workload: model logreg (default; choose with --model linear|logreg|mlp)")
+
+
+def sweep(cfg: SweepConfig, out_dir, executor, progress: Callable[[int], None] | None = None,
+          warn: Callable[[str], None] | None = None, threads: int | None = None) -> dict:
+    """Run (or resume) the sweep into `out_dir` with `executor` and return summary.json's
+    record.  `progress(0)` as the training starts, `progress(1)` after each batch size; `warn`
+    hears about repaired or unreadable records and the custom model; `threads`: torch threads
+    here (default: the free cores)."""
+    from empirical.executor import use_free_cores
+
+    use_free_cores(threads)
+    warn = warn or (lambda msg: None)
+    out = make_out_dir(out_dir)
+    with directory_lock(out):
+        records_path = out / "records.jsonl"
+        _claim(cfg, out, records_path)
+        _repair(records_path, warn)
+        task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
+        note = custom_model_note(cfg.workload, cfg.model)
+        if note:
+            warn(note)
+        records = []
+        if progress is not None:
+            progress(0)                                   # the work starts
+        for _, recs in executor.map(task, cfg.batch_sizes):
+            records += recs
+            if progress is not None:
+                progress(1)
+        summary = summarize(cfg, records)
+        write_json(out / "summary.json", summary)
+        write_csv(out / "summary.csv", SUMMARY_COLUMNS,
+                  ([p[k] for k in SUMMARY_COLUMNS] for p in summary["points"]))
+    return summary
+
+
+def _claim(cfg: SweepConfig, out, records_path) -> None:
+    """Refuse a directory holding a sweep with other options (from sweep_config.json, or from
+    the records of a directory written before that file existed)."""
+    claim_directory(out, sweep_options(cfg), "sweep", "sweep_config.json",
+                    found=() if (out / "sweep_config.json").exists()
+                    else recorded_options(read_records(records_path)))
+
+
+def _repair(records_path, warn: Callable[[str], None]) -> None:
+    """Drop a torn last record (a killed run) and say which lines are unreadable."""
+    dropped, bad = repair_records(records_path)
+    if dropped:
+        warn(f"dropped an incomplete last record in {records_path}")
+    if bad:
+        warn(f"warning: {records_path}: {len(bad)} unreadable line(s) ignored (line "
+             f"{', '.join(map(str, bad[:10]))}{', ...' if len(bad) > 10 else ''})")
+
+
