@@ -53,7 +53,8 @@ def cli():
      help="Preconditioner exponent p: updates use H^-p (0 = none, 1 = Newton).")
 @opt("--ema", is_flag=True, help="Also tune an exponential moving average of iterates.")
 @SCHEDULE
-@opt("--target", type=float, default=0.01, show_default=True, help="Target loss.")
+@opt("--target", type=float, default=None,
+     help="Target loss (default: a measured spectrum's train-loss rule, else 0.01).")
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True,
      help="Comma-separated integers, or LO:HI for every power of two in between.")
 @opt("--max-steps", type=int, default=10**8, show_default=True,
@@ -69,12 +70,16 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
     """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
     from figures.text import predict_lines
     from nqm.files import write_json, write_predict_csv
-    from nqm.predict import PredictConfig
+    from nqm.predict import PredictConfig, implied_target
     from nqm.predict import predict as run_predict
     from nqm.schedule import parse_schedule
     from nqm.spectrum import parse_spec
 
     spectrum = parse_spec(spec)
+    if target is None:
+        target, note = implied_target(spectrum)
+        if note:
+            _stderr(note)
     config = PredictConfig(target=target, optimizer=optimizer, precond=precond, ema=ema,
                            schedule=parse_schedule(schedule, warmup, final_frac),
                            batch_sizes=batch_sizes, max_steps=max_steps, threads=threads)
@@ -338,6 +343,90 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
     if plot_path:
         from figures.plots import fit_plot
         fit_plot(result, plot_path)
+
+
+@cli.command()
+@opt("--spectrum", "spectrum_path", required=True, type=FILE,
+     help="Measured spectrum (.npz from `nqm measure`).")
+@opt("--runs", required=True, type=click.Path(), help="Sweep directory from `nqm sweep`.")
+@opt("--fit-on", default="ends", show_default=True,
+     help="ends | smallest | none | B1[,B2]: the batch sizes the two scalars are fitted on.")
+@opt("--proxy", default=None, help="NQM stand-ins, e.g. adam=precond:0.25 (the default).")
+@opt("--transfer", multiple=True, type=click.Path(),
+     help="A sweep of another optimizer on the same workload, predicted without refit.")
+@JSON
+@opt("--csv", "csv_path", type=FILE, help="Write CSV here.")
+@opt("--plot", "plot_path", type=FILE, help="Steps and tuned lr vs B (PNG and PDF).")
+@NQM_THREADS
+@_input_errors
+def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
+              threads):
+    """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
+    predict every batch size and the critical batch sizes beside the null hyperbola through
+    the same points, and predict other optimizers' sweeps without refit."""
+    from figures.calibrate_report import calibrate_lines, write_calibrate_csv
+    from nqm.calibrate import CalibrateConfig, parse_fit_on
+    from nqm.calibrate import calibrate as run_calibrate
+    from nqm.files import write_json
+    from nqm.spectrum import load
+    from nqm.sweep_data import load_sweep, parse_proxy
+
+    spectrum, sweep = load(spectrum_path), load_sweep(runs)
+    others = tuple(load_sweep(t) for t in transfer)
+    config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
+                             proxy=tuple(parse_proxy(proxy).items()), threads=threads)
+    _compile_notice()
+    record = run_calibrate(spectrum, sweep, config, transfer=others)
+    _echo(calibrate_lines(record))
+    for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]]:
+        _stderr(f"warning: {w}")
+    if json_path:
+        write_json(json_path, record)
+    if csv_path:
+        write_calibrate_csv(record, csv_path)
+    if plot_path:
+        from figures.calibration import calibration_figure
+        calibration_figure(record, plot_path, f"{record['workload']}, {record['optimizer']}")
+
+
+@cli.command()
+@opt("--out", "out_dir", default="out/demo", show_default=True, type=DIR)
+@opt("--batch-sizes", type=BatchSizes(), default="1,4,16,64,256,1024", show_default=True)
+@opt("--trials", type=click.IntRange(min=2), default=16, show_default=True)
+@opt("--target", type=float, default=0.005, show_default=True, help="linreg's excess loss.")
+@opt("--budget", type=click.IntRange(min=1), default=None, help="Step budget per trial.")
+@QUIET
+@TORCH_THREADS
+@_input_errors
+def demo(out_dir, batch_sizes, trials, target, budget, quiet, threads):
+    """The whole loop on linreg in about a minute: sweeps (SGD, momentum), the spectra where the
+    reference run meets the target, the NQM calibrated on SGD's two ends against the null
+    hyperbola, momentum predicted without refit, figures and a summary."""
+    from empirical.demo import DemoConfig, summary_lines
+    from empirical.demo import demo as run_demo
+    from figures.calibrate_report import calibrate_lines
+    from figures.calibration import calibration_figure, examples_figure
+    from figures.plots import steps_vs_batch
+    from nqm.files import write_json
+
+    config = DemoConfig(target=target, batch_sizes=batch_sizes, trials=trials, budget=budget,
+                        threads=threads)
+    _compile_notice()
+    with _bar(config.units, "demo", quiet) as bar:
+        result = run_demo(config, out_dir, progress=bar.update,
+                          stage=None if quiet else lambda m: _stderr(f"\n{m}"))
+    out, rec = Path(out_dir), result["calibration"]
+    write_json(out / "calibration.json", rec)
+    for opt_name, summary in result["sweeps"].items():
+        steps_vs_batch(summary, out / f"sweep-{opt_name}" / "steps_vs_batch.png",
+                       title=f"linreg, {opt_name}: steps to result")
+    written = calibration_figure(rec, out / "calibration", f"linreg, {rec['optimizer']}")
+    written += examples_figure(rec, out / "examples", f"linreg, {rec['optimizer']}")
+    _echo(calibrate_lines(rec))
+    click.echo("")
+    _echo(summary_lines(result))
+    click.echo(f"wrote {out}/calibration.json, " + ", ".join(p.name for p in written)
+               + ", sweep-*/, measure/")
 
 
 def main():

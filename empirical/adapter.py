@@ -28,6 +28,7 @@ import numpy as np
 
 from empirical.measure import Measurement
 from nqm.spectrum import Spectrum
+from nqm.spectrum import load as load_spectrum  # noqa: F401  (the measure pipeline reads back)
 
 Q_RANGE = (-2.0, 4.0)
 
@@ -53,9 +54,20 @@ def _bulk_noise_exponent(h: np.ndarray, n: np.ndarray, c_rem: float, t_rem: floa
     return float(brentq(gap, lo, hi, xtol=1e-10))
 
 
+def target_fraction_rule(loss_init: float, loss_ref: float, floor: float = 0.0) -> float | None:
+    """f0 = (l_T - l_floor) / (l_0 - l_floor): the fraction of the real training loss above its
+    floor that is left where the spectrum was measured; the NQM's target is then f0 times the
+    spectrum's initial loss 1/2 sum count h s0 (None when f0 is not in (0, 1))."""
+    f0 = (loss_ref - floor) / (loss_init - floor) if loss_init > floor else float("nan")
+    return float(f0) if 0.0 < f0 < 1.0 else None
+
+
 def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
-                meta: dict | None = None) -> Spectrum:
-    """The NQM spectrum of a measurement (see the module docstring)."""
+                meta: dict | None = None, loss_init: float | None = None,
+                loss_floor: float = 0.0) -> Spectrum:
+    """The NQM spectrum of a measurement (see the module docstring).  With `loss_init` (the
+    training loss at the initialisation) the metadata carry `target_fraction`, the train-loss
+    rule that `nqm predict` uses as its target when none is given."""
     lam_max = float(max(m.eigenvalues.max(), m.bulk.nodes.max()))
     if lam_max <= 0:
         raise ValueError("the measured curvature has no positive eigenvalue; the NQM needs h > 0")
@@ -88,4 +100,8 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
         "seed": m.config.seed, "k": int(k), "curvature": m.config.kind,
         "method": "Lanczos top-k + SLQ bulk (deflated) + per-example gradients",
         "n_params": m.dim, "n_examples": m.n_examples, "h_floor": h_floor,
-        "dropped_directions": dropped, "bulk_noise_exponent": q, "bulk_bins": int(centres.size)})
+        "dropped_directions": dropped, "bulk_noise_exponent": q, "bulk_bins": int(centres.size),
+        "metric": float(m.metric), "train_loss": float(m.train_loss), "loss_floor": loss_floor,
+        **({} if loss_init is None else {
+            "train_loss_init": float(loss_init),
+            "target_fraction": target_fraction_rule(loss_init, m.train_loss, loss_floor)})})

@@ -126,6 +126,15 @@ def training_examples(workload: Workload, examples: int | None, seed: int):
     return x, y
 
 
+def training_loss(workload: Workload, params: dict[str, torch.Tensor],
+                  config: MeasureConfig = MeasureConfig()) -> float:
+    """The mean training loss at `params` over the examples a measurement uses."""
+    x, y = training_examples(workload, config.examples, config.seed)
+    flat = FlatModel(workload.make_model(config.seed), params)
+    return CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
+                             batch_size=config.batch_size).loss_value()
+
+
 def measure(workload: Workload, params: dict[str, torch.Tensor],
             init: dict[str, torch.Tensor], reference: dict[str, torch.Tensor],
             config: MeasureConfig = MeasureConfig(), label: str = "", step: int = 0,

@@ -30,6 +30,9 @@ CSV_EXTRA = ["b_simple_lo", "b_simple_hi", "b_noise_lo", "b_noise_hi", "top_eige
 
 @dataclass(frozen=True)
 class MeasureRunConfig:
+    """Options of `run_measure`: the workload, where to measure (a checkpoint file or steps of
+    the reference run and/or its target), the measurement itself and the reference run."""
+
     workload: str
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     checkpoint: str | None = None        # measure at these parameters, or else train to:
@@ -64,6 +67,7 @@ class MeasureRunConfig:
 
     @property
     def n_points(self) -> int:
+        """How many checkpoints will be measured."""
         steps, at_target = self.plan
         return 1 if self.checkpoint else len(set(steps)) + at_target
 
@@ -175,9 +179,10 @@ def _checkpoints(config: MeasureRunConfig, w, out: Path) -> list:
 def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note):
     """(summary, spectrum) at checkpoint `c`: read back when measured before with the same key,
     else measured and saved (DIR/spectrum_NAME.npz, DIR/points/NAME.json)."""
-    from empirical.adapter import to_spectrum
+    from empirical.adapter import load_spectrum, to_spectrum
+    from empirical.catalog import CATALOG
     from empirical.measure import measure as measure_at
-    from nqm.spectrum import load as load_spectrum
+    from empirical.measure import training_loss
 
     key = measure_key(options, c.params, ref.params)
     name = c.label.replace(" ", "_")
@@ -188,7 +193,10 @@ def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note
     m = measure_at(w, c.params, init, ref.params, config.measure, c.label, c.step, c.metric,
                    progress=None if note is None else (lambda msg: note(f"  {msg}")))
     meta = {"workload": config.workload, "seed": config.seed, "reference_checkpoint": ref.label}
-    sp = to_spectrum(m, bins=config.bins, meta=meta)
+    info = CATALOG.get(config.workload)
+    sp = to_spectrum(m, bins=config.bins, meta=meta,
+                     loss_init=training_loss(w, init, config.measure),
+                     loss_floor=info.loss_floor if info else 0.0)
     sp.save(sp_path)
     summary = {**m.summary(),
                "nqm_noise_scales": {k: v if math.isfinite(v) else None for k, v in

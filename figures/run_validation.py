@@ -26,8 +26,9 @@ import json
 import math
 from pathlib import Path
 
+from empirical.adapter import target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
-from nqm.calibrate import CalibrateConfig, calibrate, target_fraction_rule
+from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.spectrum import load
 from nqm.sweep_data import load_sweep
 

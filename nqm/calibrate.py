@@ -98,13 +98,6 @@ def parse_fit_on(text: str) -> str | tuple[int, ...]:
     return CalibrateConfig(fit_on=sizes).fit_on
 
 
-def target_fraction_rule(loss_init: float, loss_ref: float, floor: float = 0.0) -> float | None:
-    """f0 = (l_T - l_floor) / (l_0 - l_floor): the fraction of the real training loss above its
-    floor that is left where the spectrum was measured (None when it is not in (0, 1))."""
-    f0 = (loss_ref - floor) / (loss_init - floor) if loss_init > floor else math.nan
-    return float(f0) if 0.0 < f0 < 1.0 else None
-
-
 def fit_batch_sizes(sweep: SweepData, fit_on) -> tuple[int, ...]:
     """The batch sizes the scalars are fitted on (each must have reached the target)."""
     reached = [p.batch_size for p in sweep.reached]

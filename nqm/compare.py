@@ -25,6 +25,8 @@ OPTIMIZER_SET = {
 
 @dataclass(frozen=True)
 class CompareConfig:
+    """Options of `compare_optimizers`: the target loss, batch sizes and tuning threads."""
+
     target: float = 0.01
     batch_sizes: tuple[int, ...] = tuple(2**i for i in range(21))
     threads: int | None = None   # None: `nqm.threads.choose_threads`
@@ -35,6 +37,7 @@ class CompareConfig:
         check_threads(self.threads)
 
     def configs(self) -> dict[str, PredictConfig]:
+        """One `PredictConfig` per optimizer of OPTIMIZER_SET."""
         return {name: PredictConfig(target=self.target, batch_sizes=self.batch_sizes,
                                     threads=self.threads, **kw)
                 for name, kw in OPTIMIZER_SET.items()}

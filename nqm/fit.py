@@ -15,6 +15,8 @@ from nqm.errors import NQMInputError
 
 @dataclass(frozen=True)
 class FitConfig:
+    """Options of `fit`: the bootstrap's resamples (0: no interval) and seed."""
+
     bootstrap: int = 1000   # residual-bootstrap resamples
     seed: int = 0           # of the bootstrap
 

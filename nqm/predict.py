@@ -65,6 +65,21 @@ class PredictConfig:
                      "use fewer rows: power:...,bins=N or a binned spectrum file")
 
 
+DEFAULT_TARGET = 0.01   # Zhang et al.'s target for their default model
+
+
+def implied_target(spectrum: Spectrum) -> tuple[float, str | None]:
+    """The target when none is given: for a measured spectrum whose metadata carry the
+    train-loss rule f = (l_T - l_floor)/(l_0 - l_floor), T = f * L0 with L0 the spectrum's
+    initial loss (and a sentence saying so); otherwise DEFAULT_TARGET."""
+    f = spectrum.meta.get("target_fraction")
+    if isinstance(f, int | float) and 0 < f < 1:
+        l0 = spectrum.initial_loss()
+        return f * l0, (f"target {f * l0:.4g} from the measurement's train-loss rule: "
+                        f"f = {f:.4g} of the spectrum's initial loss {l0:.4g}")
+    return DEFAULT_TARGET, None
+
+
 def versions() -> dict:
     """Versions of what computed a record (read from package metadata: imports nothing)."""
     from importlib.metadata import version

@@ -23,6 +23,8 @@ from nqm.spectrum import Spectrum, check_memory, working_bytes_per_row
 
 @dataclass(frozen=True)
 class SimulateConfig:
+    """One configuration to simulate (`simulate`), validated field by field."""
+
     optimizer: OptimizerConfig
     batch_size: float
     n_steps: int

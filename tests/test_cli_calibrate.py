@@ -1,0 +1,90 @@
+"""`nqm calibrate` and `nqm demo` through the CLI."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+SPEC = "figures/measure/mlp-digits/spectrum_target.npz"
+RUNS = "figures/sweeps/mlp-digits-sgd"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_calibrate_writes_json_csv_and_figures(tmp_path):
+    r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, "--transfer",
+            "figures/sweeps/mlp-digits-adam", "--json", str(tmp_path / "c.json"), "--csv",
+            str(tmp_path / "c.csv"), "--plot", str(tmp_path / "c.png"))
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    assert rec["fit_on"] == [1, 1024] and rec["closer"] in ("nqm", "null", "tie")
+    assert {"target_fraction", "target_fraction_rule", "noise_scale", "at_bound"} <= \
+        set(rec["fitted"])
+    for p in rec["points"]:
+        assert {"batch_size", "measured", "predicted", "null_model", "used_in_fit",
+                "lr_measured", "lr_predicted"} <= set(p)
+    assert set(rec["critical_batch_size"]) == {"measured", "predicted", "null_model"}
+    assert rec["transfer"][0]["optimizer"] == "adam"
+    assert "closer on the held-out batch sizes" in r.stdout
+    assert (tmp_path / "c.pdf").exists() and (tmp_path / "c.png").exists()
+    rows = (tmp_path / "c.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(rec["points"]) + len(rec["transfer"][0]["points"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--runs", "figures/sweeps/linreg-sgd"],
+     "measured on workload 'mlp-digits' but figures/sweeps/linreg-sgd/summary.json is a sweep "
+     "of 'linreg'"),
+    (["--runs", RUNS, "--transfer", "figures/sweeps/linreg-adam"], "a sweep of 'linreg'"),
+    (["--runs", "nope"], "no sweep summary at nope (run `nqm sweep --out DIR` first)"),
+    (["--runs", RUNS, "--fit-on", "3"], "has no batch size 3 (it has 1, 4, 16, 64, 256, 1024)"),
+    (["--runs", RUNS, "--fit-on", "x,y"], "bad --fit-on 'x,y'"),
+    (["--runs", RUNS, "--proxy", "adam=newton"], "bad --proxy 'adam=newton'"),
+])
+def test_calibrate_bad_input_is_one_line_exit_2(args, needle):
+    r = run("calibrate", "--spectrum", SPEC, *args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+def test_calibrate_refuses_a_sweep_with_one_reached_point(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"workload": "mlp-digits", "optimizer": "sgd", "target": 0.025,
+         "points": [{"batch_size": 4, "steps": 700}, {"batch_size": 16, "steps": None}]}))
+    r = run("calibrate", "--spectrum", SPEC, "--runs", str(tmp_path))
+    assert r.exit_code == 2 and "1 batch size(s) that reached the target" in r.stderr
+
+
+def test_predict_without_target_uses_the_measurement_rule(tmp_path):
+    import numpy as np
+
+    from nqm.spectrum import Spectrum
+
+    h = 1.0 / np.arange(1, 41)
+    Spectrum(h=h, c=h.copy(), s0=np.ones(40), count=np.ones(40),
+             meta={"workload": "w", "target_fraction": 0.05}).save(tmp_path / "s.npz")
+    r = run("predict", "--spectrum", str(tmp_path / "s.npz"), "--batch-sizes", "1,64",
+            "--quiet", "--json", str(tmp_path / "p.json"))
+    assert r.exit_code == 0, r.output
+    l0 = 0.5 * h.sum()
+    assert json.loads((tmp_path / "p.json").read_text())["target"] == pytest.approx(0.05 * l0)
+    assert "from the measurement's train-loss rule: f = 0.05" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
+    r = run("demo", "--out", str(tmp_path), "--batch-sizes", "4,64,1024", "--trials", "4",
+            "--target", "0.05", "--quiet")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "calibration.json").read_text())
+    assert rec["workload"] == "linreg" and rec["fit_on"] == [4, 1024]
+    assert rec["transfer"][0]["optimizer"] == "momentum"
+    assert "B_crit (mccandlish) measured" in r.stdout
+    for name in ("calibration.png", "calibration.pdf", "examples.png",
+                 "sweep-sgd/summary.json", "sweep-momentum/summary.json",
+                 "measure/spectrum.npz"):
+        assert (tmp_path / name).exists(), name
