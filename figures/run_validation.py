@@ -53,12 +53,12 @@ def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
                      transfer=transfer, f_rule=rule)
 
 
-def validate(workload: str, threads: int | None, spectra: Path) -> dict:
+def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(spectra / workload / "spectrum_target.npz")
     rule = f_rule(workload, spectra)
-    sweeps = {o: load_sweep(ROOT / "sweeps" / f"{workload}-{o}") for o in OPTIMIZERS
-              if (ROOT / "sweeps" / f"{workload}-{o}" / "summary.json").exists()}
+    sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
+              if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads) if rule else None,
@@ -69,14 +69,14 @@ def validate(workload: str, threads: int | None, spectra: Path) -> dict:
     return out
 
 
-def adam_proxy_scan(names, threads, spectra: Path) -> dict:
+def adam_proxy_scan(names, threads, spectra: Path, sweep_dir: Path) -> dict:
     """Worst error of the SGD fit transferred to the Adam sweep, for every p of PROXY_GRID."""
     from statistics import median
 
     scan = {}
     for w in names:
         spectrum = load(spectra / w / "spectrum_target.npz")
-        sgd, adam = (load_sweep(ROOT / "sweeps" / f"{w}-{o}") for o in ("sgd", "adam"))
+        sgd, adam = (load_sweep(sweep_dir / f"{w}-{o}") for o in ("sgd", "adam"))
         for p in PROXY_GRID:
             proxy = {**dict(CalibrateConfig().proxy), "adam": ("sgd", p)}
             rec = calibrate(spectrum, sgd, CalibrateConfig(proxy=tuple(proxy.items()),
@@ -169,16 +169,18 @@ def main():
     ap.add_argument("--spectra", default=str(ROOT / "measure"),
                     help="directory of measurements W/spectrum_target.npz (default: the "
                          "reference measurements)")
+    ap.add_argument("--sweeps", default=str(ROOT / "sweeps"),
+                    help="directory of sweeps W-OPT/summary.json (default: the reference sweeps)")
     ap.add_argument("--no-proxy-scan", action="store_true")
     args = ap.parse_args()
-    spectra = Path(args.spectra)
+    spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
     names = (args.workloads.split(",") if args.workloads else
              sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for w in names:
-        results[w] = validate(w, args.threads, spectra)
+        results[w] = validate(w, args.threads, spectra, sweep_dir)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -191,7 +193,7 @@ def main():
     print(table(summary))
     if args.no_proxy_scan:
         return
-    scan = adam_proxy_scan(names, args.threads, spectra)
+    scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")
     print(f"\nAdam proxy p: {scan['median_on_chosen']} on {scan['chosen_on']}; best "
           f"{scan['best_p']}; held out: {scan['held_out']}")
