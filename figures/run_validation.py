@@ -191,6 +191,7 @@ def main():
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     bcrit_scatter(summary, out / "bcrit_scatter")
     print(table(summary))
+    (out / "table.md").write_text(table(summary) + "\n")
     if args.no_proxy_scan:
         return
     scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir)
