@@ -20,7 +20,11 @@ range, that side is widened by half the range's width and N more trials run (at 
     z1 ~ N(0, 1), z2 ~ N(0, I),  C = diag(sigma^2 h),
 
 has exactly the covariance (kappa (H delta delta'H + delta'H delta H) + C) / B of
-`nqm.coupled`.  The whole sweep is repeated `repeats` times for a median and spread.
+`nqm.coupled`.  With `noise="data"` the gradient is instead that of real minibatch least
+squares on sampled data, g = X'(X delta - sigma xi) / B with the B rows of X ~ N(0, H) and
+xi ~ N(0, I) (kappa = 1 only; exact for Gaussian inputs, whose per-example gradients are not
+Gaussian: at small B their tails are heavier); the trials then run in lockstep, as in a sweep.
+The whole sweep is repeated `repeats` times for a median and spread.
 
 Rows with count > 1 are expanded into round(count) directions (at least 1) of weight
 count / round(count), so that each direction fluctuates on its own.
@@ -59,9 +63,12 @@ class ProtocolConfig:
     eval_ratio: float = 1.05
     diverge_factor: float = 1e3
     repeats: int = 16
+    noise: str = "gaussian"
 
     def __post_init__(self):
         check_target(self.target)
+        if self.noise not in ("gaussian", "data"):
+            raise NQMInputError(f"noise must be 'gaussian' or 'data', got '{self.noise}'")
         if self.optimizer not in ("sgd", "momentum"):
             raise NQMInputError(f"optimizer must be sgd or momentum, got '{self.optimizer}'")
         check_precond(self.precond)
@@ -125,6 +132,39 @@ def _settings(cfg: ProtocolConfig, rng, lr_range, beta_range):
     return lrs, 1.0 - np.exp(lb[0] + u[:, 1] * (lb[1] - lb[0]))
 
 
+def _round_data(dirs: Directions, noise: CoupledNoise, batch_size: int, precw, lrs, betas,
+                cfg: ProtocolConfig, evals, diverge: float, stop_at: int, rng):
+    """One round on sampled least-squares batches, all trials in lockstep on the same
+    batches; stops at the first evaluation where a trial beats the target."""
+    if not noise.coupling:
+        raise NQMInputError("noise 'data' samples least squares, whose noise follows the "
+                            "loss: coupling must be on")
+    theta = dirs.starts(cfg.n_trials).T.copy()          # (d, N)
+    vel = np.zeros_like(theta)
+    steps = np.full(cfg.n_trials, -1, dtype=np.int64)
+    div = np.zeros(cfg.n_trials, dtype=bool)
+    sqrt_h, sigma, wh = np.sqrt(dirs.h), math.sqrt(noise.sigma2), dirs.weight * dirs.h
+    step = lrs[None, :] * precw[:, None]
+    for t in range(1, stop_at + 1):
+        x = rng.standard_normal((batch_size, dirs.h.size)) * sqrt_h
+        y = sigma * rng.standard_normal((batch_size, 1))
+        g = x.T @ (x @ theta - y) / batch_size
+        active = ~div
+        if cfg.optimizer == "momentum":
+            vel = np.where(active, betas * vel - step * g, vel)
+            theta = np.where(active, theta + vel, theta)
+        else:
+            theta = np.where(active, theta - step * g, theta)
+        loss = 0.5 * (wh @ theta**2)
+        div |= active & ~(loss <= diverge)
+        if evals[t]:
+            hit = ~div & (loss <= cfg.target)
+            if hit.any():
+                steps[hit] = t
+                break
+    return steps, div
+
+
 def sweep_once(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig, batch_size: int,
                rng: np.random.Generator, directions: Directions | None = None) -> dict:
     """One simulated sweep at one batch size: the best trial's steps (None if no trial
@@ -142,11 +182,15 @@ def sweep_once(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig, bat
         rounds += 1
         lrs, betas = _settings(cfg, rng, lr_range, beta_range)
         stop_at = cfg.budget if best is None else best[0]
-        z = rng.standard_normal((stop_at, dirs.h.size + 1))
-        steps, div = _k.first_passage_round(
-            dirs.h, np.sqrt(dirs.h), dirs.weight, precw, c, noise.kappa, float(batch_size),
-            dirs.starts(cfg.n_trials), lrs, betas, cfg.optimizer == "momentum", z, evals,
-            cfg.target, diverge, stop_at)
+        if cfg.noise == "data":
+            steps, div = _round_data(dirs, noise, batch_size, precw, lrs, betas, cfg, evals,
+                                     diverge, stop_at, rng)
+        else:
+            z = rng.standard_normal((stop_at, dirs.h.size + 1))
+            steps, div = _k.first_passage_round(
+                dirs.h, np.sqrt(dirs.h), dirs.weight, precw, c, noise.kappa,
+                float(batch_size), dirs.starts(cfg.n_trials), lrs, betas,
+                cfg.optimizer == "momentum", z, evals, cfg.target, diverge, stop_at)
         trials += cfg.n_trials
         n_div += int(div.sum())
         ok = np.flatnonzero((steps > 0) & ~div)
