@@ -10,7 +10,10 @@ Per batch size: the measured best-of-64 steps (figures/sweeps/linreg-<opt>/summa
            (w0 - w*)^2 (w* and w0 rebuilt by the workload's own code, same seeds);
   fp       the simulated sweep (`nqm.first_passage`): median over --repeats simulated sweeps of
            the best of 64 trials' first evaluated crossing (exact model, every trial starting
-           from its own w0 - w*), with its 16th-84th percentiles;
+           from its own w0 - w*), with its 16th-84th percentiles, gradient noise Gaussian
+           with the exact covariance;
+  fp_data  the same on sampled least-squares minibatches (`noise="data"`: the exact,
+           non-Gaussian minibatch gradient of the workload);
   and the same two from the spectrum measured at initialisation
   (figures/measure/linreg/spectrum_init.npz: h, s0, count) with sigma^2 estimated from the
   noise measured there (`init_sigma2`): for least squares tr(Sigma) = |G|^2 + tr(H) (2 L + sigma^2),
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +99,8 @@ def run(opt: str, sizes, exact, deltas, init, s2_init, repeats, seed) -> dict:
     return {"const": const,
             "coupled": tune(exact, CoupledNoise(SIGMA2), tcfg),
             "fp": first_passage(exact, CoupledNoise(SIGMA2), pcfg, rng, theta0=deltas),
+            "fp_data": first_passage(exact, CoupledNoise(SIGMA2),
+                                     replace(pcfg, noise="data"), rng, theta0=deltas),
             "coupled_init": tune(init, CoupledNoise(s2_init), tcfg),
             "fp_init": first_passage(init, CoupledNoise(s2_init), pcfg, rng)}
 
@@ -105,10 +111,10 @@ def ratio(pred, meas):
 
 def table(opt: str, measured: list[dict], preds: dict) -> dict:
     rows = []
-    names = ("const", "coupled", "fp", "coupled_init", "fp_init")
+    names = ("const", "coupled", "fp", "fp_data", "coupled_init", "fp_init")
     print(f"\nlinreg {opt}: steps to excess loss {TARGET} (ratio = predicted / measured)")
     print(f"{'B':>5} {'measured':>8} " + " ".join(f"{n:>18}" for n in names)
-          + f" {'lr meas':>8} {'lr coup':>8} {'lr fp':>8}")
+          + f" {'lr meas':>8} {'lr coup':>8} {'lr fp':>8} {'lr data':>8}")
     for i, m in enumerate(measured):
         row = {"batch_size": m["batch_size"], "measured": m["steps"], "measured_lr": m["lr"],
                "measured_momentum": m["momentum"]}
@@ -121,9 +127,12 @@ def table(opt: str, measured: list[dict], preds: dict) -> dict:
             row[n + "_lr"] = p["lr"]
             row[n + "_lr_ratio"] = ratio(p["lr"], m["lr"])
             cells.append(f"{p['steps'] or float('nan'):>10.0f} ({row[n + '_ratio'] or 0:4.2f})")
-        row["fp_q16"], row["fp_q84"] = preds["fp"][i]["steps_q16"], preds["fp"][i]["steps_q84"]
+        for n in ("fp", "fp_data", "fp_init"):
+            row[n + "_q16"] = preds[n][i]["steps_q16"]
+            row[n + "_q84"] = preds[n][i]["steps_q84"]
         print(f"{m['batch_size']:>5} {m['steps']:>8} " + " ".join(f"{c:>18}" for c in cells)
-              + f" {m['lr']:>8.4f} {row['coupled_lr']:>8.4f} {row['fp_lr']:>8.4f}")
+              + f" {m['lr']:>8.4f} {row['coupled_lr']:>8.4f} {row['fp_lr']:>8.4f}"
+              f" {row['fp_data_lr']:>8.4f}")
         rows.append(row)
     crit = {"measured": bcrit(measured), **{n: bcrit(preds[n]) for n in names}}
     print("B_crit (mccandlish): " + ", ".join(
@@ -155,9 +164,10 @@ def main(argv=None) -> None:
         sizes = [m["batch_size"] for m in measured]
         preds = run(opt, sizes, exact, deltas, init, s2_init, args.repeats, args.seed)
         out["optimizers"][opt] = {**table(opt, measured, preds),
-                                  "fp_repeats": {str(p["batch_size"]): [r["steps"] for r in
-                                                                        p["repeats"]]
-                                                 for p in preds["fp"]}}
+                                  "repeats": {n: {str(p["batch_size"]): [r["steps"] for r in
+                                                                          p["repeats"]]
+                                                  for p in preds[n]}
+                                              for n in ("fp", "fp_data", "fp_init")}}
     path = Path(args.out)
     path.mkdir(parents=True, exist_ok=True)
     (path / "validation.json").write_text(json.dumps(out, indent=1) + "\n")
