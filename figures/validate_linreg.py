@@ -114,10 +114,12 @@ def table(opt: str, measured: list[dict], preds: dict) -> dict:
     names = ("const", "coupled", "fp", "fp_data", "coupled_init", "fp_init")
     print(f"\nlinreg {opt}: steps to excess loss {TARGET} (ratio = predicted / measured)")
     print(f"{'B':>5} {'measured':>8} " + " ".join(f"{n:>18}" for n in names)
-          + f" {'lr meas':>8} {'lr coup':>8} {'lr fp':>8} {'lr data':>8}")
+          + "   lr/(1-beta): measured, coupled, fp, fp_data")
     for i, m in enumerate(measured):
         row = {"batch_size": m["batch_size"], "measured": m["steps"], "measured_lr": m["lr"],
                "measured_momentum": m["momentum"]}
+        m_eff = m["lr"] / (1 - (m["momentum"] or 0.0))
+        row["measured_lr_effective"] = m_eff
         cells = []
         for n in names:
             p = preds[n][i]
@@ -126,13 +128,17 @@ def table(opt: str, measured: list[dict], preds: dict) -> dict:
             row[n + "_ratio"] = ratio(p["steps"], m["steps"])
             row[n + "_lr"] = p["lr"]
             row[n + "_lr_ratio"] = ratio(p["lr"], m["lr"])
+            if n != "const":       # lr / (1 - beta): the quantity momentum's ridge fixes
+                row[n + "_lr_effective"] = p["lr_effective"]
+                row[n + "_lr_effective_ratio"] = ratio(p["lr_effective"], m_eff)
             cells.append(f"{p['steps'] or float('nan'):>10.0f} ({row[n + '_ratio'] or 0:4.2f})")
         for n in ("fp", "fp_data", "fp_init"):
             row[n + "_q16"] = preds[n][i]["steps_q16"]
             row[n + "_q84"] = preds[n][i]["steps_q84"]
         print(f"{m['batch_size']:>5} {m['steps']:>8} " + " ".join(f"{c:>18}" for c in cells)
-              + f" {m['lr']:>8.4f} {row['coupled_lr']:>8.4f} {row['fp_lr']:>8.4f}"
-              f" {row['fp_data_lr']:>8.4f}")
+              + "  " + " ".join(f"{row[k]:>7.4f}" for k in (
+                  "measured_lr_effective", "coupled_lr_effective", "fp_lr_effective",
+                  "fp_data_lr_effective")))
         rows.append(row)
     crit = {"measured": bcrit(measured), **{n: bcrit(preds[n]) for n in names}}
     print("B_crit (mccandlish): " + ", ".join(

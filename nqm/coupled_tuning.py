@@ -112,7 +112,9 @@ def tune_one(spectrum: Spectrum, noise: CoupledNoise, cfg: CoupledTuneConfig,
     reached = params is not None
     return {"batch_size": int(batch_size), "steps": int(steps) if reached else None,
             "reached": reached, "lr": params[0] if reached else None,
-            "momentum": params[1] if reached else None, "at_edge": bool(edges),
+            "momentum": params[1] if reached else None,
+            "lr_effective": params[0] / (1 - params[1]) if reached else None,
+            "at_edge": bool(edges),
             "edges": edges, "lr_box": [float(np.exp(lr_box[0])), float(np.exp(lr_box[1]))]}
 
 

@@ -217,7 +217,8 @@ def sweep_once(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig, bat
 def first_passage(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig,
                   rng: np.random.Generator, theta0=None) -> list[dict]:
     """Per batch size: the median over `cfg.repeats` simulated sweeps of the best trial's
-    first evaluated crossing, its 16th / 84th percentiles, and every repeat's result.
+    first evaluated crossing, its 16th / 84th percentiles, the medians of the best trials' lr,
+    momentum and effective lr / (1 - momentum), and every repeat's result.
     Repeats that reach no target count as +inf (the median is None if more than half do).
     `theta0` (per row, or one row per trial) sets the initial points; default sqrt(s0)."""
     dirs = Directions(spectrum, theta0)
@@ -234,5 +235,7 @@ def first_passage(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig,
                     "lr": float(np.median([r["lr"] for r in won])) if won else None,
                     "momentum": (float(np.median([r["momentum"] for r in won]))
                                  if won else None),
+                    "lr_effective": (float(np.median([r["lr"] / (1 - r["momentum"])
+                                                      for r in won])) if won else None),
                     "repeats": runs})
     return out
