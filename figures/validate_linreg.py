@@ -70,12 +70,14 @@ def exact_linreg(n_trials: int = TRIALS) -> tuple[Spectrum, np.ndarray]:
 
 
 def init_sigma2() -> float:
+    """sigma^2 from the noise measured at initialisation: (tr S - |G|^2) / tr H - 2 L."""
     m = json.loads((MEASURE / "measure.json").read_text())["along_training"][0]
     assert m["label"] == "init"
     return ((m["trace_sigma"] - m["grad_norm_sq"]) / m["trace_hessian"]) - 2 * m["metric"]
 
 
 def spectrum_sigma2(sp: Spectrum) -> float:
+    """sigma^2 implied by a spectrum's own noise and distances (module docstring)."""
     w, h = sp.count, sp.h
     tr_h = float(np.sum(w * h))
     rest = np.sum(w * sp.c) - np.sum(w * h**2 * sp.s0) - tr_h * np.sum(w * h * sp.s0)
@@ -83,11 +85,13 @@ def spectrum_sigma2(sp: Spectrum) -> float:
 
 
 def bcrit(points) -> float | None:
+    """The mccandlish critical batch size of (batch_size, steps) points."""
     est = estimate([p["batch_size"] for p in points], [p["steps"] for p in points])
     return est.values.get("mccandlish")
 
 
 def run(opt: str, sizes, exact, deltas, init, s2_init, repeats, seed) -> dict:
+    """Every prediction of one optimizer's sweep (the module docstring's list)."""
     target_sp = load(MEASURE / "spectrum_target.npz")
     const = predict(target_sp, PredictConfig(target=TARGET, optimizer=opt,
                                              batch_sizes=tuple(sizes)))["points"]
@@ -106,10 +110,12 @@ def run(opt: str, sizes, exact, deltas, init, s2_init, repeats, seed) -> dict:
 
 
 def ratio(pred, meas):
+    """pred / meas (None when either is missing)."""
     return None if pred is None or meas is None else pred / meas
 
 
 def table(opt: str, measured: list[dict], preds: dict) -> dict:
+    """Rows of predicted / measured per batch size, B_crit and learning rates."""
     rows = []
     names = ("const", "coupled", "fp", "fp_data", "coupled_init", "fp_init")
     print(f"\nlinreg {opt}: steps to excess loss {TARGET} (ratio = predicted / measured)")
@@ -149,6 +155,7 @@ def table(opt: str, measured: list[dict], preds: dict) -> dict:
 
 
 def main(argv=None) -> None:
+    """Command line: predict, print the tables, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)

@@ -59,6 +59,7 @@ class CoupledNoise:
 
     @property
     def kappa(self) -> float:
+        """The coupling's weight: 1 with noise that follows the loss, 0 without."""
         return 1.0 if self.coupling else 0.0
 
     def additive(self, spectrum: Spectrum) -> np.ndarray:
@@ -67,6 +68,7 @@ class CoupledNoise:
 
 
 def check_optimizer(config: OptimizerConfig) -> OptimizerConfig:
+    """Only SGD and heavy-ball momentum without EMA have the closed recurrence here."""
     if config.kind not in ("sgd", "momentum") or config.ema is not None:
         raise NQMInputError(f"optimizer must be sgd or momentum without ema for the "
                             f"loss-following noise model, got {config.kind}"

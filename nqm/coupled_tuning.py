@@ -32,6 +32,8 @@ from nqm.spectrum import Spectrum
 
 @dataclass(frozen=True)
 class CoupledTuneConfig:
+    """Options of the loss-following model's tuning: target, optimizer, preconditioner, ..."""
+
     target: float
     optimizer: str = "sgd"
     precond: float = 0.0
