@@ -1,6 +1,6 @@
 """Validate the NQM's predictions against the committed linreg sweeps (SGD and heavy ball).
 
-    python figures/validate_linreg.py [--repeats 16] [--seed 0] [--out figures/validation/linreg]
+    python -m figures.validate_linreg [--repeats 16] [--seed 0] [--out figures/validation/linreg]
 
 Per batch size: the measured best-of-64 steps (figures/sweeps/linreg-<opt>/summary.json) against
   const    the constant-noise NQM (`nqm.predict`) on the measured spectrum at the target
