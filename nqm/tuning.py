@@ -492,14 +492,23 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
             kc = problem.crossing_before(zc, b, problem.max_steps if k is None else k - 1)
             if kc is not None:
                 z, k = zc, kc
-        if z is None:          # nothing reaches the target: the surrogate's best
-            z = np.clip(optima[0][0], problem.bounds[:, 0], problem.bounds[:, 1])
-            break
-        z, k = _exact_descent(problem, z, k, b, spacing)
-        bind = problem.binding(z)
+        if z is None:          # nothing reaches the target yet: the surrogate's best
+            z_try = np.clip(optima[0][0], problem.bounds[:, 0], problem.bounds[:, 1])
+        elif z.size > 1:       # (in one dimension bounded Brent resolves the optimum)
+            z, k = _exact_descent(problem, z, k, b, spacing)
+        bind = problem.binding(z if z is not None else z_try)
         if not bind:
             break
-        problem, starts, hint = problem.widened(bind), [z], float(max(k, 1))
+        problem = problem.widened(bind)
+        starts = [z if z is not None else z_try]
+        inside = starts[0].copy()     # and from the middle of the added part
+        inside[bind] = problem.bounds[bind, 0] + 0.5 * math.log(WIDEN_FACTOR)
+        starts.append(inside)
+        spacing = spacing.copy()     # the local search must reach into the widened part
+        spacing[bind] = np.maximum(spacing[bind], 0.5 * math.log(WIDEN_FACTOR))
+        hint = float(max(k, 1)) if k is not None else hint
+    if z is None:
+        z = z_try
     cfg, _ = problem.config(z)
     return problem.exact(cfg, None, b), z, problem
 
