@@ -403,7 +403,8 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         ladder = np.unique(np.round(np.geomspace(1, problem.max_steps, n_rungs))).astype(int)
 
         def ladder_losses(z):
-            return Modes.build(problem.spectrum, problem.config(z)[0]).dn_ladder(ladder)
+            modes = Modes.build(problem.spectrum, problem.config(z)[0])
+            return modes.dn_ladder_until(ladder, problem.target, float(bs[0]))
 
         for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
             for bi, b in enumerate(bs):
