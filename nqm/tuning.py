@@ -56,7 +56,7 @@ TINY = 1e-300           # losses are floored here before taking logs
 # Constants of the per-batch-size search (`_refine`):
 N_STARTS = 3            # local searches from this many grid points in distinct basins ...
 START_SLACK = 2.0       # ... whose grid score is within this factor of the best
-DESCENT_STEP = 0.25     # exact descent starts at this fraction of a grid spacing ...
+DESCENT_STEP = 0.05     # exact descent starts at this step in log coordinates ...
 DESCENT_MIN = 2e-3      # ... and stops below this step in log coordinates (0.2%)
 MAX_WIDENINGS = 4       # a binding bound is widened at most this many times
 
@@ -305,12 +305,12 @@ class _Problem:
 
 def _grid(problem: _Problem) -> tuple[np.ndarray, list[np.ndarray]]:
     """The stage-1 grid: every combination of evenly spaced values per search coordinate
-    (`grid_lr` learning rates, halved beside other coordinates unless a horizon is tuned, and
-    `grid_other` values of every other coordinate); returns (points, axes)."""
+    (`grid_lr` learning rates, halved beside two or more other coordinates unless a horizon is
+    tuned, and `grid_other` values of every other coordinate); returns (points, axes)."""
     axes = []
     for name, (lo, hi) in zip(problem.names, problem.bounds):
         n = problem.space.grid_lr if name == "lr" else problem.space.grid_other
-        if len(problem.names) > 1 and name == "lr" and "horizon" not in problem.names:
+        if len(problem.names) > 2 and name == "lr" and "horizon" not in problem.names:
             n = max(problem.space.grid_lr // 2 + 1, 5)
         axes.append(np.linspace(lo, hi, n))
     mesh = np.meshgrid(*axes, indexing="ij")
@@ -488,7 +488,7 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
         objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
         optima = [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
         optima.sort(key=lambda o: o[1])
-        for zc, _val in optima + [(z0, None) for z0 in starts]:
+        for zc, _val in optima + [(z0, None) for z0 in starts[-1:]]:
             zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
             kc = problem.crossing_before(zc, b, problem.max_steps if k is None else k - 1)
             if kc is not None:
@@ -518,14 +518,15 @@ def _exact_descent(problem: _Problem, z: np.ndarray, k: int, b: float,
                    spacing: np.ndarray) -> tuple[np.ndarray, int]:
     """Pattern search on the exact first crossing: move to the first neighbour z +- step along
     a coordinate (and, in two dimensions, a diagonal, for ridges) that crosses earlier; when
-    none does, divide the step by 3; from DESCENT_STEP grid spacings down to DESCENT_MIN.
+    none does, divide the step by 3; from DESCENT_STEP down to DESCENT_MIN (the local search
+    has converged to about DESCENT_STEP).
     The exact steps are integers and jagged where the loss oscillates, which the smooth
     surrogate of the local search cannot resolve."""
     n = z.size
     dirs = [s * np.eye(n)[j] for j in range(n) for s in (1.0, -1.0)]
     if n == 2:
         dirs += [np.array([a, c]) for a in (1.0, -1.0) for c in (1.0, -1.0)]
-    step = DESCENT_STEP * spacing
+    step = np.full(n, DESCENT_STEP)
     while step.max() > DESCENT_MIN:
         for d in dirs:
             zc = np.clip(z + d * step, problem.bounds[:, 0], problem.bounds[:, 1])
