@@ -14,13 +14,16 @@ Procedure for each batch size B:
      every grid point are built once, D(k) and N(k) are evaluated on a geometric ladder of steps
      (ratio 1.5), and L = D + N / B scores every B at once;
   2. refinement by a real optimiser (bounded Brent in one dimension, Nelder-Mead with bounds in
-     more) from the best grid point, from the runner-up when it lies in another basin, and from
+     more) from the best grid point, from up to two more grid points in other basins, and from
      the tuned optimum of the contained optimizer (SGD inside momentum: beta = 0; the base
      optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse; a schedule
      also starts from the constant-LR optimum with its step count as horizon;
-  3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
-  4. a polish pass tries each neighbour's tuned point (as is and with lr scaled by the batch
-     size ratio), which also keeps steps non-increasing in B.
+  3. (constant LR) the local optima compared by their exact first crossings, then, with
+     two or more coordinates, a pattern search on the exact crossing itself (it is integer
+     and jagged where the loss oscillates); an optimum on the lower lr bound or the upper
+     momentum / EMA bound widens that bound (`nqm.search_space`) and repeats 2-3 from there.
+Each batch size uses only its own grid column and its own contained optimum, so its result is
+the same whatever other batch sizes are requested.
 The objective in 1-2 is a smooth surrogate: the crossing of log L(k) with log target found by
 Brent's method on real k near the previous crossing (so it can miss an earlier transient dip,
 which step 3 then finds).  Targets not reached within the budget score
@@ -331,8 +334,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     edges its optimum touches.  `kind` is sgd | momentum | nesterov; `precond` the exponent p
     of the H^-p preconditioner; `ema` also tunes iterate averaging; `schedule` (default
     constant) also tunes the horizon.  Stages, as in the module docstring: the contained
-    optimizer's optimum (`_contained_optimum`), the shared grid (`_grid_scores`), refinement
-    and exact crossing per batch size (`_refine`), polish from the neighbours (`_polish`).
+    optimizer's optimum (`_contained_optimum`), the shared grid (`_grid_scores`), refinement,
+    exact descent and widening per batch size (`_refine`); each batch size's result does not
+    depend on the other batch sizes.
     `progress(1)` is called once per refined batch size.  `threads`: grid points and batch
     sizes run in a pool of this many threads (None: `nqm.threads.choose_threads`); the result
     is the same for any count.
