@@ -1,15 +1,23 @@
-"""Benchmark: `nqm` tuning against a plain reference written the obvious way.
+"""Benchmark: `nqm` tuning against Zhang et al.'s (2019) search written the obvious way in numpy.
 
-Reference (as in Zhang et al.'s notebook): for every batch size, a log grid of learning rates;
-for each, the SGD closed form of the expected loss in numpy,
-    L(k) = sum_i 1/2 h_i [ s*_i + (1 - lr h_i)^(2k) (s0_i - s*_i) ],
-    s*_i = lr c_i / (B h_i (2 - lr h_i)),
-and bisection on k for the first step with L(k) <= target (assuming L decreases); the best
-grid point is the answer.  Both run on the same spectrum and batch sizes in one process.
+Reference, per batch size B, on the same spectrum (h, c, s0, count):
+- sgd: a log grid of `--grid` (100) learning rates up to 1.9 / h_max; for each, the closed form
+      L(k) = sum_i 1/2 count_i h_i [ s*_i + (1 - lr h_i)^(2k) (s0_i - s*_i) ],
+      s*_i = lr c_i / (B h_i (2 - lr h_i)),
+  and bisection on k for the first step with L(k) <= target (assuming L decreases);
+- momentum: a grid of `--grid` learning rates (up to the stability limit 2 (1 + beta) / h_max)
+  times `--betas` (20) momenta with 1 - beta log-spaced in [1e-5, 1) (2,000 points); per point
+  the 3x3 second-moment map T_i of (E theta^2, E theta v, E v^2) of every direction,
+  eigendecomposed as one batch (numpy.linalg.eig), m(k) = m* + V diag(lam^k) V^-1 (m0 - m*)
+  with m* = (I - T)^-1 n, and bisection on k.  The decomposition is done once per grid point
+  and shared by the batch sizes (which only flattens the reference's cost).
+The best grid point is the answer.  Spectra: `binned` (d = 10^4, h_i = 1/i in 100 log-spaced
+bins, 84 non-empty rows: `power_law(d, bins=100)`) or `exact` (10^4 rows).
 
-    python benchmarks/bench_nqm.py                 # default model, 21 batch sizes
-    python benchmarks/bench_nqm.py --grid 300      # coarser reference grid
-Prints per-batch-size steps, the speed ratio and the ratio of steps found (ours / grid).
+    python benchmarks/bench_nqm.py --optimizer momentum --spectrum binned
+    python benchmarks/bench_nqm.py --optimizer sgd --spectrum exact
+(PYTHONPATH=. makes this checkout's `nqm` the one imported.)
+Prints per-batch-size steps, and the time and steps ratios (reference / ours).
 """
 
 import argparse
@@ -21,75 +29,119 @@ from nqm.spectrum import power_law
 from nqm.tuning import tune
 
 
-def reference_steps(h, c, s0, batch_size, target, lrs, max_steps):
-    """Plain numpy: min over the lr grid of the bisection-found first step below target."""
-    best, best_lr = None, None
-    for lr in lrs:
+def _bisect(loss, target, k_max):
+    """Smallest k in [0, k_max] with loss(k) <= target, assuming loss decreases (None: none)."""
+    if loss(k_max) > target:
+        return None
+    lo, hi = 0, k_max
+    if loss(0) <= target:
+        return 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if loss(mid) <= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def sgd_reference(spec, bs, target, n_lr, k_max):
+    h, c, s0, w = spec.h, spec.c, spec.s0, 0.5 * spec.count * spec.h
+    best = [(None, None)] * len(bs)
+    for lr in np.geomspace(1e-6, 1.0, n_lr) * 1.9 / h.max():
         x = lr * h
         r = (1.0 - x) ** 2
-        s_star = lr * c / (batch_size * h * (2.0 - x))
+        for j, b in enumerate(bs):
+            s_star = lr * c / (b * h * (2.0 - x))
+            k = _bisect(lambda k, s_star=s_star, r=r: np.sum(w * (s_star + r**k * (s0 - s_star))),
+                        target, k_max)
+            if k is not None and (best[j][0] is None or k < best[j][0]):
+                best[j] = (k, (lr, 0.0))
+    return best
 
-        def loss(k, r=r, s_star=s_star):
-            return 0.5 * np.sum(h * (s_star + r**k * (s0 - s_star)))
 
-        if loss(max_steps) > target:
-            continue
-        lo, hi = 0, max_steps            # loss(lo) > target >= loss(hi)
-        if loss(0) <= target:
-            hi = 0
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if loss(mid) <= target:
-                hi = mid
-            else:
-                lo = mid
-        if best is None or hi < best:
-            best, best_lr = hi, lr
-    return best, best_lr
+def momentum_reference(spec, bs, target, n_lr, n_beta, k_max):
+    h, c, s0, w = spec.h, spec.c, spec.s0, 0.5 * spec.count * spec.h
+    d = h.size
+    best = [(None, None)] * len(bs)
+    m0 = np.stack([s0, np.zeros(d), np.zeros(d)], axis=1)
+    for beta in 1.0 - np.geomspace(1e-5, 1.0, n_beta, endpoint=False):
+        for lr in np.geomspace(1e-6, 1.0, n_lr) * 2.0 * (1.0 + beta) / h.max() * (1 - 1e-9):
+            x = lr * h
+            a, bb = 1.0 - x, beta
+            # (E th^2, E th v, E v^2)' = T (E th^2, E th v, E v^2) + lr^2 c / B (1, 1, 1)
+            T = np.empty((d, 3, 3))
+            T[:, 0] = np.stack([a * a, 2 * a * bb * np.ones(d), bb * bb * np.ones(d)], 1)
+            T[:, 1] = np.stack([-a * x, bb * (a - x), bb * bb * np.ones(d)], 1)
+            T[:, 2] = np.stack([x * x, -2 * x * bb, bb * bb * np.ones(d)], 1)
+            lam, V = np.linalg.eig(T)
+            if np.abs(lam).max() >= 1.0:
+                continue
+            Vinv = np.linalg.inv(V)
+            I_T = np.eye(3) - T
+            for j, b in enumerate(bs):
+                n = np.outer(lr * lr * c / b, np.ones(3))
+                m_star = np.linalg.solve(I_T, n[..., None])[..., 0]
+                coef = np.einsum("dij,dj->di", Vinv, m0 - m_star)
+
+                def loss(k, m_star=m_star, coef=coef, V=V, lam=lam):
+                    mk = m_star[:, 0] + np.einsum("dj,dj->d", V[:, 0, :], lam**k * coef).real
+                    return np.sum(w * mk)
+
+                k = _bisect(loss, target, k_max)
+                if k is not None and (best[j][0] is None or k < best[j][0]):
+                    best[j] = (k, (lr, beta))
+    return best
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--optimizer", choices=("sgd", "momentum"), default="sgd")
+    ap.add_argument("--spectrum", choices=("binned", "exact"), default="binned")
     ap.add_argument("--d", type=int, default=10_000)
     ap.add_argument("--target", type=float, default=0.01)
-    ap.add_argument("--grid", type=int, default=1000, help="reference learning rates")
+    ap.add_argument("--grid", type=int, default=100, help="reference learning rates")
+    ap.add_argument("--betas", type=int, default=20, help="reference momenta")
     ap.add_argument("--max-steps", type=int, default=10**8)
-    ap.add_argument("--batch-sizes", default="0:20", help="log2 range LO:HI")
-    ap.add_argument("--repeats", type=int, default=3, help="ours: best of N timings")
+    ap.add_argument("--batch-sizes", default="0:20", help="log2 range LO:HI, or B1,B2,...")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    lo, hi = (int(v) for v in args.batch_sizes.split(":"))
-    bs = [2**i for i in range(lo, hi + 1)]
-    spec = power_law(d=args.d)
-    h, c, s0 = spec.h, spec.c, spec.s0
+    if ":" in args.batch_sizes:
+        lo, hi = (int(v) for v in args.batch_sizes.split(":"))
+        bs = [2**i for i in range(lo, hi + 1)]
+    else:
+        bs = [int(v) for v in args.batch_sizes.split(",")]
+    spec = power_law(d=args.d, bins=100 if args.spectrum == "binned" else None)
 
-    tune(spec, "sgd", bs[:2], args.target, max_steps=args.max_steps)   # compile (cached)
-    t_ours = float("inf")
-    for _ in range(args.repeats):            # best of N: the machine is shared and noisy
-        t0 = time.perf_counter()
-        ours = tune(spec, "sgd", bs, args.target, max_steps=args.max_steps)
-        t_ours = min(t_ours, time.perf_counter() - t0)
-
-    lrs = np.geomspace(1e-6, 1.0, args.grid) * 2.0 / h.max() * (1 - 1e-9)
+    tune(spec, args.optimizer, bs[:1], args.target, max_steps=args.max_steps)   # compile
     t0 = time.perf_counter()
-    ref = [reference_steps(h, c, s0, b, args.target, lrs, args.max_steps) for b in bs]
+    ours = tune(spec, args.optimizer, bs, args.target, max_steps=args.max_steps,
+                threads=args.threads)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if args.optimizer == "sgd":
+        ref = sgd_reference(spec, bs, args.target, args.grid, args.max_steps)
+    else:
+        ref = momentum_reference(spec, bs, args.target, args.grid, args.betas, args.max_steps)
     t_ref = time.perf_counter() - t0
 
-    print(f"spectrum d={args.d}, target {args.target}, {len(bs)} batch sizes, "
-          f"reference grid {args.grid} learning rates (spacing "
-          f"{(lrs[1] / lrs[0] - 1) * 100:.2f}%)")
-    print(f"{'batch':>9} {'ours':>10} {'grid':>10} {'ratio':>8} {'lr ours':>10} {'lr grid':>10}")
+    print(f"{args.optimizer}, spectrum {args.spectrum} ({spec.n_rows} rows, d = {args.d}), "
+          f"target {args.target}, {len(bs)} batch sizes")
+    print(f"{'batch':>9} {'ours':>10} {'reference':>10} {'ref/ours':>9} {'lr ours':>10} "
+          f"{'beta ours':>10} {'lr ref':>10} {'beta ref':>10}")
     ratios = []
-    for b, p, (rs, rlr) in zip(bs, ours, ref):
-        ratio = p.steps / rs if (p.steps and rs) else float("nan")
+    for b, p, (rs, arg) in zip(bs, ours, ref):
+        ratio = rs / p.steps if (p.steps and rs) else float("nan")
         ratios.append(ratio)
-        print(f"{b:>9d} {p.steps!s:>10} {rs!s:>10} {ratio:>8.4f} {p.lr:>10.4g} "
-              f"{rlr if rlr is None else format(rlr, '.4g'):>10}")
+        lr_r, beta_r = arg if arg else (float("nan"), float("nan"))
+        print(f"{b:>9d} {p.steps!s:>10} {rs!s:>10} {ratio:>9.4f} {p.lr:>10.4g} "
+              f"{p.momentum:>10.6g} {lr_r:>10.4g} {beta_r:>10.6g}")
     ratios = np.array(ratios)
-    print(f"\ntime: ours {t_ours:.2f} s (best of {args.repeats}), reference {t_ref:.2f} s, "
-          f"speed ratio {t_ref / t_ours:.0f}x")
-    verdict = ("ours <= grid at every batch size" if np.all(ratios <= 1)
-               else "ours > grid somewhere")
-    print(f"steps ours/grid: max {np.nanmax(ratios):.4f}, mean {np.nanmean(ratios):.4f} "
+    print(f"\ntime: ours {t_ours:.2f} s, reference {t_ref:.2f} s, "
+          f"reference / ours {t_ref / t_ours:.1f}x")
+    verdict = ("ours <= reference at every batch size" if np.all(ratios >= 1)
+               else "ours > reference somewhere")
+    print(f"steps reference/ours: min {np.nanmin(ratios):.4f}, mean {np.nanmean(ratios):.4f} "
           f"({verdict})")
 
 

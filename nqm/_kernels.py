@@ -229,6 +229,23 @@ def dn_ladder(ks, logabs, arg, g, q, inv1m, wdet, wn, work):
     return D, N
 
 
+@njit(cache=True, nogil=True)
+def dn_ladder_until(ks, logabs, arg, g, q, inv1m, wdet, wn, work, target, inv_b):
+    """(D(k), N(k)) along `ks` up to the first k with D + N * inv_b <= target; the entries
+    after it repeat that k's values (a larger batch size, inv_b' <= inv_b, has crossed by
+    then, so the first crossing on the ladder is the same for every such batch size)."""
+    n = ks.size
+    D = np.empty(n)
+    N = np.empty(n)
+    for i in range(n):
+        D[i], N[i] = dn_at(ks[i], logabs, arg, g, q, inv1m, wdet, wn, work)
+        if D[i] + N[i] * inv_b <= target:
+            D[i + 1:] = D[i]
+            N[i + 1:] = N[i]
+            break
+    return D, N
+
+
 @njit(cache=True, inline="always")
 def _cos_range(start, delta):
     """(min, max) of cos over the arc [start, start + delta] (delta may be negative)."""
@@ -448,6 +465,6 @@ def cache_is_warm() -> bool:
     cache index matches the source file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (build_modes, dn_at, dn_ladder, dn_lower, first_crossings))
+                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

@@ -83,6 +83,14 @@ class Modes:
         return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.arg, self.g,
                                   self.q, self.inv1m, self.wdet, self.wn, self._scratch())
 
+    def dn_ladder_until(self, ks, target: float, batch_size: float):
+        """`dn_ladder` up to the first k of `ks` where the loss at `batch_size` is <= target,
+        that k's values repeated after it (enough to find the first ladder crossing of every
+        batch size >= `batch_size`)."""
+        return _kernels.dn_ladder_until(np.asarray(ks, dtype=np.int64), self.logabs, self.arg,
+                                        self.g, self.q, self.inv1m, self.wdet, self.wn,
+                                        self._scratch(), float(target), 1.0 / batch_size)
+
     def loss(self, k: int, batch_size: float) -> float:
         D, N = self.dn(k)
         return D + N / batch_size

@@ -14,13 +14,16 @@ Procedure for each batch size B:
      every grid point are built once, D(k) and N(k) are evaluated on a geometric ladder of steps
      (ratio 1.5), and L = D + N / B scores every B at once;
   2. refinement by a real optimiser (bounded Brent in one dimension, Nelder-Mead with bounds in
-     more) from the best grid point, from the runner-up when it lies in another basin, and from
+     more) from the best grid point, from up to two more grid points in other basins, and from
      the tuned optimum of the contained optimizer (SGD inside momentum: beta = 0; the base
      optimizer inside EMA: gamma = 0), so a richer optimizer never tunes worse; a schedule
      also starts from the constant-LR optimum with its step count as horizon;
-  3. the exact first crossing (branch and bound) at the chosen point is the reported step count;
-  4. a polish pass tries each neighbour's tuned point (as is and with lr scaled by the batch
-     size ratio), which also keeps steps non-increasing in B.
+  3. (constant LR) the local optima compared by their exact first crossings, then, with
+     two or more coordinates, a pattern search on the exact crossing itself (it is integer
+     and jagged where the loss oscillates); an optimum on the lower lr bound or the upper
+     momentum / EMA bound widens that bound (`nqm.search_space`) and repeats 2-3 from there.
+Each batch size uses only its own grid column and its own contained optimum, so its result is
+the same whatever other batch sizes are requested.
 The objective in 1-2 is a smooth surrogate: the crossing of log L(k) with log target found by
 Brent's method on real k near the previous crossing (so it can miss an earlier transient dip,
 which step 3 then finds).  Targets not reached within the budget score
@@ -29,6 +32,7 @@ budget * (1 + log(L(budget) / target)) so the search is pulled toward reaching t
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -41,7 +45,7 @@ from nqm.closed_form import Modes
 from nqm.dynamics import lr_sequence, recurrence_losses
 from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
-from nqm.search_space import SearchSpace
+from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
 from nqm.spectrum import Spectrum
 from nqm.threads import choose_threads, thread_map
 
@@ -52,6 +56,12 @@ OVERSHOOT = 1.05        # aim 5% past the secant's root, so the next point lands
 MAX_LOG_STEP = 2.0      # at most a factor e^2 ~ 7.4 in 1 + k per bracketing step
 REL_WIDTH = 1e-5        # a bracket this narrow relative to k (or one step wide) is resolved
 TINY = 1e-300           # losses are floored here before taking logs
+# Constants of the per-batch-size search (`_refine`):
+N_STARTS = 3            # local searches from this many grid points in distinct basins ...
+START_SLACK = 2.0       # ... whose grid score is within this factor of the best
+DESCENT_STEP = 0.05     # exact descent starts at this step in log coordinates ...
+DESCENT_MIN = 2e-3      # ... and stops below this step in log coordinates (0.2%)
+MAX_WIDENINGS = 4       # a binding bound is widened at most this many times
 
 
 class TunedPoint(NamedTuple):
@@ -240,6 +250,35 @@ class _Problem:
         frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
+    def crossing_before(self, z, batch_size: float, cap: int) -> int | None:
+        """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
+        branch and bound stops at `cap`, so a point that cannot win costs little."""
+        if cap < 0:
+            return None
+        modes = Modes.build(self.spectrum, self.config(z)[0])
+        k = int(modes.first_crossings([batch_size], self.target, int(cap))[0])
+        return k if k >= 0 else None
+
+    def binding(self, z) -> list[int]:
+        """Coordinates whose optimum sits on a bound that may be widened: the lower bound of
+        lr / lr_limit, 1 - beta or 1 - gamma, while it is above its floor."""
+        tol = math.log(self.space.edge_factor)
+        floors = {"lr": LR_RATIO_FLOOR, "momentum": ONE_MINUS_FLOOR, "ema": ONE_MINUS_FLOOR}
+        return [j for j, name in enumerate(self.names)
+                if name in floors and z[j] - self.bounds[j, 0] <= tol
+                and self.bounds[j, 0] > math.log(floors[name]) + 1e-9]
+
+    def widened(self, coords: list[int]) -> _Problem:
+        """A copy whose lower bounds of `coords` lie WIDEN_FACTOR further out (not past
+        their floors)."""
+        floors = {"lr": LR_RATIO_FLOOR, "momentum": ONE_MINUS_FLOOR, "ema": ONE_MINUS_FLOOR}
+        out = copy.copy(self)
+        out.bounds = self.bounds.copy()
+        for j in coords:
+            out.bounds[j, 0] = max(self.bounds[j, 0] - math.log(WIDEN_FACTOR),
+                                   math.log(floors[self.names[j]]))
+        return out
+
     def edges(self, z, cfg: OptimizerConfig) -> tuple[str, ...]:
         out = []
         tol = math.log(self.space.edge_factor)
@@ -269,12 +308,12 @@ class _Problem:
 
 def _grid(problem: _Problem) -> tuple[np.ndarray, list[np.ndarray]]:
     """The stage-1 grid: every combination of evenly spaced values per search coordinate
-    (`grid_lr` learning rates, halved beside other coordinates unless a horizon is tuned, and
-    `grid_other` values of every other coordinate); returns (points, axes)."""
+    (`grid_lr` learning rates, halved beside two or more other coordinates unless a horizon is
+    tuned, and `grid_other` values of every other coordinate); returns (points, axes)."""
     axes = []
     for name, (lo, hi) in zip(problem.names, problem.bounds):
         n = problem.space.grid_lr if name == "lr" else problem.space.grid_other
-        if len(problem.names) > 1 and name == "lr" and "horizon" not in problem.names:
+        if len(problem.names) > 2 and name == "lr" and "horizon" not in problem.names:
             n = max(problem.space.grid_lr // 2 + 1, 5)
         axes.append(np.linspace(lo, hi, n))
     mesh = np.meshgrid(*axes, indexing="ij")
@@ -295,8 +334,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     edges its optimum touches.  `kind` is sgd | momentum | nesterov; `precond` the exponent p
     of the H^-p preconditioner; `ema` also tunes iterate averaging; `schedule` (default
     constant) also tunes the horizon.  Stages, as in the module docstring: the contained
-    optimizer's optimum (`_contained_optimum`), the shared grid (`_grid_scores`), refinement
-    and exact crossing per batch size (`_refine`), polish from the neighbours (`_polish`).
+    optimizer's optimum (`_contained_optimum`), the shared grid (`_grid_scores`), refinement,
+    exact descent and widening per batch size (`_refine`); each batch size's result does not
+    depend on the other batch sizes.
     `progress(1)` is called once per refined batch size.  `threads`: grid points and batch
     sizes run in a pool of this many threads (None: `nqm.threads.choose_threads`); the result
     is the same for any count.
@@ -328,13 +368,12 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         return _refine(problem, grid, spacing, scores[:, bi], reached[:, bi], float(bs[bi]),
                        None if nested is None else nested[bi])
 
-    results = []
-    for res in thread_map(refine, range(bs.size), threads):
-        results.append(res)
+    points = []
+    for (_score, k), z, prob in thread_map(refine, range(bs.size), threads):
+        points.append(_tuned_point(prob, int(bs[len(points)]), k, z))
         if progress is not None:
             progress(1)
-    results = _polish(problem, bs, results)
-    return [_tuned_point(problem, int(b), k, z) for b, ((_, k), z) in zip(bs, results)]
+    return points
 
 
 def _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps, space,
@@ -368,7 +407,8 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         ladder = np.unique(np.round(np.geomspace(1, problem.max_steps, n_rungs))).astype(int)
 
         def ladder_losses(z):
-            return Modes.build(problem.spectrum, problem.config(z)[0]).dn_ladder(ladder)
+            modes = Modes.build(problem.spectrum, problem.config(z)[0])
+            return modes.dn_ladder_until(ladder, problem.target, float(bs[0]))
 
         for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
             for bi, b in enumerate(bs):
@@ -413,12 +453,105 @@ class _Objective:
 
 def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,
             reached: np.ndarray, b: float, nested_z: np.ndarray | None):
-    """Stages 2-3 for one batch size: ((score, exact steps or None), z).
+    """Stages 2-3 for one batch size: ((score, exact steps or None), z, problem), where
+    `problem` carries the bounds after any widening.  Uses only this batch size's grid column
+    and contained optimum, so the result does not depend on the other batch sizes."""
+    if problem.closed:
+        return _refine_closed(problem, grid, spacing, scores, b, nested_z)
+    return _refine_schedule(problem, grid, spacing, scores, reached, b, nested_z)
 
-    Refines from the grid's best point; then from the runner-up if it lies in another basin
-    and scores within 10% of the best so far, and from the contained optimizer's optimum
-    `nested_z`; by bounded Brent in one dimension, Nelder-Mead with bounds in more.  The
-    reported step count is the exact first crossing at the chosen point."""
+
+def _starts(grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,
+            nested_z: np.ndarray | None) -> list[np.ndarray]:
+    """Starting points: the best grid point, then up to N_STARTS - 1 more in other basins
+    (more than 1.5 grid spacings from every start taken) scoring within START_SLACK of the
+    best, and the contained optimizer's optimum `nested_z`."""
+    order = np.argsort(scores, kind="stable")
+    chosen: list[int] = []
+    for gi in order:
+        if len(chosen) == N_STARTS or scores[gi] > START_SLACK * scores[order[0]]:
+            break
+        if all(np.any(np.abs(grid[gi] - grid[c]) > 1.5 * spacing) for c in chosen):
+            chosen.append(int(gi))
+    return [grid[c] for c in chosen] + ([] if nested_z is None else [nested_z])
+
+
+def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
+                   scores: np.ndarray, b: float, nested_z: np.ndarray | None):
+    """Constant LR: a local search on the surrogate from every start (`_starts`); the local
+    optima compared by their exact first crossings; an exact descent from the best
+    (`_exact_descent`); while the optimum sits on a widenable bound (`_Problem.binding`), the
+    bound is widened and the search repeated from there.  Never worse than any start."""
+    best_val = float(scores.min())
+    hint = max(best_val, 1.0) if best_val < problem.max_steps else 1.0
+    # simplex converged at 0.1% or about two steps, whichever is larger
+    fatol = max(1e-3, 2.0 / (1.0 + min(best_val, problem.max_steps)))
+    starts = _starts(grid, spacing, scores, nested_z)
+    z, k = None, None
+    for _ in range(MAX_WIDENINGS + 1):
+        objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
+        optima = [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
+        optima.sort(key=lambda o: o[1])
+        for zc, _val in optima + [(z0, None) for z0 in starts[-1:]]:
+            zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
+            kc = problem.crossing_before(zc, b, problem.max_steps if k is None else k - 1)
+            if kc is not None:
+                z, k = zc, kc
+        if z is None:          # nothing reaches the target yet: the surrogate's best
+            z_try = np.clip(optima[0][0], problem.bounds[:, 0], problem.bounds[:, 1])
+        elif z.size > 1:       # (in one dimension bounded Brent resolves the optimum)
+            z, k = _exact_descent(problem, z, k, b, spacing)
+        bind = problem.binding(z if z is not None else z_try)
+        if not bind:
+            break
+        problem = problem.widened(bind)
+        starts = [z if z is not None else z_try]
+        inside = starts[0].copy()     # and from the middle of the added part
+        inside[bind] = problem.bounds[bind, 0] + 0.5 * math.log(WIDEN_FACTOR)
+        starts.append(inside)
+        spacing = spacing.copy()     # the local search must reach into the widened part
+        spacing[bind] = np.maximum(spacing[bind], 0.5 * math.log(WIDEN_FACTOR))
+        hint = float(max(k, 1)) if k is not None else hint
+    if z is None:
+        z = z_try
+    cfg, _ = problem.config(z)
+    return problem.exact(cfg, None, b), z, problem
+
+
+def _exact_descent(problem: _Problem, z: np.ndarray, k: int, b: float,
+                   spacing: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pattern search on the exact first crossing: move to the first neighbour z +- step along
+    a coordinate (and, in two dimensions, a diagonal, for ridges) that crosses earlier; when
+    none does, divide the step by 3; from DESCENT_STEP down to DESCENT_MIN (the local search
+    has converged to about DESCENT_STEP).
+    The exact steps are integers and jagged where the loss oscillates, which the smooth
+    surrogate of the local search cannot resolve."""
+    n = z.size
+    dirs = [s * np.eye(n)[j] for j in range(n) for s in (1.0, -1.0)]
+    if n == 2:
+        dirs += [np.array([a, c]) for a in (1.0, -1.0) for c in (1.0, -1.0)]
+    step = np.full(n, DESCENT_STEP)
+    while step.max() > DESCENT_MIN:
+        for d in dirs:
+            zc = np.clip(z + d * step, problem.bounds[:, 0], problem.bounds[:, 1])
+            if np.array_equal(zc, z):
+                continue
+            kc = problem.crossing_before(zc, b, k - 1)
+            if kc is not None:
+                z, k = zc, kc
+                break
+        else:
+            step = step / 3.0
+    return z, k
+
+
+def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
+                     scores: np.ndarray, reached: np.ndarray, b: float,
+                     nested_z: np.ndarray | None):
+    """Schedules: refines from the grid's best point, from the runner-up if it lies in another
+    basin and scores within 10% of the best so far, and from the constant-LR optimum
+    `nested_z`, by Nelder-Mead with bounds; the reported step count is the exact first
+    crossing at the chosen point (or at the best point that reaches the target)."""
     max_steps = problem.max_steps
     order = np.argsort(scores, kind="stable")
     best_z, best_val = grid[order[0]], scores[order[0]]
@@ -427,11 +560,7 @@ def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np
     objective = _Objective(problem, b, hint=max(best_val, 1.0) if best_val < max_steps else 1.0,
                            best=best_val,
                            reached=(scores[gr], grid[gr]) if gr is not None else (np.inf, None))
-    # converged when the simplex agrees to 0.1% or to about two steps, whichever is larger
-    # (at a few hundred steps the objective moves in whole steps)
     fatol = max(1e-3, 2.0 / (1.0 + min(best_val, max_steps)))
-    if problem.closed:   # the ladder score is approximate: compare candidates on the surrogate
-        best_val = math.expm1(objective(best_z))
     candidates = [(0.0, grid[order[0]])]
     if len(order) > 1 and np.any(np.abs(grid[order[1]] - grid[order[0]]) > 1.5 * spacing):
         candidates.append((0.1, grid[order[1]]))
@@ -454,7 +583,7 @@ def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np
         best_z = objective.reached[1]
         cfg, horizon = problem.config(best_z)
         score, k = problem.exact(cfg, horizon, b)
-    return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1])
+    return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1]), problem
 
 
 def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
@@ -475,37 +604,6 @@ def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                    options={"initial_simplex": np.array(simplex), "xatol": 0.05,
                             "fatol": fatol, "maxfev": 100 * len(z0)})
     return res.x, math.expm1(res.fun)
-
-
-def _polish(problem: _Problem, bs: np.ndarray, results: list) -> list:
-    """Stage 4: a batch size may reuse the tuned point of B/2 or 2B, as is or with the learning
-    rate scaled by the batch-size ratio (perfect scaling's guess); candidates are screened
-    with the surrogate and accepted on the exact crossing, never trading a point that reaches
-    the target for one that does not.  Two sweeps, up then down.  (For schedules, only the
-    smaller neighbour's point as is, which keeps steps monotone.)"""
-    steps_out = [r[0] for r in results]
-    z_out = [r[1] for r in results]
-    lr_axis = problem.names.index("lr")
-    for sweep in (range(bs.size), range(bs.size - 1, -1, -1)):
-        for bi in sweep:
-            b = float(bs[bi])
-            for nb in (bi - 1, bi + 1):
-                if not 0 <= nb < bs.size or (not problem.closed and nb != bi - 1):
-                    continue
-                shifted = z_out[nb].copy()
-                shifted[lr_axis] += math.log(bs[bi] / bs[nb])
-                for z in ((z_out[nb], shifted) if problem.closed else (z_out[nb],)):
-                    z = np.clip(z, problem.bounds[:, 0], problem.bounds[:, 1])
-                    cfg, horizon = problem.config(z)
-                    if problem.closed:
-                        hint = max(min(steps_out[bi][0], problem.max_steps), 1.0)
-                        modes = Modes.build(problem.spectrum, cfg)
-                        if problem.surrogate_closed(modes, b, hint) >= steps_out[bi][0]:
-                            continue
-                    score, k = problem.exact(cfg, horizon, b)
-                    if score < steps_out[bi][0] and (k is not None or steps_out[bi][1] is None):
-                        steps_out[bi], z_out[bi] = (score, k), z
-    return list(zip(steps_out, z_out))
 
 
 def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> TunedPoint:

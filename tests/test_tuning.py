@@ -46,7 +46,8 @@ def test_sgd_tuning_within_1pct_of_brute_force(b):
     assert got.steps <= 1.01 * ref, (got.steps, ref)
 
 
-@pytest.mark.parametrize("b", [2, 256, pytest.param(8192, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("b", [2, 256, 8192])
 def test_momentum_tuning_within_1pct_of_brute_force(b):
     spec = power_law(d=30)
     got = tune(spec, "momentum", [b], 0.05)[0]
@@ -95,12 +96,9 @@ def test_steps_non_increasing_and_above_lower_bound(sgd_points, momentum_points)
             assert p.steps >= lower_bound_steps(SPEC.h, SPEC.c, SPEC.count, TARGET, p.batch_size)
 
 
-def test_momentum_like_sgd_at_small_batch_and_far_better_at_large(sgd_points, momentum_points):
+def test_momentum_never_worse_than_sgd_and_far_better_at_large(sgd_points, momentum_points):
     s = {p.batch_size: p.steps for p in sgd_points}
     m = {p.batch_size: p.steps for p in momentum_points}
-    # ~no gain at small B: a few percent at most (momentum's optimum there is the ridge of
-    # constant lr / (1 - beta), which SGD reaches too), against > 3x at large B
-    assert m[1] == pytest.approx(s[1], rel=0.05)
     assert all(m[b] <= s[b] for b in BS)      # momentum contains SGD (beta = 0)
     assert m[16384] < s[16384] / 3
 
@@ -122,12 +120,11 @@ def test_ema_helps_at_small_batch_only(sgd_points):
     assert ema[1].ema > 0.5
 
 
-def test_edge_flag_when_search_range_binds():
-    from nqm.tuning import SearchSpace
-    # forbid small learning rates: the optimum at B = 1 then sits on the lower search bound
-    narrow = SearchSpace(lr_ratio=(0.5, 1.0 - 1e-6))
-    p = tune(power_law(d=50), "sgd", [1], 0.05, space=narrow, max_steps=10**7)[0]
-    assert p.at_edge and "lr at lower search bound" in p.edges
+def test_edge_flag_only_at_a_bound_of_the_model():
+    """A search bound that binds is widened (tests/test_tuning_optimality.py); what stays
+    flagged is a bound of the model: the stability limit (above) or beta = 0."""
+    p = tune(power_law(d=50), "momentum", [1], 0.05, max_steps=10**7)[0]
+    assert not any("search bound" in e for e in p.edges), p.edges
 
 
 def test_unreachable_target_reported_not_reached():
