@@ -101,7 +101,8 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
         "method": "Lanczos top-k + SLQ bulk (deflated) + per-example gradients",
         "n_params": m.dim, "n_examples": m.n_examples, "h_floor": h_floor,
         "dropped_directions": dropped, "bulk_noise_exponent": q, "bulk_bins": int(centres.size),
-        "metric": float(m.metric), "train_loss": float(m.train_loss), "loss_floor": loss_floor,
+        "metric": float(m.metric) if np.isfinite(m.metric) else None,
+        "train_loss": float(m.train_loss), "loss_floor": loss_floor,
         **({} if loss_init is None else {
             "train_loss_init": float(loss_init),
             "target_fraction": target_fraction_rule(loss_init, m.train_loss, loss_floor)})})
