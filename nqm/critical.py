@@ -67,6 +67,12 @@ def fit_mccandlish(batch_sizes, steps) -> McCandlishFit:
     return McCandlishFit(float(s_min), float(e_min), float(b_crit))
 
 
+def crossing_fraction(y0: float, y1: float, level: float) -> float:
+    """Where a line from y0 to y1 meets `level`, as a fraction of the way: (y0 - level) / (y0 - y1)
+    (1 when y0 = y1).  Used in log coordinates for the first crossings of steps and losses."""
+    return (y0 - level) / (y0 - y1) if y0 != y1 else 1.0
+
+
 def overhead_batch_size(batch_sizes, steps, overhead: float = 0.2) -> float | None:
     """Batch size where S B / (S_0 B_0) first reaches 1 + overhead (None if it never does)."""
     b, s = _clean(batch_sizes, steps)
@@ -81,7 +87,7 @@ def overhead_batch_size(batch_sizes, steps, overhead: float = 0.2) -> float | No
     if i == 0:
         return float(b[0])
     lr0, lr1 = math.log(r[i - 1]), math.log(r[i])
-    frac = (math.log(level) - lr0) / (lr1 - lr0) if lr1 != lr0 else 1.0
+    frac = crossing_fraction(lr0, lr1, math.log(level))
     return float(math.exp(math.log(b[i - 1]) + frac * (math.log(b[i]) - math.log(b[i - 1]))))
 
 

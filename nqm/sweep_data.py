@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nqm.errors import NQMInputError
+from nqm.optimizer import KINDS
 
 #: sweep optimizer -> NQM optimizer (kind, preconditioner exponent p).  Adam has no exact NQM
 #: counterpart: an H^-p preconditioned SGD stands in for it (Zhang et al. 2019, section 3.3).
@@ -95,7 +96,7 @@ def parse_proxy(text: str | None) -> dict[str, tuple[str, float]]:
             name, value = (x.strip() for x in item.split("="))
             if value.startswith("precond:"):
                 proxy[name] = ("sgd", float(value.split(":", 1)[1]))
-            elif value in ("sgd", "momentum", "nesterov"):
+            elif value in KINDS:
                 proxy[name] = (value, 0.0)
             else:
                 raise ValueError(value)

@@ -42,6 +42,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
+from nqm.critical import crossing_fraction
 from nqm.dynamics import lr_sequence, recurrence_losses
 from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
@@ -211,7 +212,7 @@ class _Problem:
         if i == 0:
             return float(ks[0])
         l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], TINY))
-        frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
+        frac = crossing_fraction(l0, l1, self.log_target)      # l0 > log target >= l1
         return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
 
     def exact(self, cfg: OptimizerConfig, horizon, batch_size: float,
@@ -247,7 +248,7 @@ class _Problem:
             return 0.0, 0
         # fractional crossing between k - 1 and k, log-linear in the loss
         l0, l1 = math.log(curve[k - 1]), math.log(max(curve[k], TINY))
-        frac = (l0 - self.log_target) / (l0 - l1) if l0 > l1 else 1.0
+        frac = crossing_fraction(l0, l1, self.log_target)      # l0 > log target >= l1
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
     def crossing_before(self, z, batch_size: float, cap: int) -> int | None:

@@ -78,7 +78,7 @@ def test_intervals_cover_the_distribution_values():
     over 60 seeds (B_simple = 11 with N = 200) the 95% intervals must cover the true B_simple
     and B_noise in at least 50 of 60 runs (the bootstrap is approximate; in a 200-seed run the
     coverage was 91% and 94%), and tr(Sigma) must be unbiased to within 4 standard errors."""
-    from tests.empirical.test_spectral import Dense
+    from tests.helpers import Dense
 
     P, N = 20, 200
     h = np.linspace(0.1, 2.0, P)

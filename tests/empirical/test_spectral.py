@@ -4,26 +4,7 @@ import numpy as np
 import pytest
 
 from empirical.spectral import hutchinson, slq, top_eigenpairs
-
-
-class Dense:
-    """A dense symmetric matrix behind the operator interface, counting products."""
-
-    def __init__(self, A):
-        self.A, self.shape, self.n_products = A, A.shape, 0
-
-    def matvec(self, v):
-        self.n_products += 1
-        return self.A @ v
-
-    def matmat(self, V):
-        self.n_products += V.shape[1]
-        return self.A @ V
-
-    def as_linear_operator(self):
-        from scipy.sparse.linalg import LinearOperator
-        return LinearOperator(self.shape, matvec=self.matvec, matmat=self.matmat,
-                              dtype=np.float64)
+from tests.helpers import Dense
 
 
 def random_symmetric(eigs, seed=0):

@@ -8,7 +8,7 @@ from nqm.closed_form import Modes
 from nqm.dynamics import expected_loss, monte_carlo, recurrence_losses
 from nqm.optimizer import OptimizerConfig, lr_limit
 from nqm.schedule import Schedule
-from tests.reference import moment_recurrence
+from tests.helpers import moment_recurrence
 
 CONFIGS = [
     OptimizerConfig("sgd", lr=0.9),

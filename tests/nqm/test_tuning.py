@@ -121,7 +121,7 @@ def test_ema_helps_at_small_batch_only(sgd_points):
 
 
 def test_edge_flag_only_at_a_bound_of_the_model():
-    """A search bound that binds is widened (tests/test_tuning_optimality.py); what stays
+    """A search bound that binds is widened (tests/nqm/test_tuning_optimality.py); what stays
     flagged is a bound of the model: the stability limit (above) or beta = 0."""
     p = tune(power_law(d=50), "momentum", [1], 0.05, max_steps=10**7)[0]
     assert not any("search bound" in e for e in p.edges), p.edges

@@ -1,5 +1,5 @@
 """The tuner against a brute-force fine grid over the whole metaparameter box
-(`tests/brute_force.py`: exact first crossings), for every optimizer at small, knee and large
+(`tests.helpers.brute_force`: exact first crossings), for every optimizer at small, knee and large
 batch sizes, and the independence of each batch size's result from the others requested."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from nqm.spectrum import power_law
 from nqm.tuning import tune
-from tests.brute_force import brute_force
+from tests.helpers import brute_force
 
 TARGET = 0.005
 BUDGET = 10**7

@@ -9,7 +9,7 @@ from nqm.optimizer import OptimizerConfig
 from nqm.schedule import Schedule
 from nqm.spectrum import Spectrum, power_law
 from nqm.steps import steps_to_target
-from tests.reference import forward_scan
+from tests.helpers import forward_scan
 
 
 def gap_target(curve, q):
