@@ -27,7 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from empirical.measure import Measurement
-from nqm.spectrum import Spectrum
+from nqm.spectrum import (
+    Spectrum,
+    read_npz,  # noqa: F401  (the custom workload's data file, safely)
+)
 from nqm.spectrum import load as load_spectrum  # noqa: F401  (the measure pipeline reads back)
 
 Q_RANGE = (-2.0, 4.0)

@@ -245,40 +245,10 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
         train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """The arrays of the user's `.npz` data file, read without unpickling anything; a
-    ValueError (one line naming the file) when it is missing or not a readable archive."""
-    import zipfile
-    from pathlib import Path
-
-    def reason(exc: Exception) -> str:
-        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        if "pickle" in text.lower():
-            return "it holds pickled Python objects, which are not loaded for safety"
-        return text or type(exc).__name__
-
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"data file not found: {path}")
-    bad = f"{path} is not a readable .npz data file"
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{bad} (not a zip archive of arrays)")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except Exception as exc:  # numpy raises several types for corrupt archives
-        raise ValueError(f"{bad} ({reason(exc)})") from None
-    with z:
-        data = {}
-        for key in z.files:
-            try:
-                data[key] = z[key]
-            except Exception as exc:   # object arrays, corrupt members
-                raise ValueError(f"{bad} (array '{key}': {reason(exc)})") from None
-    return data
-
-
 def _load_custom(path: str):
-    data = _read_npz(path)     # nothing is unpickled; errors name the file
+    from empirical.adapter import read_npz
+
+    data = read_npz(path, "data")     # nothing is unpickled; errors name the file
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks array(s) {', '.join(missing)}")
