@@ -399,7 +399,7 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
 @TORCH_THREADS
 @_input_errors
 def demo(out_dir, batch_sizes, trials, target, budget, quiet, threads):
-    """The whole loop on linreg in about a minute: sweeps (SGD, momentum), the spectra where the
+    """The whole loop on linreg in a minute or two: sweeps (SGD, momentum), the spectra where the
     reference run meets the target, the NQM calibrated on SGD's two ends against the null
     hyperbola, momentum predicted without refit, figures and a summary."""
     from empirical.demo import DemoConfig, summary_lines
