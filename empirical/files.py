@@ -1,12 +1,13 @@
-"""Writing the result files of sweeps and measurements: JSON (atomically where a rerun reads
-it back) and CSV, into an output directory created on demand."""
+"""Writing the result files of sweeps and measurements: JSON (nqm's writer; atomically where a
+rerun reads it back) and CSV, into an output directory created on demand."""
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
+
+from nqm.files import write_json
 
 
 def make_out_dir(path) -> Path:
@@ -18,17 +19,6 @@ def make_out_dir(path) -> Path:
         raise ValueError(f"cannot create output directory {path}: "
                          f"{exc.strerror or exc}") from None
     return out
-
-
-def _jsonable(x):
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def write_json(path, data) -> None:
-    """`data` as indented JSON (arrays as lists; NaN and inf refused)."""
-    Path(path).write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable) + "\n")
 
 
 def write_json_atomic(path, data) -> None:

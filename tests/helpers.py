@@ -3,6 +3,11 @@ code shared with `nqm`), the brute-force optimum over the metaparameter box (the
 `nqm.tuning`), and a dense operator with a known spectrum (the reference for `empirical.spectral`).
 """
 
+import contextlib
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from nqm.closed_form import Modes
@@ -146,3 +151,20 @@ class Dense:
         from scipy.sparse.linalg import LinearOperator
         return LinearOperator(self.shape, matvec=self.matvec, matmat=self.matmat,
                               dtype=np.float64)
+
+
+@contextlib.contextmanager
+def another_process_holding_the_lock(directory):
+    """A second process that holds `empirical.protocol.directory_lock(directory)` until the
+    block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
+         "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
+         str(directory)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait()

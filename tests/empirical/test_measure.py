@@ -270,26 +270,15 @@ def _close(a, b, rel=1e-9) -> bool:
 
 
 def test_measure_cli_refuses_a_directory_in_use(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from tests.helpers import another_process_holding_the_lock
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
-         "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
-         str(tmp_path)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with another_process_holding_the_lock(tmp_path):
         res = CliRunner().invoke(cli, ["measure", "--workload", "linreg", "--at-step", "0",
                                        "--top-k", "3", "--quiet", "--out", str(tmp_path)])
         assert res.exit_code == 2, res.output
         assert res.stderr.strip() == (f"Error: another nqm process is using {tmp_path} "
                                       f"(lock {tmp_path / '.lock'})")
         assert not (tmp_path / "points").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait()
 
 
 def test_measure_cli_uncreatable_output_directory(tmp_path):

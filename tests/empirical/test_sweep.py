@@ -351,22 +351,15 @@ def test_sweep_prints_interval_and_flags(tmp_path):
 
 def test_second_process_on_one_directory_is_refused(tmp_path):
     """While another process holds the directory's lock, a sweep into it writes nothing."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
-         "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
-         str(tmp_path)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    from tests.helpers import another_process_holding_the_lock
+
+    with another_process_holding_the_lock(tmp_path):
         r = CliRunner().invoke(cli, ["sweep", *SMALL, "--batch-sizes", "16", "--out",
                                      str(tmp_path)])
         assert r.exit_code == 2, r.output
         assert r.stderr.strip() == (f"Error: another nqm process is using {tmp_path} "
                                     f"(lock {tmp_path / '.lock'})")
         assert not (tmp_path / "records.jsonl").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait()
     # released when the holder ends; and this command releases it when it ends
     for _ in range(2):
         r = CliRunner().invoke(cli, ["sweep", "--workload", "linreg", "--optimizer", "sgd",
