@@ -80,7 +80,7 @@ class MeasureRunConfig:
 
     def options(self, w) -> dict:
         """Every option that changes a measurement, as measure_config.json holds them."""
-        from empirical.protocol import file_sha256
+        from empirical.records import file_sha256
 
         ref, custom = w.reference, self.workload == "custom"
         options = {("curvature" if k == "kind" else k): v
@@ -125,7 +125,7 @@ def run_measure(config: MeasureRunConfig, out_dir,
     `progress(1)` after each checkpoint; `note` hears the steps of a measurement; `warn`
     hears about the custom model and an unusable spectrum (s0 = 0)."""
     from empirical.executor import use_free_cores
-    from empirical.protocol import claim_directory, directory_lock
+    from empirical.records import claim_directory, directory_lock
 
     use_free_cores(config.threads)
     warn = warn or (lambda msg: None)
@@ -211,7 +211,7 @@ def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note
 
 def _record(config: MeasureRunConfig, w, along: list[dict], wall_s: float) -> dict:
     """measure.json: the last checkpoint's summary, the run's settings, every checkpoint."""
-    from empirical.protocol import versions
+    from empirical.versions import versions
 
     ref_run = {**w.reference, **{k: v for k, v in (("optimizer", config.optimizer),
                                                    ("lr", config.lr),

@@ -15,15 +15,12 @@ from collections.abc import Callable
 from empirical.files import make_out_dir, write_csv, write_json
 from empirical.protocol import (
     SweepConfig,
-    claim_directory,
-    directory_lock,
-    read_records,
     recorded_options,
-    repair_records,
     run_batch_size,
     summarize,
     sweep_options,
 )
+from empirical.records import claim_directory, directory_lock, read_records, repair_records
 
 SUMMARY_COLUMNS = ["batch_size", "steps", "reached", "lr", "momentum", "trials", "diverged",
                    "widened"]

@@ -155,10 +155,10 @@ class Dense:
 
 @contextlib.contextmanager
 def another_process_holding_the_lock(directory):
-    """A second process that holds `empirical.protocol.directory_lock(directory)` until the
+    """A second process that holds `empirical.records.directory_lock(directory)` until the
     block ends."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from empirical.protocol import directory_lock\n"
+        [sys.executable, "-c", "import sys; from empirical.records import directory_lock\n"
          "with directory_lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()",
          str(directory)], cwd=os.getcwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True)

@@ -376,11 +376,11 @@ def test_uncreatable_output_directory(tmp_path):
     assert r.stderr.strip() == f"Error: cannot create output directory {bad}: Not a directory"
 
 
-def test_protocol_imports_and_runs_without_fcntl(tmp_path):
+def test_records_import_and_run_without_fcntl(tmp_path):
     """Where fcntl is missing (Windows) the module still imports and locks with msvcrt, or,
     with neither, runs unlocked."""
     code = ("import sys; sys.modules['fcntl'] = None; sys.modules['msvcrt'] = None\n"
-            "from empirical.protocol import append_records, directory_lock, read_records\n"
+            "from empirical.records import append_records, directory_lock, read_records\n"
             "from pathlib import Path\n"
             "with directory_lock(sys.argv[1]):\n"
             " append_records(Path(sys.argv[1]) / 'r.jsonl', [{'a': 1}])\n"
