@@ -153,14 +153,19 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
 @SPECTRUM
 @opt("--target", type=float, default=0.01, show_default=True)
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True)
+@opt("--noise-log", type=FILE, default=None,
+     help="Instead: plot this noise-scale log (empirical.track) as OUT/noise_scale_tracked.png.")
 @QUIET
 @NQM_THREADS
 @_input_errors
-def figures(out_dir, spec, target, batch_sizes, quiet, threads):
+def figures(out_dir, spec, target, batch_sizes, noise_log, quiet, threads):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
     OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
     hold no wall-clock times: a rerun with the same versions and Numba thread count gives
-    byte-identical JSON and CSV (the thread count changes the last digits of tuned rates)."""
+    byte-identical JSON and CSV (the thread count changes the last digits of tuned rates).
+    With --noise-log, plot that tracked B_simple against step instead (nothing is tuned)."""
+    if noise_log:
+        return _plot_noise_log(noise_log, Path(out_dir))
     from figures.plots import compare_optimizers as plot_compare
     from figures.plots import steps_vs_batch
     from figures.text import compare_lines
@@ -186,6 +191,21 @@ def figures(out_dir, spec, target, batch_sizes, quiet, threads):
                  title=f"NQM {spectrum.meta.get('source', spec)}, target {target:g}")
     click.echo("(" + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()) + ")")
     click.echo(f"wrote {out}/")
+
+
+def _plot_noise_log(path, out: Path) -> None:
+    """`nqm figures --noise-log`: the tracked B_simple against step, and a short table."""
+    from figures.plots import tracked_noise_scale
+    from figures.text import tracked_lines
+    from nqm.noise_log import load_noise_log
+
+    log = load_noise_log(path)
+    for note in log.notes:
+        _stderr(f"warning: {note}")
+    out.mkdir(parents=True, exist_ok=True)
+    tracked_noise_scale(log, out / "noise_scale_tracked.png", title=f"tracked B_simple: {path}")
+    _echo(tracked_lines(log))
+    click.echo(f"wrote {out}/noise_scale_tracked.png")
 
 
 @cli.command()
@@ -357,10 +377,12 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @JSON
 @opt("--csv", "csv_path", type=FILE, help="Write CSV here.")
 @opt("--plot", "plot_path", type=FILE, help="Steps and tuned lr vs B (PNG and PDF).")
+@opt("--noise-log", type=FILE, default=None,
+     help="A noise-scale log (empirical.track): its B_simple as a further B_crit predictor.")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              threads):
+              noise_log, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -368,17 +390,20 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     from nqm.calibrate import CalibrateConfig, parse_fit_on
     from nqm.calibrate import calibrate as run_calibrate
     from nqm.files import write_json
+    from nqm.noise_log import load_noise_log
     from nqm.spectrum import load
     from nqm.sweep_data import load_sweep, parse_proxy
 
     spectrum, sweep = load(spectrum_path), load_sweep(runs)
     others = tuple(load_sweep(t) for t in transfer)
+    tracked = load_noise_log(noise_log) if noise_log else None
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads)
     _compile_notice()
-    record = run_calibrate(spectrum, sweep, config, transfer=others)
+    record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
     _echo(calibrate_lines(record))
-    for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]]:
+    for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]] + \
+            record.get("tracked_b_simple", {}).get("notes", []):
         _stderr(f"warning: {w}")
     if json_path:
         write_json(json_path, record)

@@ -37,6 +37,8 @@ def calibrate_lines(record: dict) -> list[str]:
             out.append(f"  {who:<10} {_g(c['mccandlish'])} / {_g(c['overhead_20pct'])}"
                        + (f"  (extrapolated: {', '.join(c['extrapolated'])})"
                           if c["extrapolated"] else ""))
+    if "tracked_b_simple" in record:
+        out.append(tracked_line(record["tracked_b_simple"]))
     out.append(summary_line(record))
     for t in record["transfer"]:
         e = t["error"]["nqm_worst"]
@@ -44,6 +46,19 @@ def calibrate_lines(record: dict) -> list[str]:
                    f"B_crit {_g(t['critical_batch_size']['predicted']['mccandlish'])} predicted"
                    f" against {_g(t['critical_batch_size']['measured']['mccandlish'])} measured")
     return out
+
+
+def tracked_line(t: dict) -> str:
+    """The tracked B_simple (McCandlish et al.: B_crit ~ B_simple) judged against the measured
+    `mccandlish` B_crit, beside the other predictions' error factors."""
+    ci = t["interval"]
+    where = (f"step {t['step']}, first metric <= target" if t["at"] == "target"
+             else f"step {t['step']}, end of log")
+    others = ", ".join(f"{k} {_g(v, '.3g')}x" for k, v in t["error_others"].items())
+    return (f"  tracked B_simple {_g(t['b_simple'])}"
+            + (f" [{_g(ci[0], '.3g')}, {_g(ci[1], '.3g')}]" if ci else "")
+            + f" ({where}): {_g(t['error'], '.3g')}x from the measured mccandlish B_crit "
+            f"(errors of the others: {others})")
 
 
 CSV_KEYS = ("batch_size", "measured", "predicted", "null_model", "used_in_fit", "lr_measured",

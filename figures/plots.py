@@ -160,3 +160,25 @@ def noise_along_training(points: list[dict], path, title: str = "") -> None:
     ax.set_yscale("log")
     ax.set_xticks(x, [f"{p['label']}\nloss {p['train_loss']:.3g}" for p in points], fontsize=8)
     _finish(fig, ax, path, "checkpoint (training loss)", "noise scale (examples)", title)
+
+
+def tracked_noise_scale(log, path, title: str = "") -> None:
+    """The tracked B_simple of a noise-scale log (`nqm.noise_log.NoiseLog`) against step, its
+    interval as a band, and the logged metric (or loss) on a second axis when present."""
+    pts = log.points
+    step = np.array([p.step for p in pts], dtype=float)
+    b = np.array([np.nan if p.b_simple is None else p.b_simple for p in pts])
+    ci = np.array([[np.nan, np.nan] if p.interval is None else p.interval for p in pts])
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.fill_between(step, np.maximum(ci[:, 0], np.nanmin(b[b > 0], initial=1e-12) / 10),
+                    ci[:, 1], color="tab:blue", alpha=0.25, lw=0, label="interval")
+    ax.plot(step, b, color="tab:blue", lw=1.5, label="B_simple (EMA)")
+    ax.set_yscale("log")
+    key = "metric" if any(p.metric is not None for p in pts) else "loss"
+    other = np.array([np.nan if getattr(p, key) is None else getattr(p, key) for p in pts])
+    if np.isfinite(other).any():
+        ax2 = ax.twinx()
+        ax2.plot(step, other, color="tab:gray", lw=1, alpha=0.8, label=key)
+        ax2.set_ylabel(key, color="tab:gray")
+        ax2.set_yscale("log" if np.nanmin(other) > 0 else "linear")
+    _finish(fig, ax, path, "step", "B_simple = tr(Sigma)/|G|^2 (examples)", title)

@@ -175,3 +175,19 @@ def measure_lines(record: dict) -> list[str]:
     out.append(f"top eigenvalues at {along[-1]['label']}: "
                + ", ".join(fmt(v, ".3g") for v in top[:10]) + (" ..." if len(top) > 10 else ""))
     return out
+
+
+def tracked_lines(log, rows: int = 10) -> list[str]:
+    """A noise-scale log (`nqm.noise_log.NoiseLog`) as about `rows` evenly spaced updates and
+    the last: step, B_simple [interval], loss and metric."""
+    pts = log.points
+    idx = sorted({round(i * (len(pts) - 1) / max(rows - 1, 1)) for i in range(rows)})
+    out = [f"{log.source}: {len(pts)} updates, estimator {log.config.get('estimator', '?')}, "
+           f"ema {log.config.get('ema', '?')}",
+           f"{'step':>8} {'B_simple [interval]':>30} {'loss':>9} {'metric':>9}"]
+    for i in idx:
+        p = pts[i]
+        value = with_interval(p.b_simple, p.interval) if p.interval else fmt(p.b_simple)
+        out.append(f"{p.step:>8d} {value:>30} "
+                   f"{fmt(p.loss):>9} {fmt(p.metric):>9}")
+    return out

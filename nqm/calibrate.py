@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 
 from nqm.critical import estimate
 from nqm.errors import NQMInputError
+from nqm.noise_log import NoiseLog, judge_tracked
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
 
@@ -301,9 +302,12 @@ def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
 
 
 def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = CalibrateConfig(),
-              transfer: tuple[SweepData, ...] = (), f_rule: float | None = None) -> dict:
+              transfer: tuple[SweepData, ...] = (), f_rule: float | None = None,
+              noise_log: NoiseLog | None = None) -> dict:
     """Fit (f, kappa) on `sweep`, predict it and every `transfer` sweep (other optimizers, same
-    workload, no refit); the record of `nqm calibrate --json` (module docstring)."""
+    workload, no refit); the record of `nqm calibrate --json` (module docstring).  With a
+    tracked `noise_log`, also its B_simple as a further predictor of the measured B_crit
+    (McCandlish et al.: B_crit ~ B_simple; `nqm.noise_log.judge_tracked`)."""
     check_same_workload(spectrum, sweep)
     for t in transfer:
         check_same_workload(spectrum, t)
@@ -338,6 +342,9 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         "warnings": sweep_warnings(sweep, spectrum),
         "transfer": [],
     }
+    if noise_log is not None:
+        record["tracked_b_simple"] = judge_tracked(noise_log, sweep.target,
+                                                   main["critical_batch_size"])
     for t in transfer:
         t_kind, t_pre = config.nqm_optimizer(t.optimizer)
         t_model = _Model(spectrum, t_kind, t_pre, max_steps, config.threads)
