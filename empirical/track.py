@@ -14,7 +14,8 @@ Each update turns gradients you already have into one unbiased pair (tr(Sigma), 
 
 The raw pairs are very noisy; numerator and denominator are averaged separately with an
 Adam-style bias-corrected EMA and the ratio is taken (`empirical.ema_ratio`, which also gives
-the delta-method standard error and interval).  The first update's B_simple is the raw ratio.
+the delta-method standard error and Fieller's interval, unbounded above while |G|^2 is not
+resolved).  The first update's B_simple is the raw ratio.
 
 Distributed data parallel: the per-rank gradient before the all-reduce is the small batch
 (b_small = the per-rank batch) and the all-reduced gradient the big one (b_big = world size x
@@ -39,9 +40,10 @@ the first b_small examples and one on the rest give both gradients for the cost 
 over the batch, and leave the big-batch gradient in .grad for the optimizer.
 
 Log: with `log=PATH` every update appends one JSON line (append-only, flushed): a first line
-{"kind": "config", ...} (decay, z, the estimator, the interval method, your `config`, the
-parameter count and versions) and then {"kind": "update", "step", "b_simple", "interval",
-"se", "g2", "trace_sigma", "effective_updates", "raw": {...}, "loss", "metric"} per update.
+{"kind": "config", ...} (decay, z, the estimator, the interval method, your `info`, the
+parameter count and versions) and then one {"kind": "update", "step", "b_simple", "interval"
+(null for an unbounded end), "se", "g2", "trace_sigma", "updates", "effective_updates",
+"raw": {the raw pair and its inputs}, "loss", "metric"} per update.
 `nqm figures --noise-log PATH` plots it; `nqm calibrate --noise-log PATH` reports it beside the
 measured critical batch size.
 """
@@ -58,8 +60,8 @@ import torch
 
 from empirical.ema_ratio import EmaRatio, RatioEstimate
 
-INTERVAL_METHOD = ("delta method on the ratio of bias-corrected EMAs, weighted (co)variances "
-                   "of the raw estimates, normal quantile z")
+INTERVAL_METHOD = ("Fieller interval (se: delta method) for the ratio of bias-corrected EMAs, "
+                   "weighted (co)variances of the raw estimates, normal quantile z")
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ def per_example_pair(per_example_grads) -> tuple[float, float, int]:
     return trace_sigma, g_sq - trace_sigma / n, n
 
 
+def _json_interval(ci) -> list | None:
+    """[low, high] with null for an unbounded end (JSON has no infinity)."""
+    return None if ci is None else [v if math.isfinite(v) else None for v in ci]
+
+
 def _check_sizes(b_small, b_big) -> None:
     for name, b in (("b_small", b_small), ("b_big", b_big)):
         if isinstance(b, bool) or not isinstance(b, int | float) or b != int(b) or b < 1:
@@ -189,7 +196,8 @@ class NoiseScaleTracker:
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """b_simple -+ z se (None before the second update)."""
+        """Fieller's interval (`empirical.ema_ratio`; high end math.inf while |G|^2 is not
+        resolved; None before the second update)."""
         return None if self.estimate is None else self.estimate.interval
 
     @property
@@ -279,7 +287,7 @@ class NoiseScaleTracker:
         if self.log is not None and (est.n - 1) % self.config.log_every == 0:
             raw = {**raw, "trace_sigma": trace_sigma, "g2": g2}
             self._write(kind, {"kind": "update", "step": step, "b_simple": est.ratio,
-                               "interval": None if est.interval is None else list(est.interval),
+                               "interval": _json_interval(est.interval),
                                "se": est.se, "g2": est.denominator,
                                "trace_sigma": est.numerator, "updates": est.n,
                                "effective_updates": est.effective_n, "raw": raw,

@@ -56,7 +56,8 @@ def tracked_line(t: dict) -> str:
              else f"step {t['step']}, end of log")
     others = ", ".join(f"{k} {_g(v, '.3g')}x" for k, v in t["error_others"].items())
     return (f"  tracked B_simple {_g(t['b_simple'])}"
-            + (f" [{_g(ci[0], '.3g')}, {_g(ci[1], '.3g')}]" if ci else "")
+            + (f" [{_g(ci[0], '.3g')}, {_g(ci[1], '.3g') if ci[1] is not None else 'inf'}]"
+               if ci else "")
             + f" ({where}): {_g(t['error'], '.3g')}x from the measured mccandlish B_crit "
             f"(errors of the others: {others})")
 

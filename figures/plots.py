@@ -164,21 +164,26 @@ def noise_along_training(points: list[dict], path, title: str = "") -> None:
 
 def tracked_noise_scale(log, path, title: str = "") -> None:
     """The tracked B_simple of a noise-scale log (`nqm.noise_log.NoiseLog`) against step, its
-    interval as a band, and the logged metric (or loss) on a second axis when present."""
+    interval as a band (an unbounded upper end drawn to the top of the plot), and the logged
+    metric (or loss) on a second axis when present."""
     pts = log.points
     step = np.array([p.step for p in pts], dtype=float)
     b = np.array([np.nan if p.b_simple is None else p.b_simple for p in pts])
     ci = np.array([[np.nan, np.nan] if p.interval is None else p.interval for p in pts])
+    shown = np.concatenate([b[b > 0], ci[np.isfinite(ci) & (ci > 0)]])
+    lo, hi = (shown.min() / 2, shown.max() * 2) if shown.size else (0.1, 10.0)
     fig, ax = plt.subplots(figsize=(7, 5))
-    ax.fill_between(step, np.maximum(ci[:, 0], np.nanmin(b[b > 0], initial=1e-12) / 10),
-                    ci[:, 1], color="tab:blue", alpha=0.25, lw=0, label="interval")
+    ax.fill_between(step, np.clip(ci[:, 0], lo, hi), np.clip(ci[:, 1], lo, hi),
+                    color="tab:blue", alpha=0.25, lw=0, label="interval (to the top: unbounded)")
     ax.plot(step, b, color="tab:blue", lw=1.5, label="B_simple (EMA)")
     ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
     key = "metric" if any(p.metric is not None for p in pts) else "loss"
     other = np.array([np.nan if getattr(p, key) is None else getattr(p, key) for p in pts])
     if np.isfinite(other).any():
         ax2 = ax.twinx()
-        ax2.plot(step, other, color="tab:gray", lw=1, alpha=0.8, label=key)
+        keep = np.isfinite(other)
+        ax2.plot(step[keep], other[keep], color="tab:gray", lw=1, alpha=0.8, label=key)
         ax2.set_ylabel(key, color="tab:gray")
         ax2.set_yscale("log" if np.nanmin(other) > 0 else "linear")
     _finish(fig, ax, path, "step", "B_simple = tr(Sigma)/|G|^2 (examples)", title)

@@ -24,7 +24,8 @@ from nqm.errors import NQMInputError
 @dataclass(frozen=True)
 class TrackedPoint:
     """One logged update: the step, B_simple (None while |G|^2 <= 0) and its interval (None
-    before the second update), and the loss and metric if they were logged."""
+    before the second update; its upper end math.inf where |G|^2 was not resolved, logged as
+    null), and the loss and metric if they were logged."""
 
     step: int
     b_simple: float | None
@@ -61,8 +62,9 @@ def _point(rec: dict, where: str) -> TrackedPoint:
     if ci is not None:
         if not (isinstance(ci, list) and len(ci) == 2):
             raise NQMInputError(f"{where}: 'interval' must be [low, high] or null, got {ci!r}")
-        ci = (_number({"interval": ci[0]}, "interval", where, False),
-              _number({"interval": ci[1]}, "interval", where, False))
+        lo = _number({"interval": ci[0]}, "interval", where)
+        hi = _number({"interval": ci[1]}, "interval", where)
+        ci = (0.0 if lo is None else lo, math.inf if hi is None else hi)
     return TrackedPoint(step, _number(rec, "b_simple", where), ci, _number(rec, "loss", where),
                         _number(rec, "metric", where))
 
@@ -127,7 +129,8 @@ def judge_tracked(log: NoiseLog, target: float, critical: dict) -> dict:
 
     others = {k: error((critical.get(k) or {}).get("mccandlish"))
               for k in ("predicted", "null_model")}
-    return {"b_simple": pt.b_simple, "interval": None if pt.interval is None else
-            list(pt.interval), "step": pt.step, "at": where, "metric": pt.metric,
+    ci = None if pt.interval is None else [v if math.isfinite(v) else None for v in pt.interval]
+    return {"b_simple": pt.b_simple, "interval": ci, "step": pt.step, "at": where,
+            "metric": pt.metric,
             "loss": pt.loss, "source": log.source, "measured_mccandlish": measured,
             "error": error(pt.b_simple), "error_others": others, "notes": list(log.notes)}
