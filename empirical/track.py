@@ -104,7 +104,8 @@ def squared_norm(grads, name: str = "grads") -> float:
     """|g|^2 in float64 of a tensor, list or dict of tensors (one device sync); ValueError
     naming `name` when it is not finite."""
     parts = _flat_list(grads, name)
-    total = float(torch.stack([g.detach().double().square().sum() for g in parts]).sum())
+    norms = [torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in parts]
+    total = float(torch.stack(norms).square().sum())
     if not math.isfinite(total):
         raise ValueError(f"{name} contains non-finite values")
     return total
