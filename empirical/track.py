@@ -256,7 +256,9 @@ class NoiseScaleTracker:
         b_small examples and of the rest are combined, G_big = (b_small G_small + (B - b_small)
         G_rest) / B, exactly so for a mean loss `loss_fn(model(x), y)`.  Returns that loss
         (detached).  Use it in place of `loss.backward()`; gradients already in .grad are
-        replaced."""
+        replaced.  A model whose output for one example depends on the others in the batch
+        (BatchNorm in training mode) is not split exactly: compute the two gradients yourself
+        and call `update`."""
         if self.model is None:
             raise ValueError("model must be given to the tracker for backward")
         big = x.shape[0]
