@@ -23,11 +23,11 @@ b_small) -- the two batch sizes come free.  |G_s|^2 may be the mean over ranks o
 squared norms (all-reduce one scalar): still unbiased, less noisy.  A sketch, with a DDP
 communication hook that sees each bucket's local gradient before averaging:
 
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
     local = []
     def hook(state, bucket):
         local.append(bucket.buffer().double().square().sum())
-        return torch.distributed.algorithms.ddp_comm_hooks.default_hooks.allreduce_hook(
-            state, bucket)
+        return default_hooks.allreduce_hook(state, bucket)
     ddp_model.register_comm_hook(None, hook)
     ...
     loss.backward(); small = torch.stack(local).sum(); local.clear()
@@ -35,9 +35,10 @@ communication hook that sees each bucket's local gradient before averaging:
     big = sum(p.grad.double().square().sum() for p in ddp_model.parameters())
     tracker.update_norms(step, small.item(), big.item(), b_small=b, b_big=world_size * b)
 
-(only rank 0 needs a log).  On one process, `backward` splits the batch: one backward pass on
-the first b_small examples and one on the rest give both gradients for the cost of one pass
-over the batch, and leave the big-batch gradient in .grad for the optimizer.
+(only rank 0 needs a log; tests/empirical/test_track_ddp.py runs this with two processes).
+On one process, `backward` splits the batch: one backward pass on the first b_small examples
+and one on the rest give both gradients for the cost of one pass over the batch, and leave
+the big-batch gradient in .grad for the optimizer.
 
 Log: with `log=PATH` every update appends one JSON line (append-only, flushed): a first line
 {"kind": "config", ...} (decay, z, the estimator, the interval method, your `info`, the
