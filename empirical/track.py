@@ -112,10 +112,6 @@ def squared_norm(grads, name: str = "grads") -> float:
     return total
 
 
-def _shapes(grads, name: str) -> list[tuple[int, ...]]:
-    return [tuple(g.shape) for g in _flat_list(grads, name)]
-
-
 def per_example_pair(per_example_grads) -> tuple[float, float, int]:
     """(tr(Sigma), |G|^2, N) from per-example gradients: an (N, ...) tensor or a list/dict of
     (N, ...) tensors, one per parameter (as `torch.func.vmap(grad(...))` returns)."""
@@ -223,12 +219,14 @@ class NoiseScaleTracker:
         """One two-batch update from the gradients (tensor, list or dict of tensors of the
         same shapes, e.g. [p.grad for p in model.parameters()]) of the mean loss over a batch
         of b_small and one of b_big examples."""
-        if _shapes(small_grads, "small_grads") != _shapes(big_grads, "big_grads"):
-            raise ValueError(f"big_grads shapes {_shapes(big_grads, 'big_grads')} differ from "
-                             f"small_grads shapes {_shapes(small_grads, 'small_grads')}")
-        return self.update_norms(step, squared_norm(small_grads, "small_grads"),
-                                 squared_norm(big_grads, "big_grads"), b_small, b_big,
-                                 loss, metric)
+        small = _flat_list(small_grads, "small_grads")     # once: generators are accepted
+        big = _flat_list(big_grads, "big_grads")
+        shapes_s, shapes_b = [tuple(g.shape) for g in small], [tuple(g.shape) for g in big]
+        if shapes_s != shapes_b:
+            raise ValueError(f"big_grads shapes {shapes_b} differ from small_grads shapes "
+                             f"{shapes_s}")
+        return self.update_norms(step, squared_norm(small, "small_grads"),
+                                 squared_norm(big, "big_grads"), b_small, b_big, loss, metric)
 
     def update_norms(self, step: int, small_sq_norm: float, big_sq_norm: float, b_small: int,
                      b_big: int, loss=None, metric=None) -> RatioEstimate:

@@ -181,6 +181,7 @@ def test_log_round_trip(tmp_path):
     assert lines[0]["kind"] == "config" and lines[0]["info"] == {"run": "test"}
     assert lines[0]["ema"] == 0.9 and "torch" in lines[0]["versions"]
     assert [r["raw"]["b_big"] for r in lines[1:]] == [64] * 5
+    assert lines[1]["interval"] is None and lines[2]["raw"]["small_sq_norm"] > 0
     log = load_noise_log(path)
     assert [p.step for p in log.points] == [0, 10, 20, 30, 40]
     for p, (b, ci) in zip(log.points, seen):
@@ -206,6 +207,8 @@ def test_log_round_trip(tmp_path):
      "big_grads contains non-finite"),
     (lambda t: t.update(-1, torch.ones(2), torch.ones(2), 2, 8), "step must be"),
     (lambda t: t.update(0, [], torch.ones(2), 2, 8), "small_grads must be a tensor"),
+    (lambda t: t.update(0, (g for g in [torch.ones(2)]), (g for g in [torch.ones(3)]), 2, 8),
+     "big_grads shapes"),
     (lambda t: t.update_norms(0, -1.0, 1.0, 2, 8), "small_sq_norm"),
     (lambda t: t.update_per_example(0, torch.ones(1, 3)), "per_example_grads needs"),
     (lambda t: t.update_per_example(0, [torch.ones(4, 3), torch.ones(5)]),
