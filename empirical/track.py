@@ -136,7 +136,8 @@ def _json_interval(ci) -> list | None:
 
 def _check_sizes(b_small, b_big) -> None:
     for name, b in (("b_small", b_small), ("b_big", b_big)):
-        if isinstance(b, bool) or not isinstance(b, int | float) or b != int(b) or b < 1:
+        if isinstance(b, bool) or not isinstance(b, numbers.Real) or not math.isfinite(b) \
+                or b != int(b) or b < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {b!r}")
     if b_small >= b_big:
         raise ValueError(f"b_small must be < b_big, got b_small={b_small}, b_big={b_big}")

@@ -201,6 +201,7 @@ def test_log_round_trip(tmp_path):
     (lambda t: t.update(0, torch.ones(3), torch.ones(4), 2, 8), "big_grads shapes"),
     (lambda t: t.update(0, torch.ones(3), torch.ones(3), 8, 8), "b_small must be < b_big"),
     (lambda t: t.update(0, torch.ones(3), torch.ones(3), 0, 8), "b_small must be an integer"),
+    (lambda t: t.update_norms(0, 2.0, 1.0, 2, float("nan")), "b_big must be an integer"),
     (lambda t: t.update(0, torch.tensor([1.0, float("nan")]), torch.ones(2), 2, 8),
      "small_grads contains non-finite"),
     (lambda t: t.update(0, torch.ones(2), [torch.tensor([float("inf"), 1.0])], 2, 8),
