@@ -49,6 +49,7 @@ class PopulationResult(NamedTuple):
     eval_steps: list[int]
     curves: np.ndarray             # (P, len(eval_steps)) metric; NaN where not evaluated
     steps_run: int
+    diverged_at: list[int | None] | None = None   # the step a trial was found diverged
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
     column = {s: j for j, s in enumerate(evals)}
     curves = np.full((P, len(evals)), np.nan)
     steps: list[int | None] = [None] * P
+    diverged_at: list[int | None] = [None] * P
     diverged = torch.zeros(P, dtype=torch.bool)
     done = torch.zeros(P, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed)
@@ -187,7 +189,11 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
         for t in range(1, budget + 1):
             x, y = workload.batch(batch_size, gen)
             grads, losses = _gradients(batched_loss, params, x, y)
-            diverged |= divergence.bad(t, losses, batched_loss, x, y) & ~done
+            new = divergence.bad(t, losses, batched_loss, x, y) & ~done & ~diverged
+            if bool(new.any()):
+                for i in torch.nonzero(new).flatten().tolist():
+                    diverged_at[i] = t
+                diverged |= new
             active = ~(diverged | done)
             opt.step(params, grads, lr * cfg.lr_factor(t, budget) * active, t)
             if t in column:
@@ -201,7 +207,7 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
                     break
             if stop.stop_at is not None and t >= stop.stop_at:
                 break
-    return PopulationResult(steps, diverged.tolist(), evals, curves, t)
+    return PopulationResult(steps, diverged.tolist(), evals, curves, t, diverged_at)
 
 
 def _should_stop(stop: StopRule, done: torch.Tensor, diverged: torch.Tensor) -> bool:
