@@ -105,7 +105,9 @@ def _best_for(records: list[dict], target: float) -> tuple[dict, int] | None:
 
 
 def target_points(batch_sizes, records: list[dict], target: float) -> list[dict]:
-    """Per batch size with records: the best trial for `target` (steps = min_i c_i(T))."""
+    """Per batch size with records: the best trial for `target` (steps = min_i c_i(T)) and
+    `reached_trials`, the trials that crossed T before their round stopped (with the default
+    early stop a lower bound on those that would reach it; exact with `complete_trials`)."""
     points = []
     for b in batch_sizes:
         rs = [r for r in records if r["batch_size"] == b]
