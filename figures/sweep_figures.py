@@ -137,7 +137,8 @@ def sensitivity(trials: list[dict], summary: dict, path, title: str = "") -> Non
     at that batch size; red star: the best trial; hollow grey: stopped early because another
     trial had already reached the target (beaten, not unreached); grey x: the budget ended
     first; red triangle: diverged.  Last panel: the best lr (and 1 - beta) against batch size
-    and the fraction of trials that reached the target."""
+    and the fraction of trials that reached the target before their round stopped (with the
+    default early stop about one per round; with `complete_trials` the feasible fraction)."""
     key = repr(float(summary["target"]))
     momentum = any(r["momentum"] is not None for r in trials)
     sizes = sorted({r["batch_size"] for r in trials})
@@ -202,7 +203,7 @@ def _best_panel(ax, b, best_lr, best_beta, frac, momentum: bool) -> None:
     tw = ax.twinx()
     tw.plot(b, frac, "^:", color="tab:green")
     tw.set_ylim(0, 1.05)
-    tw.set_ylabel("fraction of trials reaching", fontsize=8, color="tab:green")
+    tw.set_ylabel("fraction reaching before the round stopped", fontsize=8, color="tab:green")
     tw.tick_params(labelsize=7)
 
 
