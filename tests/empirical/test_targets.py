@@ -193,3 +193,17 @@ def test_figures_sweep_on_a_directory_without_summary_is_one_line_exit_2(tmp_pat
     r = CliRunner().invoke(cli, ["figures", "--sweep", str(tmp_path)])
     assert r.exit_code == 2
     assert "holds no summary.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_records_carry_the_step_a_trial_diverged(tmp_path):
+    cfg = SweepConfig("linreg", "sgd", (16,), n_trials=4, budget=200, lr_range=(0.5, 100.0),
+                      max_widen=0)
+    recs = run_batch_size(cfg, 16, str(tmp_path / "r.jsonl"))
+    assert any(r["diverged"] for r in recs)
+    for r in recs:
+        if r["diverged"]:
+            assert 1 <= r["diverged_at"] <= r["steps_run"]
+            assert all(crossing(r, t) is None or crossing(r, t) < r["diverged_at"]
+                       for t in (0.02, 1.0, 100.0))
+        else:
+            assert r["diverged_at"] is None
