@@ -200,11 +200,11 @@ def figures(out_dir, spec, target, batch_sizes, sweep_dir, quiet, threads):
 
 def _sweep_figures(sweep_dir: str, out_dir: str) -> None:
     """`nqm figures --sweep`: the figures of a sweep directory, written to `out_dir`."""
-    from empirical.targets import load_sweep
+    from empirical.targets import sweep_figure_data
     from figures.plots import steps_vs_batch
     from figures.sweep_figures import sweep_figures
 
-    record = load_sweep(sweep_dir)
+    record = sweep_figure_data(sweep_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = record["summary"]

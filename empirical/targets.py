@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["TRIAL_COLUMNS", "by_target", "check_targets", "crossing", "crossings",
-           "read_trials", "target_key", "trial_rows"]
+           "read_trials", "sweep_figure_data", "target_key", "target_points", "trial_rows",
+           "trials_from_records"]
 
 TRIAL_COLUMNS = ["batch_size", "round", "trial", "lr", "momentum", "reached", "diverged",
                  "beaten", "steps_run"]
@@ -186,7 +187,7 @@ def trials_from_records(records: list[dict], targets) -> list[dict]:
             for r in sorted(records, key=lambda r: (r["batch_size"], r["round"], r["trial"]))]
 
 
-def load_sweep(directory) -> dict:
+def sweep_figure_data(directory) -> dict:
     """A sweep directory's summary and trials for its figures: {"summary", "targets",
     "trials" (None when the directory has neither records.jsonl nor trials.csv)}."""
     import json

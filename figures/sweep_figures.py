@@ -223,7 +223,7 @@ def summary_figures(summary: dict, out) -> list[str]:
 
 
 def sweep_figures(record: dict, out) -> list[str]:
-    """Every figure of a sweep directory's record (`empirical.targets.load_sweep`): those of
+    """Every figure of a sweep directory's record (`empirical.targets.sweep_figure_data`): those of
     `summary_figures` and, when its trials are known, sensitivity.png; returns the names."""
     from pathlib import Path
 

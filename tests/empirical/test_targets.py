@@ -12,8 +12,8 @@ from empirical.protocol import SweepConfig, run_batch_size, summarize
 from empirical.targets import (
     check_targets,
     crossing,
-    load_sweep,
     read_trials,
+    sweep_figure_data,
     trials_from_records,
 )
 
@@ -176,7 +176,7 @@ def test_trials_csv_reads_back_as_the_records_and_draws_the_figures(tmp_path):
     assert any(r["beaten"] for r in rows) and len(rows) == 8
     # the committed form: no records.jsonl, the figures drawn from trials.csv
     (out / "records.jsonl").unlink()
-    assert load_sweep(out)["trials"] == from_records
+    assert sweep_figure_data(out)["trials"] == from_records
     r = CliRunner().invoke(cli, ["figures", "--sweep", str(out), "--out", str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     for name in ("steps_vs_batch.png", "steps_and_examples.png", "steps_by_target.png",
