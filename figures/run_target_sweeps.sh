@@ -6,6 +6,7 @@
 # summary_by_target.csv, trials.csv and the figures; records.jsonl is not committed, and
 # `nqm figures --sweep DIR` redraws the figures from trials.csv).  Resumable: rerun to continue.
 #   WORKLOADS="mlp-digits" OPTIMIZERS="adam" figures/run_target_sweeps.sh    # a subset
+#   COMPLETE=1 figures/run_target_sweeps.sh     # also mlp-digits Adam with --complete-trials
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKLOADS="${WORKLOADS:-mlp-digits logreg-digits}"
@@ -19,3 +20,11 @@ for w in $WORKLOADS; do
     python -c "from cli import main; main()" figures --sweep "figures/shallue/$w-$o"
   done
 done
+# the same mlp-digits Adam sweep with every trial trained to the target or the budget (the
+# whole feasible region; its per-target steps equal the early-stopped sweep's): ~13 minutes
+if [[ "${COMPLETE:-0}" == 1 ]]; then
+  python -c "from cli import main; main()" sweep --workload mlp-digits --optimizer adam \
+    --batch-sizes 1,4,16,64,256,1024 --trials 16 --targets 0.035,0.05,0.08 --budget 10000 \
+    --complete-trials --threads 1 --quiet --out figures/shallue/mlp-digits-adam-complete
+  python -c "from cli import main; main()" figures --sweep figures/shallue/mlp-digits-adam-complete
+fi

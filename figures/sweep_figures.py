@@ -146,7 +146,7 @@ def sensitivity(trials: list[dict], summary: dict, path, title: str = "") -> Non
     nrows = math.ceil((len(sizes) + 1) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.3 * nrows + 0.8),
                              squeeze=False, layout="constrained")
-    norm = LogNorm(1, 4, clip=True)
+    norm = LogNorm(1, 10, clip=True)
     best_lr, best_beta, frac = [], [], []
     for ax, b in zip(axes.flat, sizes):
         rows = [r for r in trials if r["batch_size"] == b]
@@ -170,7 +170,7 @@ def sensitivity(trials: list[dict], summary: dict, path, title: str = "") -> Non
         extra.axis("off")
     sm = plt.cm.ScalarMappable(norm=norm, cmap="viridis_r")
     fig.colorbar(sm, ax=axes.ravel().tolist(), shrink=0.6,
-                 label="steps / best steps at B (clipped at 4)")
+                 label="steps / best steps at B (clipped at 10)")
     fig.suptitle(f"{title}: trials for target {summary['target']:g}", fontsize=11)
     fig.legend(handles=_marker_legend(norm), loc="outside lower center", ncols=5, fontsize=8)
     fig.savefig(path, dpi=110)

@@ -1,7 +1,7 @@
 """Print a Markdown table of the several-target sweeps under figures/shallue/ (summary.json
 files): per workload, optimizer and target the steps to result at every batch size ('-' = not
 reached, '*' = search range widened) and both critical batch sizes with their 95% bootstrap
-intervals."""
+intervals; a sweep run with `--complete-trials` is marked so."""
 
 import json
 from pathlib import Path
@@ -22,8 +22,14 @@ def _with_interval(value, ci):
 def main(root: Path | None = None):
     """Print the table of every summary.json with `by_target` under `root`."""
     root = Path(root or Path(__file__).parent / "shallue")
-    summaries = [json.loads(f.read_text()) for f in sorted(root.glob("*/summary.json"))]
-    summaries = [s for s in summaries if "by_target" in s]
+    summaries = []
+    for f in sorted(root.glob("*/summary.json")):
+        s = json.loads(f.read_text())
+        config = f.with_name("sweep_config.json")
+        complete = config.exists() and json.loads(config.read_text()).get("complete_trials")
+        if "by_target" in s:
+            summaries.append({**s, "optimizer": s["optimizer"] + (" (complete trials)"
+                                                                  if complete else "")})
     sizes = sorted({p["batch_size"] for s in summaries for g in s["by_target"]
                     for p in g["points"]})
     print("| workload | optimizer | target | " + " | ".join(f"B={b}" for b in sizes)
