@@ -16,9 +16,9 @@ the quantisation error.  The population stops when every trial has reached the t
 diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
 has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
 later can matter.  A trial whose training loss is not finite, or exceeds `diverge_factor`
-times its initial loss, is marked diverged (at that step: `diverged_at`) and frozen.  The initial loss is that of the trial's
-initial parameters averaged over the first W = max(1, 64 // batch_size) batches, and the
-comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
+times its initial loss, is marked diverged (at that step: `diverged_at`) and frozen.  The
+initial loss is that of the trial's initial parameters averaged over the first
+W = max(1, 64 // batch_size) batches, and the comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
 """
 
 from __future__ import annotations
