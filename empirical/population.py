@@ -18,7 +18,8 @@ has reached it, or after step `stop_at`: for steps-to-result, the minimum over t
 later can matter.  A trial whose training loss is not finite, or exceeds `diverge_factor`
 times its initial loss, is marked diverged (at that step: `diverged_at`) and frozen.  The
 initial loss is that of the trial's initial parameters averaged over the first
-W = max(1, 64 // batch_size) batches, and the comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
+W = max(1, 64 // batch_size) batches, and the comparison starts at step W: at small batch
+sizes one batch's loss can be arbitrarily small.
 """
 
 from __future__ import annotations
