@@ -26,6 +26,7 @@ from cli_types import (  # noqa: F401  (InputError, _input_errors: the CLI's err
     TORCH_THREADS,
     WORKLOAD,
     BatchSizes,
+    FloatList,
     InputError,
     IntList,
     _bar,
@@ -155,17 +156,28 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True)
 @opt("--noise-log", type=FILE, default=None,
      help="Instead: plot this noise-scale log (empirical.track) as OUT/noise_scale_tracked.png.")
+@opt("--sweep", "sweep_dir", type=click.Path(file_okay=False, exists=True), default=None,
+     help="Instead: draw the figures of the `nqm sweep` in this directory (from its "
+          "summary.json and records.jsonl or trials.csv), into it unless --out is given.")
 @QUIET
 @NQM_THREADS
 @_input_errors
-def figures(out_dir, spec, target, batch_sizes, noise_log, quiet, threads):
+def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, quiet, threads):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
     OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
     hold no wall-clock times: a rerun with the same versions and Numba thread count gives
     byte-identical JSON and CSV (the thread count changes the last digits of tuned rates).
-    With --noise-log, plot that tracked B_simple against step instead (nothing is tuned)."""
+    With --noise-log, plot that tracked B_simple against step instead (nothing is tuned).
+    With --sweep DIR: the sweep's steps and examples, targets and metaparameter sensitivity
+    figures instead."""
+    if noise_log and sweep_dir is not None:
+        raise InputError("give --noise-log or --sweep, not both")
     if noise_log:
         return _plot_noise_log(noise_log, Path(out_dir))
+    if sweep_dir is not None:
+        explicit = click.get_current_context().get_parameter_source("out_dir")
+        _sweep_figures(sweep_dir, out_dir if explicit.name == "COMMANDLINE" else sweep_dir)
+        return
     from figures.plots import compare_optimizers as plot_compare
     from figures.plots import steps_vs_batch
     from figures.text import compare_lines
@@ -208,6 +220,24 @@ def _plot_noise_log(path, out: Path) -> None:
     click.echo(f"wrote {out}/noise_scale_tracked.png")
 
 
+def _sweep_figures(sweep_dir: str, out_dir: str) -> None:
+    """`nqm figures --sweep`: the figures of a sweep directory, written to `out_dir`."""
+    from empirical.targets import sweep_figure_data
+    from figures.plots import steps_vs_batch
+    from figures.sweep_figures import sweep_figures
+
+    record = sweep_figure_data(sweep_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = record["summary"]
+    steps_vs_batch(summary, out / "steps_vs_batch.png",
+                   title=f"{summary['workload']}, {summary['optimizer']}: steps to result")
+    names = ["steps_vs_batch.png", *sweep_figures(record, out)]
+    if record["trials"] is None:
+        _stderr(f"no records.jsonl or trials.csv in {sweep_dir}: no sensitivity figure")
+    click.echo(f"wrote {out}/{{{', '.join(names)}}}")
+
+
 @cli.command()
 def workloads():
     """List the real-training workloads with their targets and budgets."""
@@ -224,6 +254,9 @@ def workloads():
 @opt("--trials", type=click.IntRange(min=2), default=16, show_default=True)
 @opt("--budget", type=click.IntRange(min=1), default=None, help="Step budget.")
 @opt("--decay", type=click.Choice(["constant", "linear"]), default="constant", show_default=True)
+@opt("--targets", type=FloatList(), default=None, metavar="T1,T2,...",
+     help="Several targets from one sweep instead of --target (strictly increasing; the "
+          "smallest is trained for, the others are read from the same trials).")
 @opt("--complete-trials", is_flag=True,
      help="Train every trial to the target or the budget (default: stop a round once "
           "some trial has reached the target; later steps cannot lower the minimum).")
@@ -237,7 +270,7 @@ def workloads():
 @TORCH_THREADS
 @_input_errors
 def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, budget, decay,
-          complete_trials, executor, scheduler, workers, out_dir, quiet, threads):
+          targets, complete_trials, executor, scheduler, workers, out_dir, quiet, threads):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
     size (Shallue et al.).  Resumable: rerun the same command to continue (batch sizes may be
     added; other options into the same --out are refused)."""
@@ -245,21 +278,29 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
     from empirical.sweep import sweep as run_sweep
     from empirical.sweep import sweep_config
     from figures.plots import steps_vs_batch
-    from figures.text import sweep_lines
+    from figures.sweep_figures import summary_figures
+    from figures.text import sweep_lines, targets_lines
 
     if executor == "dask" and not scheduler:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+    if target is not None and targets is not None:
+        raise InputError("give either --target or --targets, not both")
     cfg = sweep_config(workload=workload, optimizer=optimizer, batch_sizes=batch_sizes,
                        n_trials=trials, seed=seed, budget=budget, target=target, decay=decay,
-                       data=data, model=model, complete_trials=complete_trials)
+                       data=data, model=model, complete_trials=complete_trials,
+                       targets=targets)
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(workers)
     with _LateBar(len(cfg.batch_sizes), "batch sizes", quiet) as bar:
         summary = run_sweep(cfg, out_dir, runner, bar.update, _stderr, threads)
     _echo(sweep_lines(summary, workload, optimizer, trials))
+    if "by_target" in summary:
+        _echo(targets_lines(summary))
     out = Path(out_dir)
     steps_vs_batch(summary, out / "steps_vs_batch.png",
                    title=f"{workload}, {optimizer}: steps to result")
-    click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, steps_vs_batch.png")
+    extra = summary_figures(summary, out)
+    click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, trials.csv, "
+               f"steps_vs_batch.png, {', '.join(extra)}")
 
 
 @cli.command()

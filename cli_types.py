@@ -103,6 +103,23 @@ class IntList(click.ParamType):
         return ints
 
 
+class FloatList(click.ParamType):
+    """Comma-separated numbers as a tuple, in the order given (the pipeline checks them)."""
+
+    name = "NUMBERS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            values = tuple(float(x) for x in value.split(",") if x.strip())
+        except ValueError:
+            self.fail(f"bad {param.opts[0]} '{value}': give comma-separated numbers", param, ctx)
+        if not values:
+            self.fail(f"{param.opts[0]} '{value}' contains no number", param, ctx)
+        return values
+
+
 def _compile_notice() -> None:
     """One line on stderr when the NQM kernels are about to be compiled (first run only)."""
     from nqm._kernels import cache_is_warm

@@ -16,9 +16,10 @@ the quantisation error.  The population stops when every trial has reached the t
 diverged (`stop_when_done`), or, with `stop_on_first`, at the first evaluation where some trial
 has reached it, or after step `stop_at`: for steps-to-result, the minimum over trials, nothing
 later can matter.  A trial whose training loss is not finite, or exceeds `diverge_factor`
-times its initial loss, is marked diverged and frozen.  The initial loss is that of the trial's
-initial parameters averaged over the first W = max(1, 64 // batch_size) batches, and the
-comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
+times its initial loss, is marked diverged (at that step: `diverged_at`) and frozen.  The
+initial loss is that of the trial's initial parameters averaged over the first
+W = max(1, 64 // batch_size) batches, and the comparison starts at step W: at small batch
+sizes one batch's loss can be arbitrarily small.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class PopulationResult(NamedTuple):
     eval_steps: list[int]
     curves: np.ndarray             # (P, len(eval_steps)) metric; NaN where not evaluated
     steps_run: int
+    diverged_at: list[int | None] | None = None   # the step a trial was found diverged
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
     column = {s: j for j, s in enumerate(evals)}
     curves = np.full((P, len(evals)), np.nan)
     steps: list[int | None] = [None] * P
+    diverged_at: list[int | None] = [None] * P
     diverged = torch.zeros(P, dtype=torch.bool)
     done = torch.zeros(P, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed)
@@ -187,7 +190,11 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
         for t in range(1, budget + 1):
             x, y = workload.batch(batch_size, gen)
             grads, losses = _gradients(batched_loss, params, x, y)
-            diverged |= divergence.bad(t, losses, batched_loss, x, y) & ~done
+            new = divergence.bad(t, losses, batched_loss, x, y) & ~done & ~diverged
+            if bool(new.any()):
+                for i in torch.nonzero(new).flatten().tolist():
+                    diverged_at[i] = t
+                diverged |= new
             active = ~(diverged | done)
             opt.step(params, grads, lr * cfg.lr_factor(t, budget) * active, t)
             if t in column:
@@ -201,7 +208,7 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
                     break
             if stop.stop_at is not None and t >= stop.stop_at:
                 break
-    return PopulationResult(steps, diverged.tolist(), evals, curves, t)
+    return PopulationResult(steps, diverged.tolist(), evals, curves, t, diverged_at)
 
 
 def _should_stop(stop: StopRule, done: torch.Tensor, diverged: torch.Tensor) -> bool:

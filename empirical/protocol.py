@@ -10,16 +10,20 @@ trial beats the target, or at the best step count of the earlier rounds (trials 
 are recorded with `"beaten": true`); `complete_trials` trains every trial to the target or the
 budget instead.  If the best trial's log(lr) lies in the outer 10% of the search range, that
 side of the range is widened by half its width and `n_trials` more trials run, at most
-`max_widen` times; the record says so.
+`max_widen` times; the record says so.  With several targets (`targets`) the smallest is
+the one trained for; each record carries its `crossings` of every target and the summary gives
+each target's steps per batch size (`empirical.targets`, which proves that the records cut at
+the stop step determine them).
 
 Records: one JSON line per finished trial (append-only), keyed by batch size, round, trial
 index and every option that can change a record (`sweep_options`: workload, optimizer, seed,
-data, model, trials, budget, target, decay, the initial search ranges, max_widen,
-complete_trials), with its versions, wall time and result.  A rerun reads back the records whose
-options all match and skips finished rounds (of a round cut short it trains only the missing
-trials), so a crash loses at most the round in progress.  A file cut by a crash mid-write is
-mended by `empirical.records.repair_records`; `claim_directory` refuses an output directory
-that holds results of other options, and `directory_lock` one that another process is using.
+data, model, trials, budget, target (the smallest of several), decay, the initial search
+ranges, max_widen, complete_trials), with its versions, wall time and result.  A rerun reads
+back the records whose options all match and skips finished rounds (of a round cut short it
+trains only the missing trials), so a crash loses at most the round in progress.  A file cut
+by a crash mid-write is mended by `empirical.records.repair_records`; `claim_directory`
+refuses an output directory that holds results of other options, and `directory_lock` one
+that another process is using.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from scipy.stats import qmc
 
 from empirical.catalog import CUSTOM_MODELS, WORKLOADS
 from empirical.records import append_records, canonical, file_sha256, read_records
+from empirical.targets import by_target, check_targets, crossings
 from empirical.train_config import DECAYS, OPTIMIZERS, TrainConfig
 from empirical.versions import versions
 
@@ -61,7 +66,9 @@ class SweepConfig:
     at each of `batch_sizes`, `n_trials` Sobol trials per round over log(lr) in `lr_range` and
     log(1 - beta) in `one_minus_beta_range` (None: the workload's defaults), at most `max_widen`
     widening rounds; `budget` steps and `target` (None: the workload's); `decay` of the learning
-    rate; `complete_trials` trains every trial to its end instead of stopping a round at the
+    rate; `targets` (strictly increasing) are read from the same records
+    (`empirical.targets`): the smallest is the one trained for and becomes `target`;
+    `complete_trials` trains every trial to its end instead of stopping a round at the
     first trial to reach the target; `data` and `model` describe the custom workload.  Every
     field is checked on construction (ValueError naming it)."""
 
@@ -72,6 +79,7 @@ class SweepConfig:
     seed: int = 0
     budget: int | None = None
     target: float | None = None
+    targets: tuple[float, ...] | None = None   # several targets; the smallest is `target`
     lr_range: tuple[float, float] | None = None
     one_minus_beta_range: tuple[float, float] | None = None
     max_widen: int = 2
@@ -98,6 +106,13 @@ class SweepConfig:
             raise ValueError(f"budget must be an integer >= 1 or None, got {self.budget}")
         if self.target is not None and not (math.isfinite(self.target) and self.target > 0):
             raise ValueError(f"target must be a finite number > 0 or None, got {self.target}")
+        if self.targets is not None:
+            targets = check_targets(self.targets)
+            if self.target is not None and self.target != targets[0]:
+                raise ValueError(f"target must be the smallest of targets ({targets[0]:g}) "
+                                 f"or None, got {self.target:g}")
+            object.__setattr__(self, "targets", targets)
+            object.__setattr__(self, "target", targets[0])
         _positive_range("lr_range", self.lr_range)
         _positive_range("one_minus_beta_range", self.one_minus_beta_range, upper=1.0)
         if int(self.max_widen) != self.max_widen or self.max_widen < 0:
@@ -227,10 +242,13 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
                     "diverged": res.diverged[i], "steps_run": res.steps_run,
                     "beaten": (res.steps[i] is None and not res.diverged[i]
                                and res.steps_run < budget),
+                    "diverged_at": res.diverged_at[i],
                     "wall_s_population": wall,
                     "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
                               "metric": curve[ok].tolist()},
                     "versions": versions()})
+                rec = round_records[-1]
+                rec["crossings"] = crossings(rec, cfg.targets or (options["target"],))
             append_records(path, [r for r in round_records if r["trial"] not in prior])
         records += round_records
         best = _best(records)
@@ -257,7 +275,8 @@ def summarize(cfg: SweepConfig, records: list[dict], n_resamples: int = 1000) ->
     """The summary.json record: per batch size the best trial, and the critical batch sizes
     computed with the same code as `nqm fit` (`nqm.critical.estimate`): the judgement flags
     and residual-bootstrap 95% intervals with `n_resamples` resamples seeded by the sweep's
-    seed."""
+    seed.  With several `targets`, also `targets` and `by_target` (`empirical.targets`): the
+    same per target, the best trial per batch size chosen for that target."""
     from nqm.critical import estimate
 
     points = []
@@ -277,10 +296,15 @@ def summarize(cfg: SweepConfig, records: list[dict], n_resamples: int = 1000) ->
             "lr_range": rs[-1]["lr_range"]})
     est = estimate([p["batch_size"] for p in points], [p["steps"] for p in points],
                    n_resamples=n_resamples, seed=cfg.seed)
-    return {"workload": cfg.workload, "optimizer": cfg.optimizer, "target": target,
-            "points": points, "critical_batch_size": dict(est.values), "s_min": est.s_min,
-            "e_min": est.e_min, "confidence_95": est.interval,
-            "critical_batch_size_flags": est.flags(),
-            "bootstrap": {"resamples": n_resamples, "seed": cfg.seed,
-                          "method": "residual (relative residuals)"},
-            "n_trials": cfg.n_trials, "seed": cfg.seed, "versions": versions()}
+    out = {"workload": cfg.workload, "optimizer": cfg.optimizer, "target": target,
+           "points": points, "critical_batch_size": dict(est.values), "s_min": est.s_min,
+           "e_min": est.e_min, "confidence_95": est.interval,
+           "critical_batch_size_flags": est.flags(),
+           "bootstrap": {"resamples": n_resamples, "seed": cfg.seed,
+                         "method": "residual (relative residuals)"},
+           "n_trials": cfg.n_trials, "seed": cfg.seed, "versions": versions()}
+    if cfg.targets:
+        out["targets"] = list(cfg.targets)
+        out["by_target"] = by_target(cfg.batch_sizes, records, cfg.targets, n_resamples,
+                                     cfg.seed)
+    return out

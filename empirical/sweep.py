@@ -3,7 +3,9 @@
 
 The directory holds records.jsonl (one record per trial, appended as each batch size ends),
 sweep_config.json (the options of the first run: other options are refused), summary.json and
-summary.csv (per batch size the best trial, and the critical batch sizes of `nqm.critical`).
+summary.csv (per batch size the best trial, and the critical batch sizes of `nqm.critical`),
+trials.csv (every trial's settings, outcome and crossing of each target) and, with several
+targets, summary_by_target.csv.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from empirical.protocol import (
     sweep_options,
 )
 from empirical.records import claim_directory, directory_lock, read_records, repair_records
+from empirical.targets import check_targets, trial_rows
 
 SUMMARY_COLUMNS = ["batch_size", "steps", "reached", "lr", "momentum", "trials", "diverged",
                    "widened"]
@@ -37,6 +40,11 @@ def sweep_config(**options) -> SweepConfig:
     checked first (ValueError naming what is wrong)."""
     from empirical.workloads import get
 
+    if options.get("targets") is not None:
+        options["targets"] = check_targets(options["targets"])
+        if options.get("target") is not None:
+            raise ValueError("give either target or targets, not both")
+        options["target"] = options["targets"][0]
     get(options["workload"], data=options.get("data"), model=options.get("model"),
         target=options.get("target"))
     check_target(options.get("target"))
@@ -81,7 +89,19 @@ def sweep(cfg: SweepConfig, out_dir, executor, progress: Callable[[int], None] |
         write_json(out / "summary.json", summary)
         write_csv(out / "summary.csv", SUMMARY_COLUMNS,
                   ([p[k] for k in SUMMARY_COLUMNS] for p in summary["points"]))
+        _write_targets(cfg, summary, records, out)
     return summary
+
+
+def _write_targets(cfg: SweepConfig, summary: dict, records: list[dict], out) -> None:
+    """trials.csv (every trial's settings and crossings: the sensitivity figure's data) and,
+    with several targets, summary_by_target.csv (the points of each target)."""
+    columns, rows = trial_rows(records, cfg.targets or (summary["target"],))
+    write_csv(out / "trials.csv", columns, rows)
+    if "by_target" in summary:
+        write_csv(out / "summary_by_target.csv", ["target", *SUMMARY_COLUMNS],
+                  ([t["target"], *(p[k] for k in SUMMARY_COLUMNS)]
+                   for t in summary["by_target"] for p in t["points"]))
 
 
 def _claim(cfg: SweepConfig, out, records_path) -> None:

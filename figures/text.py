@@ -191,3 +191,31 @@ def tracked_lines(log, rows: int = 10) -> list[str]:
         out.append(f"{p.step:>8d} {value:>30} "
                    f"{fmt(p.loss):>9} {fmt(p.metric):>9}")
     return out
+
+
+def targets_lines(summary: dict) -> list[str]:
+    """A sweep's steps per batch size for each of its targets (one column per target), then
+    each target's critical batch sizes with their 95% intervals."""
+    groups = summary["by_target"]
+    head = "".join(f"{'T=' + fmt(g['target'], 'g'):>12}" for g in groups)
+    out = ["\nSteps to result per target (read from the same trials):", f"{'batch':>7}{head}"]
+    for i, p in enumerate(groups[0]["points"]):
+        cells = "".join(f"{fmt(g['points'][i]['steps']):>12}" for g in groups)
+        out.append(f"{p['batch_size']:>7d}{cells}")
+    out.append(f"{'target':>10} {'mccandlish B_crit [95%]':>30} {'overhead_20pct [95%]':>30}")
+    for g in groups:
+        crit, ci = g["critical_batch_size"], g.get("confidence_95") or {}
+        cells = [_value_and_interval(crit.get(k), ci.get(k))
+                 for k in ("mccandlish", "overhead_20pct")]
+        out.append(f"{fmt(g['target'], 'g'):>10} {cells[0]:>30} {cells[1]:>30}")
+    return out
+
+
+def _value_and_interval(value, ci) -> str:
+    """with_interval, the interval left out when the bootstrap did not determine it and the
+    value written 'not determined' when there is none."""
+    if value is None:
+        return "not determined"
+    if not ci or all(x is None for x in ci):
+        return fmt(value)
+    return with_interval(value, ci)
