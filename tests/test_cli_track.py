@@ -85,3 +85,11 @@ def test_missing_log_is_one_line_exit_2(tmp_path):
     r = run("figures", "--noise-log", tmp_path / "none.jsonl", "--out", tmp_path)
     assert r.exit_code == 2 and "none.jsonl" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_noise_log_and_sweep_together_are_refused(log, tmp_path):
+    r = run("figures", "--noise-log", log, "--sweep", "figures/shallue/mlp-digits-sgd",
+            "--out", tmp_path)
+    assert r.exit_code == 2 and "not both" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "noise_scale_tracked.png").exists()
