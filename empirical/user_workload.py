@@ -16,6 +16,8 @@ defines, by these fixed names,
                                the mean loss otherwise
     TARGET, BUDGET, LR_RANGE   optional defaults of the target, the step budget and the
                                learning-rate search range (the command line overrides them)
+    REFERENCE                  optional: the reference run of `nqm measure`, a dict with
+                               optimizer, lr, batch_size (default: Adam, lr 3e-3, batch 64)
 
 Importing the file runs it: only name files you trust.  Batches are drawn with replacement
 from the training set (as the built-in workloads do); the metric is evaluated on the whole
@@ -229,6 +231,29 @@ def constants(module) -> tuple[float | None, int | None, tuple[float, float] | N
     return target, budget, None if lr is None else (float(lr[0]), float(lr[1]))
 
 
+REFERENCE_DEFAULT = {"optimizer": "adam", "lr": 3e-3, "batch_size": 64}
+
+
+def reference(module, n_train: int) -> dict:
+    """REFERENCE over the default reference run, checked; the batch at most n_train."""
+    from empirical.train_config import OPTIMIZERS
+
+    given = getattr(module, "REFERENCE", None) or {}
+    if not isinstance(given, Mapping) or set(given) - set(REFERENCE_DEFAULT):
+        raise ValueError(f"REFERENCE must be a dict with keys among optimizer, lr, "
+                         f"batch_size, got {given!r}")
+    ref = {**REFERENCE_DEFAULT, **given}
+    if ref["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"REFERENCE optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                         f"{ref['optimizer']!r}")
+    if not _positive(ref["lr"]):
+        raise ValueError(f"REFERENCE lr must be a finite number > 0, got {ref['lr']!r}")
+    if not (isinstance(ref["batch_size"], int) and ref["batch_size"] >= 1):
+        raise ValueError(f"REFERENCE batch_size must be an integer >= 1, got "
+                         f"{ref['batch_size']!r}")
+    return {**ref, "lr": float(ref["lr"]), "batch_size": min(ref["batch_size"], n_train)}
+
+
 def functions(module) -> tuple[Callable, Callable, Callable | None, Callable | None]:
     """model, data and the optional loss and metric; a missing or non-callable one is named."""
     out = []
@@ -351,4 +376,4 @@ def user_workload(spec: str, target: float | None = None, device="cpu"):
         search={"lr": lr, "lr_adam": lr_range or DEFAULT_LR_ADAM,
                 "one_minus_momentum": (1e-2, 1.0)},
         train_set=lambda: (xt, yt), n_train=n_train,
-        reference={"optimizer": "adam", "lr": 1e-3, "batch_size": min(64, n_train)})
+        reference=reference(module, n_train))
