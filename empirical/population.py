@@ -19,6 +19,13 @@ later can matter.  A trial whose training loss is not finite, or exceeds `diverg
 times its initial loss, is marked diverged and frozen.  The initial loss is that of the trial's
 initial parameters averaged over the first W = max(1, 64 // batch_size) batches, and the
 comparison starts at step W: at small batch sizes one batch's loss can be arbitrarily small.
+
+A model that vmap cannot run over the trials (BatchNorm running statistics, in-place buffer
+updates, control flow on parameter values; found by trying the first batch) trains trial by
+trial instead (`_Loop`): each trial's own module in train mode with its slice of the same
+stacked parameters and the same `_Optimizer`, evaluated in eval mode; this is said once.
+Everything runs on the device of the workload's model; the batches' generator is a CPU one,
+so every device sees the same batches.
 """
 
 from __future__ import annotations

@@ -58,13 +58,15 @@ def _positive_range(name: str, value, upper: float = math.inf) -> None:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One sweep: `workload` (a name of `empirical.catalog.WORKLOADS`) trained with `optimizer`
+    """One sweep: `workload` (a name of `empirical.catalog.WORKLOADS`, or the user's .py file
+    or dotted module, `empirical.user_workload`) trained with `optimizer`
     at each of `batch_sizes`, `n_trials` Sobol trials per round over log(lr) in `lr_range` and
     log(1 - beta) in `one_minus_beta_range` (None: the workload's defaults), at most `max_widen`
     widening rounds; `budget` steps and `target` (None: the workload's); `decay` of the learning
     rate; `complete_trials` trains every trial to its end instead of stopping a round at the
-    first trial to reach the target; `data` and `model` describe the custom workload.  Every
-    field is checked on construction (ValueError naming it)."""
+    first trial to reach the target; `data` and `model` describe the custom workload; `device`
+    is where the trials train.  Every field is checked on construction (ValueError naming
+    it)."""
 
     workload: str
     optimizer: str

@@ -117,3 +117,17 @@ def test_cuda_unavailable(tmp_path, command, monkeypatch):
     result = run([command, "--workload", "linreg", "--device", "cuda", "--out",
                   str(tmp_path / "o"), "--quiet"])
     one_line_error(result, "CUDA is not available")
+
+
+def test_sweep_resumes_only_the_same_file_content(tmp_path):
+    path = tmp_path / "wl.py"
+    path.write_text(GOOD_DATA + GOOD_MODEL + "TARGET = 0.3\nBUDGET = 30\n")
+    args = ["sweep", "--workload", str(path), "--batch-sizes", "8", "--trials", "2",
+            "--optimizer", "sgd", "--out", str(tmp_path / "o"), "--quiet", "--device", "cpu"]
+    first = run(args)
+    assert first.exit_code == 0, first.output
+    records = (tmp_path / "o" / "records.jsonl").read_text()
+    assert run(args).exit_code == 0                    # resumed: nothing retrained
+    assert (tmp_path / "o" / "records.jsonl").read_text() == records
+    path.write_text(GOOD_DATA + GOOD_MODEL + "TARGET = 0.3\nBUDGET = 30\n# changed\n")
+    one_line_error(run(args), "workload_sha256")
