@@ -203,7 +203,7 @@ class CharTransformer(nn.Module):
         """Next-character logits (B, T, vocab) of index windows (B, T), causal attention."""
         b, t = idx.shape
         x = self.tok(idx) + self.pos[:t]
-        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        mask = torch.ones(t, t, dtype=torch.bool, device=idx.device).tril()
         for blk in self.blocks:
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, dim=-1)
             q, k, v = (z.reshape(b, t, self.heads, -1).transpose(1, 2) for z in (q, k, v))
