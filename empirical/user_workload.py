@@ -336,9 +336,20 @@ def evaluator(metric: Callable, xv, yv) -> Callable:
     return evaluate
 
 
+_BUILT: dict[tuple, object] = {}
+
+
 def user_workload(spec: str, target: float | None = None, device="cpu"):
     """The Workload of the user's file or module `spec` (module docstring), its data on
-    `device`.  `target` overrides TARGET; one of the two is needed."""
+    `device`.  `target` overrides TARGET; one of the two is needed.  Built once per process,
+    file content, target and device (data() can be expensive)."""
+    key = (str(source_file(spec).resolve()), source_sha256(spec), spec, target, str(device))
+    if key not in _BUILT:
+        _BUILT[key] = _build(spec, target, device)
+    return _BUILT[key]
+
+
+def _build(spec: str, target: float | None, device):
     from empirical.workloads import Workload
 
     module = load_module(spec)
