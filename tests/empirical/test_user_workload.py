@@ -153,3 +153,15 @@ def test_per_example_gradients_without_vmap():
         torch.nn.functional.cross_entropy(model(x[n:n + 1]).double(), y[n:n + 1]).backward()
         ref = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy()
         np.testing.assert_allclose(got[n], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_the_conv1d_example_loads_and_trains():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "conv1d_signal.py"
+    w = get(str(path))
+    assert (w.n_train, w.target, w.budget) == (2048, 0.10, 3000)
+    r = train_population(w, TrainConfig("adam", [3e-3, 1e-2], budget=20), 16,
+                         stop=StopRule(stop_when_done=False), warn=pytest.fail)
+    assert r.steps_run == 20 and not any(r.diverged)
+    assert np.all(r.curves[:, -1] < r.curves[:, 0])       # training lowers the error
