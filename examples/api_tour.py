@@ -1,7 +1,7 @@
 """The whole loop from Python: sweep, measure, predict and calibrate a workload, each call
 returning the plain record the matching `nqm` command writes.
 
-    python examples/api_tour.py [OUT_DIR]        # about 5 minutes on 2 CPU cores
+    python examples/api_tour.py [OUT_DIR]     # the sweep and the measurement take minutes
 """
 
 import sys
