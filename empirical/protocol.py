@@ -184,7 +184,8 @@ def source_options(workload: str, device: str) -> dict:
 
 _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
-                "complete_trials", "workload_sha256", "device")
+                "complete_trials")
+_SOURCE_KEYS = ("workload_sha256", "device")    # present only where `source_options` adds them
 
 
 def recorded_options(records: list[dict]) -> list[dict]:
@@ -192,7 +193,7 @@ def recorded_options(records: list[dict]) -> list[dict]:
     older versions do, stay absent)."""
     out = []
     for r in records:
-        o = {k: r[k] for k in _OPTION_KEYS if k in r}
+        o = {k: r[k] for k in (*_OPTION_KEYS, *_SOURCE_KEYS) if k in r}
         if o not in out:
             out.append(o)
     return out

@@ -165,3 +165,27 @@ def test_the_conv1d_example_loads_and_trains():
                          stop=StopRule(stop_when_done=False), warn=pytest.fail)
     assert r.steps_run == 20 and not any(r.diverged)
     assert np.all(r.curves[:, -1] < r.curves[:, 0])       # training lowers the error
+
+
+def test_a_dotted_module_is_a_workload(tmp_path, monkeypatch):
+    pkg = tmp_path / "mywork"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write(pkg, MLP, "net.py")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    w = get("mywork.net")
+    assert w.name == "mywork.net" and w.n_train == 64
+    key = sweep_options(SweepConfig("mywork.net", "sgd", (4,)))
+    assert key["workload_sha256"] == sweep_options(
+        SweepConfig(str(pkg / "net.py"), "sgd", (4,)))["workload_sha256"]
+
+
+def test_measure_options_name_the_file_content(tmp_path):
+    from empirical.measure_run import MeasureRunConfig
+
+    path = write(tmp_path, MLP)
+    config = MeasureRunConfig(path)
+    options = config.options(config.resolved_workload())
+    assert options["workload_sha256"] and "device" not in options
+    assert options["optimizer"] == "adam" and options["train_batch_size"] == 64
+    assert "workload_sha256" not in MeasureRunConfig("linreg").options(get("linreg"))
