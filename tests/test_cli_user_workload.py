@@ -131,3 +131,20 @@ def test_sweep_resumes_only_the_same_file_content(tmp_path):
     assert (tmp_path / "o" / "records.jsonl").read_text() == records
     path.write_text(GOOD_DATA + GOOD_MODEL + "TARGET = 0.3\nBUDGET = 30\n# changed\n")
     one_line_error(run(args), "workload_sha256")
+
+
+@pytest.mark.slow
+def test_measure_runs_on_a_user_workload(tmp_path):
+    import json
+
+    path = tmp_path / "wl.py"
+    path.write_text(GOOD_DATA + GOOD_MODEL + "TARGET = 0.3\n")
+    out = tmp_path / "m"
+    result = run(["measure", "--workload", str(path), "--at-step", "0,5", "--top-k", "3",
+                  "--slq-steps", "4", "--slq-vectors", "2", "--bootstrap", "10",
+                  "--hessian-examples", "8", "--out", str(out), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "measure.json").read_text())
+    assert record["workload"] == str(path) and record["n_params"] == 12
+    assert [a["step"] for a in record["along_training"]] == [0, 5]
+    assert (out / "spectrum.npz").exists()

@@ -89,7 +89,8 @@ def final_params(w, cfg, batch_size, per_trial=False, warn=None):
     return last or {k: torch.cat([c[k] for c in calls[-cfg.trials:]]) for k in calls[-1]}
 
 
-@pytest.mark.parametrize("source,vmapped", [(MLP, True), (BATCHNORM, False)])
+@pytest.mark.parametrize("source,vmapped", [(MLP, True), (BATCHNORM, False)],
+                         ids=["mlp", "batchnorm"])
 def test_population_equals_plain_loop(tmp_path, source, vmapped):
     w = get(write(tmp_path, source), target=1e-6)     # never reached: no trial is frozen
     cfg = TrainConfig("momentum", [0.05, 0.2], 0.9, budget=25)
