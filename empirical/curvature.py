@@ -37,16 +37,17 @@ def float64_inputs(x: torch.Tensor) -> torch.Tensor:
 
 class FlatModel:
     """A float64 copy of `model` seen as a function of one flat parameter vector (on the
-    parameters' device).  The copy holds no parameters (meta device) unless the model has
-    buffers, which it keeps, in eval mode."""
+    parameters' device), in eval mode (no dropout: a deterministic function of the
+    parameters).  The copy holds no parameters (meta device) unless the model has buffers,
+    which it keeps."""
 
     def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor] | None = None):
         params = params if params is not None else dict(model.named_parameters())
         self.names = list(params)
         self.shapes = [tuple(p.shape) for p in params.values()]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
-        base = copy.deepcopy(model).double()
-        self.base = base.eval() if list(base.buffers()) else base.to("meta")
+        base = copy.deepcopy(model).double().eval()
+        self.base = base if list(base.buffers()) else base.to("meta")
         self.theta = torch.cat([p.detach().double().reshape(-1) for p in params.values()])
 
     @property

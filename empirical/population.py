@@ -211,8 +211,9 @@ def _trainer(workload: Workload, trials: int, seed: int, per_trial: bool,
             trainer.gradients(trainer.params, x, y)
             return trainer
         except Exception as exc:   # whatever vmap cannot do: run the trials one at a time
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]}" \
-                if str(exc).strip() else type(exc).__name__
+            text = (str(exc).strip().splitlines() or [""])[0]
+            text = text if len(text) <= 100 else text[:97] + "..."
+            reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     warn(f"note: the {workload.name} model cannot be vmapped over trials ({reason}); "
          "training the trials one at a time (same updates, slower)")
     return _Loop(workload, [workload.make_model(seed + i) for i in range(trials)])

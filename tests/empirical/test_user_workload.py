@@ -190,3 +190,13 @@ def test_measure_options_name_the_file_content(tmp_path):
     assert options["workload_sha256"] and "device" not in options
     assert options["optimizer"] == "adam" and options["train_batch_size"] == 64
     assert "workload_sha256" not in MeasureRunConfig("linreg").options(get("linreg"))
+
+
+def test_measurement_sees_dropout_off():
+    from empirical.curvature import FlatModel
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(8, 2))
+    flat, x = FlatModel(model), torch.randn(5, 4, dtype=torch.float64)
+    torch.testing.assert_close(flat(flat.theta, x), model.double().eval()(x))
