@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
-from empirical.catalog import CUSTOM_MODELS, WORKLOADS
+from empirical.catalog import CUSTOM_MODELS, WORKLOADS, is_user_workload
 from empirical.records import append_records, canonical, file_sha256, read_records
 from empirical.train_config import DECAYS, OPTIMIZERS, TrainConfig
 from empirical.versions import versions
@@ -85,8 +85,6 @@ class SweepConfig:
     device: str = "cpu"           # where the trials train: cpu | cuda
 
     def __post_init__(self):
-        from empirical.user_workload import is_user_workload
-
         if self.workload not in WORKLOADS and not is_user_workload(self.workload):
             raise ValueError(f"workload must be one of {', '.join(WORKLOADS)} or a .py file "
                              f"or dotted module name, got '{self.workload}'")
@@ -172,7 +170,7 @@ def source_options(workload: str, device: str) -> dict:
     """Key entries beyond the built-in workloads' (absent for them on the CPU, so that their
     keys stay what they were): the user's workload file by content, and a device other than
     the CPU (results can differ in the last bits between devices)."""
-    from empirical.user_workload import is_user_workload, source_sha256
+    from empirical.user_workload import source_sha256
 
     extra = {}
     if is_user_workload(workload):

@@ -32,7 +32,6 @@ import hashlib
 import importlib
 import importlib.util
 import math
-import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,17 +41,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from empirical.catalog import is_user_workload  # noqa: F401  (re-exported)
+
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 DEFAULT_BUDGET = 3000
 DEFAULT_LR_RANGE = (1e-3, 10.0)
 DEFAULT_LR_ADAM = (1e-4, 0.1)
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _PROBE = 4          # training examples of the forward-pass check
-
-
-def is_user_workload(name: str) -> bool:
-    """Whether `name` names the user's workload: a path ending in .py or a dotted module."""
-    return name.endswith(".py") or _DOTTED.fullmatch(name) is not None
 
 
 def source_file(spec: str) -> Path:
