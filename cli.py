@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cli_types import (  # noqa: F401  (InputError, _input_errors: the CLI's error API)
+    DEVICE,
     DIR,
     FILE,
     JSON,
@@ -266,11 +267,13 @@ def workloads():
 @opt("--workers", type=click.IntRange(min=1), default=1, show_default=True,
      help="Local worker processes (torch threads are split between them).")
 @opt("--out", "out_dir", default="out/sweep", show_default=True, type=DIR)
+@DEVICE
 @QUIET
 @TORCH_THREADS
 @_input_errors
 def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, budget, decay,
-          targets, complete_trials, executor, scheduler, workers, out_dir, quiet, threads):
+          targets, complete_trials, executor, scheduler, workers, out_dir, device, quiet,
+          threads):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
     size (Shallue et al.).  Resumable: rerun the same command to continue (batch sizes may be
     added; other options into the same --out are refused)."""
@@ -288,7 +291,7 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
     cfg = sweep_config(workload=workload, optimizer=optimizer, batch_sizes=batch_sizes,
                        n_trials=trials, seed=seed, budget=budget, target=target, decay=decay,
                        data=data, model=model, complete_trials=complete_trials,
-                       targets=targets)
+                       targets=targets, device=device)
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(workers)
     with _LateBar(len(cfg.batch_sizes), "batch sizes", quiet) as bar:
         summary = run_sweep(cfg, out_dir, runner, bar.update, _stderr, threads)
@@ -337,17 +340,20 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
      help="Reference run's batch size.")
 @opt("--budget", type=click.IntRange(min=1), default=None, help="Reference run's step budget.")
 @opt("--out", "out_dir", default="out/measure", show_default=True, type=DIR)
+@DEVICE
 @QUIET
 @TORCH_THREADS
 @_input_errors
 def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target, top_k,
             curvature, examples, hessian_examples, slq_vectors, slq_steps, n_boot, bins,
-            two_batch, optimizer, lr, train_batch_size, budget, out_dir, quiet, threads):
+            two_batch, optimizer, lr, train_batch_size, budget, out_dir, device, quiet,
+            threads):
     """Measure the curvature and gradient-noise spectra of a workload's network (Hessian or
     Gauss-Newton eigenpairs and density, per-example noise, B_simple and B_noise) and write the
     NQM spectrum that `nqm predict --spectrum` reads.  Resumable: rerunning the same command
     skips the checkpoints already measured (DIR/points/); other options into the same --out
     are refused."""
+    from empirical.device import resolve_device
     from empirical.measure import MeasureConfig
     from empirical.measure_run import MeasureRunConfig, run_measure
     from figures.plots import measured_spectrum, noise_along_training
@@ -359,7 +365,7 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
                          slq_steps=slq_steps, bootstrap=n_boot, two_batch=two_batch, seed=seed)
     config = MeasureRunConfig(workload, mcfg, checkpoint, at_steps or (), at_target, bins,
                               optimizer, lr, train_batch_size, budget, target, data, model,
-                              seed, threads)
+                              seed, threads, resolve_device(device))
     with _LateBar(config.n_points, "checkpoints", quiet) as bar:
         record = run_measure(config, out_dir, bar.update, None if quiet else _stderr, _stderr)
     _echo(measure_lines(record))

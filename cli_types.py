@@ -199,8 +199,12 @@ QUIET = opt("--quiet", is_flag=True, help="No progress bar.")
 NQM_THREADS = opt("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 TORCH_THREADS = opt("--threads", type=click.IntRange(min=1), default=None,
                     help="Torch threads of this process (default: the free cores).")
+DEVICE = opt("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="auto",
+             show_default=True, help="Where to train and measure (auto: CUDA when available).")
 WORKLOAD = options(
-    opt("--workload", required=True, help="See `nqm workloads`."),
+    opt("--workload", required=True,
+        help="See `nqm workloads`; or your own: a .py file or dotted module defining model() "
+             "and data() (importing it runs it)."),
     opt("--target", type=float, default=None, help="Override the workload's target."),
     opt("--data", type=FILE, default=None,
         help="custom workload: .npz with X_train, y_train, X_val, y_val."),

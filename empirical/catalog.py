@@ -4,6 +4,7 @@ this table; `empirical.workloads` builds every workload with these values."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -31,3 +32,11 @@ CUSTOM_BUDGET = 3000
 CUSTOM_MODELS = ("linear", "logreg", "mlp")
 
 WORKLOADS = (*CATALOG, "custom")
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def is_user_workload(name: str) -> bool:
+    """Whether `name` names the user's own workload (`empirical.user_workload`): a path
+    ending in .py or a dotted module name."""
+    return name.endswith(".py") or _DOTTED.fullmatch(name) is not None

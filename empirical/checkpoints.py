@@ -37,10 +37,15 @@ def _metric(workload: Workload, model: torch.nn.Module) -> float:
 
 def metric(workload: Workload, params: dict[str, torch.Tensor],
            model: torch.nn.Module | None = None) -> float:
-    """The workload's validation metric at `params` (`model` only supplies the architecture)."""
+    """The workload's validation metric at `params` (`model` supplies the architecture and
+    any buffers; evaluated in eval mode)."""
+    model = model or workload.make_model(0)
+    was_training = model.training
     with torch.no_grad():
         stacked = {k: v.detach()[None] for k, v in params.items()}
-        return float(workload.evaluate(model or workload.make_model(0), stacked)[0])
+        value = float(workload.evaluate(model.eval(), stacked)[0])
+    model.train(was_training)
+    return value
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -127,9 +132,9 @@ def _pickles_objects(path: Path) -> bool:
 
 def load(path: str | Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Parameters from a tensors-only checkpoint (a {name: tensor} dict or a state_dict),
-    checked against `model`'s parameter names and shapes.  Nothing but tensors and plain
-    containers is unpickled (torch.load(weights_only=True)); errors are one line naming the
-    file and the first missing, unexpected or misshapen parameter."""
+    checked against `model`'s parameter names and shapes, on the device of `model`.  Nothing
+    but tensors and plain containers is unpickled (torch.load(weights_only=True)); errors are
+    one line naming the file and the first missing, unexpected or misshapen parameter."""
     import pickle
     import warnings
 
@@ -168,4 +173,4 @@ def load(path: str | Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
                              f"this workload's model needs {tuple(v.shape)}")
         if not torch.isfinite(data[k]).all():
             raise ValueError(f"{path}: parameter '{k}' is not finite")
-    return {k: data[k].detach().float() for k in expected}
+    return {k: data[k].detach().float().to(v.device) for k, v in expected.items()}

@@ -12,7 +12,8 @@ loss is L(theta) = sum_b (n_b / N) L_b(theta), L_b the mean loss of batch b, so
 Batches are weighted by their size, so a short last batch does not bias the average.  G is
 positive semi-definite for convex losses in the outputs (squared error, cross-entropy); H can
 have negative eigenvalues away from a minimum.  Everything runs in float64 on a float64 copy of
-the model.  Each call to `matvec` is one operator product, counted in `n_products`.
+the model, on the device of its parameters (vectors in and out are CPU numpy arrays).  Each
+call to `matvec` is one operator product, counted in `n_products`.
 """
 
 from __future__ import annotations
@@ -35,14 +36,18 @@ def float64_inputs(x: torch.Tensor) -> torch.Tensor:
 
 
 class FlatModel:
-    """A float64 copy of `model` seen as a function of one flat parameter vector."""
+    """A float64 copy of `model` seen as a function of one flat parameter vector (on the
+    parameters' device), in eval mode (no dropout: a deterministic function of the
+    parameters).  The copy holds no parameters (meta device) unless the model has buffers,
+    which it keeps."""
 
     def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor] | None = None):
         params = params if params is not None else dict(model.named_parameters())
         self.names = list(params)
         self.shapes = [tuple(p.shape) for p in params.values()]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.base = copy.deepcopy(model).double().to("meta")
+        base = copy.deepcopy(model).double().eval()
+        self.base = base if list(base.buffers()) else base.to("meta")
         self.theta = torch.cat([p.detach().double().reshape(-1) for p in params.values()])
 
     @property
@@ -106,19 +111,24 @@ class CurvatureOperator:
     def matvec(self, v) -> np.ndarray:
         """H v for a flat numpy (or torch) vector; one counted product."""
         self.n_products += 1
-        v = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1))
-        return self._product(v).numpy()
+        v = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1),
+                            device=self.flat.theta.device)
+        return self._product(v).cpu().numpy()
 
     def matmat(self, V, chunk: int = 32) -> np.ndarray:
         """H V for the columns of V (P x m); m products.  Columns go `chunk` at a time under
         vmap, or one by one, whichever the first call measured to be faster for this model
         (vmap over tangents is fast for dense layers but turns convolutions and attention into
         slow batched kernels on CPU)."""
-        V = torch.as_tensor(np.asarray(V, dtype=np.float64))
+        V = torch.as_tensor(np.asarray(V, dtype=np.float64), device=self.flat.theta.device)
         cols, start = [], 0
         if self._vectorize is None and V.shape[1] >= 4:
             t0 = time.perf_counter()
-            cols.append(vmap(self._product)(V[:, :2].T.contiguous()).T)
+            try:
+                cols.append(vmap(self._product)(V[:, :2].T.contiguous()).T)
+            except Exception:   # a model vmap cannot run: products one by one
+                cols.append(torch.stack([self._product(V[:, j]) for j in (0, 1)], dim=1))
+                t0 = -float("inf")
             t1 = time.perf_counter()
             cols += [self._product(V[:, j])[:, None] for j in (2, 3)]
             self._vectorize = (t1 - t0) <= (time.perf_counter() - t1)
@@ -128,7 +138,7 @@ class CurvatureOperator:
             cols.append(vmap(self._product)(V[:, s:s + step].T.contiguous()).T if step > 1
                         else self._product(V[:, s])[:, None])
         self.n_products += V.shape[1]
-        return torch.cat(cols, dim=1).numpy()
+        return torch.cat(cols, dim=1).cpu().numpy()
 
     def as_linear_operator(self):
         """This operator as a scipy LinearOperator (for ARPACK's eigsh)."""

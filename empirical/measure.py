@@ -114,6 +114,19 @@ def _interval(ci) -> list | None:
     return [float(v) if np.isfinite(v) else None for v in ci]
 
 
+def check_measurable(model: torch.nn.Module) -> None:
+    """ValueError unless the model's output depends on its parameters alone: BatchNorm
+    running statistics change in training and are not part of a checkpoint's parameters, and
+    in train mode one example's output depends on the others in its batch."""
+    bn = next((n for n, m in model.named_modules()
+               if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+               and m.track_running_stats), None)
+    if bn is not None:
+        raise ValueError(f"measure needs a model without BatchNorm running statistics (module "
+                         f"'{bn}'): per-example gradients and the curvature of such a model "
+                         "depend on its batch; use LayerNorm or GroupNorm")
+
+
 def training_examples(workload: Workload, examples: int | None, seed: int):
     """The workload's fixed training set, or a seeded random subset of `examples` of it."""
     if workload.train_set is None:
@@ -122,7 +135,7 @@ def training_examples(workload: Workload, examples: int | None, seed: int):
     if examples is not None and examples < x.shape[0]:
         gen = torch.Generator().manual_seed(seed)
         idx = torch.randperm(x.shape[0], generator=gen)[:examples].sort().values
-        x, y = x[idx], y[idx]
+        x, y = x[idx.to(x.device)], y[idx.to(y.device)]
     return x, y
 
 
@@ -170,7 +183,7 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
     bulk = slq(op, config.slq_vectors, config.slq_steps, seed=config.seed + 2,
                deflate=top.vectors)
     done("slq", n0)
-    grads = per_example_grads(flat, workload.loss, x, y)
+    grads = per_example_grads(flat, workload.loss, x, y, warn=progress)
     n0 = op.n_products
     noise = noise_stats(grads, op, top.vectors, config.hessian_examples, config.bootstrap,
                         seed=config.seed + 3)
@@ -179,7 +192,7 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
     if config.two_batch is not None:
         two = two_batch_b_simple(flat, workload.loss, x, y, *config.two_batch,
                                  draws=config.two_batch_draws, seed=config.seed + 4)
-    d = (flat.flatten(init) - flat.flatten(reference)).numpy()
+    d = (flat.flatten(init) - flat.flatten(reference)).cpu().numpy()
     return Measurement(
         label=label, step=step, metric=metric, train_loss=op.loss_value(),
         n_examples=int(x.shape[0]), dim=flat.dim, config=config,

@@ -48,6 +48,7 @@ class MeasureRunConfig:
     model: str | None = None             # custom workload: linear | logreg | mlp
     seed: int = 0
     threads: int | None = None           # torch threads (None: the free cores)
+    device: str = "cpu"                  # where the reference run and the measurement run
 
     def __post_init__(self):
         check_target(self.target)
@@ -55,6 +56,10 @@ class MeasureRunConfig:
             raise ValueError(f"--lr must be a finite number > 0, got {self.lr}")
         if any(k < 0 for k in self.at_steps):
             raise ValueError(f"--at-step values must be >= 0, got {self.at_steps}")
+        from empirical.protocol import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got '{self.device}'")
         if self.checkpoint and (self.at_steps or self.at_target):
             raise ValueError("give either --checkpoint or --at-step/--at-target, not both")
 
@@ -75,11 +80,13 @@ class MeasureRunConfig:
         """The workload, its target overridden by `target`."""
         from empirical.workloads import get
 
-        w = get(self.workload, data=self.data, model=self.model, target=self.target)
+        w = get(self.workload, data=self.data, model=self.model, target=self.target,
+                device=self.device)
         return w if self.target is None else dataclasses.replace(w, target=float(self.target))
 
     def options(self, w) -> dict:
         """Every option that changes a measurement, as measure_config.json holds them."""
+        from empirical.protocol import source_options
         from empirical.records import file_sha256
 
         ref, custom = w.reference, self.workload == "custom"
@@ -92,7 +99,8 @@ class MeasureRunConfig:
             "optimizer": self.optimizer or ref["optimizer"],
             "lr": float(self.lr if self.lr is not None else ref["lr"]),
             "train_batch_size": int(self.train_batch_size or ref["batch_size"]),
-            "budget": int(self.budget or w.budget)})
+            "budget": int(self.budget or w.budget),
+            **source_options(self.workload, self.device)})
         return json.loads(json.dumps(options, sort_keys=True))
 
 
@@ -125,11 +133,13 @@ def run_measure(config: MeasureRunConfig, out_dir,
     `progress(1)` after each checkpoint; `note` hears the steps of a measurement; `warn`
     hears about the custom model and an unusable spectrum (s0 = 0)."""
     from empirical.executor import use_free_cores
+    from empirical.measure import check_measurable
     from empirical.records import claim_directory, directory_lock
 
     use_free_cores(config.threads)
     warn = warn or (lambda msg: None)
     w = config.resolved_workload()
+    check_measurable(w.make_model(config.seed))
     out = make_out_dir(out_dir)
     with directory_lock(out):
         options = config.options(w)

@@ -48,24 +48,40 @@ from empirical.curvature import float64_inputs
 
 
 def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
-                      chunk: int = 256) -> np.ndarray:
+                      chunk: int = 256, warn=None) -> np.ndarray:
     """(N, P) float64 matrix of per-example gradients by vmap(grad) over the parameter dict,
     `chunk` examples at a time (bounds the memory of intermediates), written block by block
-    into one preallocated array in the flat parameter order."""
+    into one preallocated array in the flat parameter order.  A model that vmap cannot run
+    gets one gradient per example in a loop instead, said once through `warn`."""
     x, y = float64_inputs(x), float64_inputs(y)
     params = flat.unflatten(flat.theta)
 
     def one(p, xi, yi):
         return loss(functional_call(flat.base, p, (xi[None],)), yi[None])
 
-    g = vmap(grad(one), in_dims=(None, 0, 0))
+    vmapped = vmap(grad(one), in_dims=(None, 0, 0))
+
+    def looped(p, xs, ys):
+        rows = [grad(one)(p, xs[i], ys[i]) for i in range(xs.shape[0])]
+        return {k: torch.stack([r[k] for r in rows]) for k in p}
+
+    g = vmapped
     out = np.empty((x.shape[0], flat.dim))
     view = torch.from_numpy(out)
     for s in range(0, x.shape[0], chunk):
-        block = g(params, x[s:s + chunk], y[s:s + chunk])
+        try:
+            block = g(params, x[s:s + chunk], y[s:s + chunk])
+        except Exception as exc:
+            if g is looped:
+                raise
+            if warn is not None:
+                warn(f"note: per-example gradients cannot be vmapped for this model "
+                     f"({type(exc).__name__}); computing them one example at a time")
+            g = looped
+            block = g(params, x[s:s + chunk], y[s:s + chunk])
         offset = 0
         for name, size in zip(flat.names, flat.sizes):
-            view[s:s + chunk, offset:offset + size] = block[name].reshape(-1, size)
+            view[s:s + chunk, offset:offset + size] = block[name].reshape(-1, size).cpu()
             offset += size
     return out
 
@@ -173,7 +189,7 @@ def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: in
     g_of = grad(lambda theta, xb, yb: loss(flat(theta, xb), yb))
     s_est, g_est = np.zeros(draws), np.zeros(draws)
     for d in range(draws):
-        idx = torch.randint(0, x.shape[0], (b_big,), generator=gen)
+        idx = torch.randint(0, x.shape[0], (b_big,), generator=gen).to(x.device)
         big = g_of(flat.theta, x[idx], y[idx])
         small = g_of(flat.theta, x[idx[:b_small]], y[idx[:b_small]])
         n_big, n_small = float(big @ big), float(small @ small)

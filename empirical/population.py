@@ -20,6 +20,13 @@ times its initial loss, is marked diverged (at that step: `diverged_at`) and fro
 initial loss is that of the trial's initial parameters averaged over the first
 W = max(1, 64 // batch_size) batches, and the comparison starts at step W: at small batch
 sizes one batch's loss can be arbitrarily small.
+
+A model that vmap cannot run over the trials (BatchNorm running statistics, in-place buffer
+updates, control flow on parameter values; found by trying the first batch) trains trial by
+trial instead (`_Loop`): each trial's own module in train mode with its slice of the same
+stacked parameters and the same `_Optimizer`, evaluated in eval mode; this is said once.
+Everything runs on the device of the workload's model; the batches' generator is a CPU one,
+so every device sees the same batches.
 """
 
 from __future__ import annotations
@@ -83,13 +90,22 @@ def eval_schedule(budget: int, ratio: float = 1.05) -> list[int]:
     return out
 
 
-def _stack(workload: Workload, trials: int, seed: int) -> tuple[Params, torch.nn.Module]:
-    """The trials' initial parameters stacked on a leading axis, and a parameter-free copy of
-    the model (on the meta device) that supplies the architecture."""
-    models = [workload.make_model(seed + i) for i in range(trials)]
+def _stack(models: list[torch.nn.Module]) -> tuple[Params, torch.nn.Module]:
+    """The trials' initial parameters stacked on a leading axis, and a copy of the model that
+    supplies the architecture: parameter-free (meta device) when the model has no buffers,
+    else keeping the first trial's buffers (the caller checks that all trials' agree)."""
     params, _ = stack_module_state(models)
-    return ({k: v.detach().clone() for k, v in params.items()},
-            copy.deepcopy(models[0]).to("meta"))
+    base = copy.deepcopy(models[0])
+    if not list(base.buffers()):
+        base = base.to("meta")
+    return {k: v.detach().clone() for k, v in params.items()}, base
+
+
+def _same_buffers(models: list[torch.nn.Module]) -> bool:
+    """Whether every trial's model has the same buffers (shared by the vmapped trials)."""
+    first = dict(models[0].named_buffers())
+    return all(set(first) == set(b := dict(m.named_buffers()))
+               and all(torch.equal(first[k], b[k]) for k in first) for m in models[1:])
 
 
 def _losses_fn(workload: Workload, base: torch.nn.Module) -> Callable:
@@ -111,6 +127,100 @@ def _gradients(batched_loss: Callable, params: Params, x, y) -> tuple[Params, to
     return dict(zip(leaves, grads)), losses.detach()
 
 
+class _Vmapped:
+    """All trials as one vmapped model: one forward and one backward pass per step."""
+
+    def __init__(self, workload: Workload, models: list[torch.nn.Module]):
+        self.workload = workload
+        self.params, self.base = _stack(models)
+        self.losses = _losses_fn(workload, self.base)
+
+    def gradients(self, params: Params, x, y) -> tuple[Params, torch.Tensor]:
+        """Every trial's gradient and loss on one batch."""
+        return _gradients(self.losses, params, x, y)
+
+    def evaluate(self, params: Params) -> torch.Tensor:
+        """The metric of every trial, shape (P,)."""
+        metric = self.workload.evaluate(self.base.eval(), params)
+        self.base.train()
+        return metric
+
+
+class _Loop:
+    """The trials one at a time, for models that cannot be vmapped (BatchNorm running
+    statistics, in-place buffer updates, control flow on parameter values): trial i runs its
+    own module (its own buffers) in train mode on the step's batch with its slice of the
+    stacked parameters, and is evaluated in eval mode.  The updates are the same
+    `_Optimizer` on the same stacked parameters as the vmapped path."""
+
+    def __init__(self, workload: Workload, models: list[torch.nn.Module]):
+        self.workload, self.models = workload, models
+        self.params, _ = _stack(models)
+
+    def gradients(self, params: Params, x, y) -> tuple[Params, torch.Tensor]:
+        """Every trial's gradient and loss on one batch, trial by trial."""
+        grads: dict[str, list] = {k: [] for k in params}
+        losses = []
+        for i, m in enumerate(self.models):
+            leaves = {k: v[i].detach().requires_grad_(True) for k, v in params.items()}
+            with torch.enable_grad():
+                loss = self.workload.loss(functional_call(m.train(), leaves, (x,)), y)
+                g = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+            for (k, v), gk in zip(leaves.items(), g):
+                grads[k].append(torch.zeros_like(v) if gk is None else gk)
+            losses.append(loss.detach())
+        return {k: torch.stack(v) for k, v in grads.items()}, torch.stack(losses)
+
+    def losses(self, params: Params, x, y) -> torch.Tensor:
+        """Every trial's loss on one batch, leaving the modules' buffers untouched."""
+        out = []
+        for i, m in enumerate(self.models):
+            state = {**{k: b.clone() for k, b in m.named_buffers()},
+                     **{k: v[i] for k, v in params.items()}}
+            out.append(self.workload.loss(functional_call(m.train(), state, (x,)), y))
+        return torch.stack(out)
+
+    def evaluate(self, params: Params) -> torch.Tensor:
+        """The metric of every trial, each in eval mode with its own buffers."""
+        out = []
+        for i, m in enumerate(self.models):
+            out.append(self.workload.evaluate(m.eval(), {k: v[i:i + 1]
+                                                         for k, v in params.items()})[0])
+            m.train()
+        return torch.stack(out)
+
+
+def _say_once(message: str, _said: set = set()) -> None:   # noqa: B006 (the memory)
+    """The default `warn` of `train_population`: one stderr line per message and process."""
+    import sys
+
+    if message not in _said:
+        _said.add(message)
+        print(message, file=sys.stderr)
+
+
+def _trainer(workload: Workload, trials: int, seed: int, per_trial: bool,
+             warn: Callable[[str], None], x, y):
+    """The vmapped trainer when the model allows it (tried on the first batch `x`, `y`),
+    else the per-trial loop, said once through `warn`."""
+    models = [workload.make_model(seed + i) for i in range(trials)]
+    if per_trial:
+        return _Loop(workload, models)
+    reason = None if _same_buffers(models) else "the trials' buffers differ"
+    if reason is None:
+        try:
+            trainer = _Vmapped(workload, models)
+            trainer.gradients(trainer.params, x, y)
+            return trainer
+        except Exception as exc:   # whatever vmap cannot do: run the trials one at a time
+            text = (str(exc).strip().splitlines() or [""])[0]
+            text = text if len(text) <= 100 else text[:97] + "..."
+            reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    warn(f"note: the {workload.name} model cannot be vmapped over trials ({reason}); "
+         "training the trials one at a time (same updates, slower)")
+    return _Loop(workload, [workload.make_model(seed + i) for i in range(trials)])
+
+
 def _per_trial(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A (P,) tensor shaped to broadcast against a stacked parameter `like`."""
     return t.view(-1, *([1] * (like.dim() - 1)))
@@ -121,7 +231,8 @@ class _Optimizer:
 
     def __init__(self, cfg: TrainConfig, params: Params):
         self.cfg = cfg
-        self.beta = torch.as_tensor(cfg.betas, dtype=torch.float32)
+        device = next(iter(params.values())).device
+        self.beta = torch.as_tensor(cfg.betas, dtype=torch.float32, device=device)
         self.buf = {k: torch.zeros_like(v) for k, v in params.items()}
         self.sq = ({k: torch.zeros_like(v) for k, v in params.items()}
                    if cfg.optimizer == "adam" else None)
@@ -152,7 +263,8 @@ class _Divergence:
     def __init__(self, params: Params, batch_size: int, factor: float):
         self.warmup = max(1, 64 // batch_size)
         self.init = {k: v.clone() for k, v in params.items()} if self.warmup > 1 else None
-        self.loss0 = torch.zeros(next(iter(params.values())).shape[0])
+        first = next(iter(params.values()))
+        self.loss0 = torch.zeros(first.shape[0], device=first.device)
         self.factor = factor
 
     def bad(self, t: int, losses: torch.Tensor, batched_loss: Callable, x, y) -> torch.Tensor:
@@ -167,14 +279,20 @@ class _Divergence:
 
 
 def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed: int = 0,
-                     stop: StopRule = StopRule()) -> PopulationResult:
+                     stop: StopRule = StopRule(), per_trial: bool = False,
+                     warn: Callable[[str], None] | None = None) -> PopulationResult:
     """Train cfg.trials trials together (trial i: lr cfg.lr[i], beta cfg.betas[i]) on batches
-    of `batch_size`; see the module docstring."""
+    of `batch_size`; see the module docstring.  A model that cannot be vmapped over the trials
+    (or `per_trial`) trains trial by trial with the same updates (`_Loop`), said once through
+    `warn` (default: a line on stderr).  Everything runs on the device of the workload's
+    model; batches come from a CPU generator seeded with `seed`."""
     budget = int(cfg.budget or workload.budget)
     P = cfg.trials
-    lr = torch.as_tensor(cfg.lr, dtype=torch.float32)
-    params, base = _stack(workload, P, seed)
-    batched_loss = _losses_fn(workload, base)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = workload.batch(batch_size, gen)
+    trainer = _trainer(workload, P, seed, per_trial, warn or _say_once, x, y)
+    params = trainer.params
+    lr = torch.as_tensor(cfg.lr, dtype=torch.float32, device=next(iter(params.values())).device)
     opt = _Optimizer(cfg, params)
     divergence = _Divergence(params, batch_size, stop.diverge_factor)
     evals = eval_schedule(budget, stop.eval_ratio)
@@ -182,15 +300,15 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
     curves = np.full((P, len(evals)), np.nan)
     steps: list[int | None] = [None] * P
     diverged_at: list[int | None] = [None] * P
-    diverged = torch.zeros(P, dtype=torch.bool)
-    done = torch.zeros(P, dtype=torch.bool)
-    gen = torch.Generator().manual_seed(seed)
+    diverged = torch.zeros(P, dtype=torch.bool, device=lr.device)
+    done = torch.zeros(P, dtype=torch.bool, device=lr.device)
     t = 0
     with torch.no_grad():
         for t in range(1, budget + 1):
-            x, y = workload.batch(batch_size, gen)
-            grads, losses = _gradients(batched_loss, params, x, y)
-            new = divergence.bad(t, losses, batched_loss, x, y) & ~done & ~diverged
+            if t > 1:
+                x, y = workload.batch(batch_size, gen)
+            grads, losses = trainer.gradients(params, x, y)
+            new = divergence.bad(t, losses, trainer.losses, x, y) & ~done & ~diverged
             if bool(new.any()):
                 for i in torch.nonzero(new).flatten().tolist():
                     diverged_at[i] = t
@@ -198,8 +316,8 @@ def train_population(workload: Workload, cfg: TrainConfig, batch_size: int, seed
             active = ~(diverged | done)
             opt.step(params, grads, lr * cfg.lr_factor(t, budget) * active, t)
             if t in column:
-                metric = workload.evaluate(base, params)
-                curves[:, column[t]] = metric.numpy()
+                metric = trainer.evaluate(params)
+                curves[:, column[t]] = metric.detach().cpu().numpy()
                 hit = (metric <= workload.target) & ~done & ~diverged
                 for i in torch.nonzero(hit).flatten().tolist():
                     steps[i] = t

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
-from empirical.catalog import CUSTOM_MODELS, WORKLOADS
+from empirical.catalog import CUSTOM_MODELS, WORKLOADS, is_user_workload
 from empirical.records import append_records, canonical, file_sha256, read_records
 from empirical.targets import by_target, check_targets, crossings
 from empirical.train_config import DECAYS, OPTIMIZERS, TrainConfig
@@ -45,6 +45,7 @@ from empirical.versions import versions
 __all__ = ["SweepConfig", "run_batch_size", "summarize", "sweep_options", "versions"]
 
 OUTER = 0.10
+DEVICES = ("cpu", "cuda")
 
 
 def _positive_range(name: str, value, upper: float = math.inf) -> None:
@@ -62,15 +63,17 @@ def _positive_range(name: str, value, upper: float = math.inf) -> None:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One sweep: `workload` (a name of `empirical.catalog.WORKLOADS`) trained with `optimizer`
+    """One sweep: `workload` (a name of `empirical.catalog.WORKLOADS`, or the user's .py file
+    or dotted module, `empirical.user_workload`) trained with `optimizer`
     at each of `batch_sizes`, `n_trials` Sobol trials per round over log(lr) in `lr_range` and
     log(1 - beta) in `one_minus_beta_range` (None: the workload's defaults), at most `max_widen`
     widening rounds; `budget` steps and `target` (None: the workload's); `decay` of the learning
     rate; `targets` (strictly increasing) are read from the same records
     (`empirical.targets`): the smallest is the one trained for and becomes `target`;
     `complete_trials` trains every trial to its end instead of stopping a round at the
-    first trial to reach the target; `data` and `model` describe the custom workload.  Every
-    field is checked on construction (ValueError naming it)."""
+    first trial to reach the target; `data` and `model` describe the custom workload; `device`
+    is where the trials train.  Every field is checked on construction (ValueError naming
+    it)."""
 
     workload: str
     optimizer: str
@@ -87,11 +90,14 @@ class SweepConfig:
     decay: str = "constant"
     data: str | None = None       # custom workload: the user's .npz
     model: str | None = None      # custom workload: linear | logreg | mlp
+    device: str = "cpu"           # where the trials train: cpu | cuda
 
     def __post_init__(self):
-        if self.workload not in WORKLOADS:
-            raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, "
-                             f"got '{self.workload}'")
+        if self.workload not in WORKLOADS and not is_user_workload(self.workload):
+            raise ValueError(f"workload must be one of {', '.join(WORKLOADS)} or a .py file "
+                             f"or dotted module name, got '{self.workload}'")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got '{self.device}'")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
                              f"got '{self.optimizer}'")
@@ -146,7 +152,8 @@ def resolved_workload(cfg: SweepConfig):
     """The workload of a sweep, its target overridden by cfg.target."""
     from empirical.workloads import get
 
-    workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=cfg.target)
+    workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=cfg.target,
+                   device=cfg.device)
     if cfg.target is not None:
         workload = type(workload)(**{**workload.__dict__, "target": cfg.target})
     return workload
@@ -155,7 +162,8 @@ def resolved_workload(cfg: SweepConfig):
 def sweep_options(cfg: SweepConfig, workload=None) -> dict:
     """Every option that can change a record, resolved against the workload's defaults (so a
     default left out and the same value given agree), as JSON values: the key a resumed run
-    must match.  The custom workload's data enter by content (sha256), not by path.  Batch
+    must match.  The custom workload's data and the user's workload file enter by content
+    (sha256), not by path.  Batch
     sizes are not part of it: a sweep may add batch sizes later."""
     workload = workload or resolved_workload(cfg)
     custom = cfg.workload == "custom"
@@ -169,12 +177,28 @@ def sweep_options(cfg: SweepConfig, workload=None) -> dict:
         "initial_lr_range": [float(x) for x in (cfg.lr_range or default_lr)],
         "one_minus_beta_range": [float(x) for x in (cfg.one_minus_beta_range
                                                     or workload.search["one_minus_momentum"])],
-        "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials)})
+        "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials),
+        **source_options(cfg.workload, cfg.device)})
+
+
+def source_options(workload: str, device: str) -> dict:
+    """Key entries beyond the built-in workloads' (absent for them on the CPU, so that their
+    keys stay what they were): the user's workload file by content, and a device other than
+    the CPU (results can differ in the last bits between devices)."""
+    from empirical.user_workload import source_sha256
+
+    extra = {}
+    if is_user_workload(workload):
+        extra["workload_sha256"] = source_sha256(workload)
+    if device != "cpu":
+        extra["device"] = device
+    return extra
 
 
 _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
                 "complete_trials")
+_SOURCE_KEYS = ("workload_sha256", "device")    # present only where `source_options` adds them
 
 
 def recorded_options(records: list[dict]) -> list[dict]:
@@ -182,7 +206,7 @@ def recorded_options(records: list[dict]) -> list[dict]:
     older versions do, stay absent)."""
     out = []
     for r in records:
-        o = {k: r[k] for k in _OPTION_KEYS if k in r}
+        o = {k: r[k] for k in (*_OPTION_KEYS, *_SOURCE_KEYS) if k in r}
         if o not in out:
             out.append(o)
     return out

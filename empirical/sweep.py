@@ -37,7 +37,8 @@ def check_target(target: float | None) -> None:
 
 def sweep_config(**options) -> SweepConfig:
     """A SweepConfig from the command's options, the workload, its data file and the target
-    checked first (ValueError naming what is wrong)."""
+    checked first (ValueError naming what is wrong); `device` cpu, cuda or auto (resolved)."""
+    from empirical.device import resolve_device
     from empirical.workloads import get
 
     if options.get("targets") is not None:
@@ -45,8 +46,9 @@ def sweep_config(**options) -> SweepConfig:
         if options.get("target") is not None:
             raise ValueError("give either target or targets, not both")
         options["target"] = options["targets"][0]
+    options["device"] = resolve_device(options.get("device", "cpu"))
     get(options["workload"], data=options.get("data"), model=options.get("model"),
-        target=options.get("target"))
+        target=options.get("target"), device=options["device"])
     check_target(options.get("target"))
     return SweepConfig(**options)
 

@@ -40,6 +40,11 @@ class Workload:
                                    (`nqm measure`): the whole training set or a stated sample
     reference                      the training run that makes measurement checkpoints:
                                    {"optimizer", "lr", "batch_size"}
+    n_train                        the number of training examples (None: fresh data every
+                                   step, as in the online linreg)
+
+    Data tensors live on the device the workload was built for (`get(..., device=)`); batches
+    are drawn with a CPU generator and the indices or samples moved there.
     """
 
     name: str
@@ -54,11 +59,12 @@ class Workload:
     train_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     reference: dict = field(default_factory=lambda: {"optimizer": "adam", "lr": 1e-3,
                                                      "batch_size": 64})
+    n_train: int | None = None
 
 
-def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+def _seeded(seed: int, build: Callable[[], nn.Module], device="cpu") -> nn.Module:
     torch.manual_seed(seed)
-    return build()
+    return build().to(device)
 
 
 def digits_split(seed: int = DIGITS_SPLIT_SEED):
@@ -93,7 +99,7 @@ class DigitsCNN(nn.Module):
 def _sampler(xt: torch.Tensor, yt: torch.Tensor):
     """Batches drawn with replacement from fixed training tensors."""
     def batch(batch_size, gen):
-        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen)
+        idx = torch.randint(0, xt.shape[0], (batch_size,), generator=gen).to(xt.device)
         return xt[idx], yt[idx]
     return batch
 
@@ -113,22 +119,22 @@ _DIGITS = {   # model (metric, target and budget: empirical.catalog)
 }
 
 
-def digits_workload(name: str) -> Workload:
+def digits_workload(name: str, device="cpu") -> Workload:
     """The digits workload `name` (logreg-digits, mlp-digits or cnn-digits)."""
-    xt, yt, xv, yv = digits_split()
+    xt, yt, xv, yv = (t.to(device) for t in digits_split())
     build, info = _DIGITS[name], CATALOG[name]
-    return Workload(name=name, make_model=lambda seed: _seeded(seed, build),
+    return Workload(name=name, make_model=lambda seed: _seeded(seed, build, device),
                     batch=_sampler(xt, yt), loss=nn.functional.cross_entropy,
                     evaluate=_error_rate(xv, yv),
                     metric_name=info.metric_name, target=info.target, budget=info.budget,
                     search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
                             "one_minus_momentum": (1e-2, 1.0)},
-                    train_set=lambda: (xt, yt),
+                    train_set=lambda: (xt, yt), n_train=int(xt.shape[0]),
                     reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 64})
 
 
 def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
-                    data_seed: int = 0) -> Workload:
+                    data_seed: int = 0, device="cpu") -> Workload:
     """Online linear regression: x ~ N(0, S), S = diag(i^-alpha), y = w*'x + noise N(0, 1), fresh
     samples every step; loss 1/2 (w'x - y)^2.  The metric is the excess loss
     1/2 (w - w*)' S (w - w*), in closed form: the noisy quadratic with h = i^-alpha.
@@ -139,16 +145,19 @@ def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
 
     def batch(batch_size, gen):
         x = torch.randn(batch_size, dim, generator=gen) * var.sqrt()
-        return x, x @ w_star + noise * torch.randn(batch_size, generator=gen)
+        y = x @ w_star + noise * torch.randn(batch_size, generator=gen)
+        return x.to(device), y.to(device)
+
+    var_d, w_star_d = var.to(device), w_star.to(device)
 
     def evaluate(model, params):
         w = params["weight"].reshape(-1, dim)
-        return 0.5 * (((w - w_star) ** 2) * var).sum(-1)
+        return 0.5 * (((w - w_star_d) ** 2) * var_d).sum(-1)
 
     info = CATALOG["linreg"]
     return Workload(
         name="linreg", batch=batch, evaluate=evaluate,
-        make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False)),
+        make_model=lambda seed: _seeded(seed, lambda: nn.Linear(dim, 1, bias=False), device),
         loss=lambda out, y: 0.5 * ((out.squeeze(-1) - y) ** 2).mean(),
         metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-3, 3.0), "lr_adam": (1e-4, 0.3), "one_minus_momentum": (1e-2, 1.0)},
@@ -194,7 +203,7 @@ class CharTransformer(nn.Module):
         """Next-character logits (B, T, vocab) of index windows (B, T), causal attention."""
         b, t = idx.shape
         x = self.tok(idx) + self.pos[:t]
-        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        mask = torch.ones(t, t, dtype=torch.bool, device=idx.device).tril()
         for blk in self.blocks:
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, dim=-1)
             q, k, v = (z.reshape(b, t, self.heads, -1).transpose(1, 2) for z in (q, k, v))
@@ -205,7 +214,7 @@ class CharTransformer(nn.Module):
         return self.head(self.ln(x))
 
 
-def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
+def charlm_workload(ctx: int = 32, n_val_windows: int = 128, device="cpu") -> Workload:
     """Next-character prediction on `stdlib_text()`: the first 90% trains, the last 10%
     validates (fixed, evenly spaced windows).  Metric: validation cross-entropy in nats."""
     text = stdlib_text()
@@ -213,15 +222,15 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
     vocab = sorted(set(text[:cut]))
     index = {ch: i for i, ch in enumerate(vocab)}
     ids = torch.tensor([index.get(ch, 0) for ch in text], dtype=torch.long)
-    train, val = ids[:cut], ids[cut:]
+    train, val = ids[:cut].to(device), ids[cut:]
     starts = torch.linspace(0, val.numel() - ctx - 2, n_val_windows).long()
-    xv = torch.stack([val[s:s + ctx] for s in starts])
-    yv = torch.stack([val[s + 1:s + ctx + 1] for s in starts])
+    xv = torch.stack([val[s:s + ctx] for s in starts]).to(device)
+    yv = torch.stack([val[s + 1:s + ctx + 1] for s in starts]).to(device)
     n_vocab = len(vocab)
 
     def batch(batch_size, gen):
         s = torch.randint(0, train.numel() - ctx - 1, (batch_size,), generator=gen)
-        offs = s[:, None] + torch.arange(ctx)
+        offs = (s[:, None] + torch.arange(ctx)).to(device)
         return train[offs], train[offs + 1]
 
     def loss(logits, y):
@@ -229,7 +238,7 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
 
     def train_set():   # evenly spaced training windows, a fixed sample for measurement
         s = torch.linspace(0, train.numel() - ctx - 2, CHARLM_MEASURE_WINDOWS).long()
-        offs = s[:, None] + torch.arange(ctx)
+        offs = (s[:, None] + torch.arange(ctx)).to(device)
         return train[offs], train[offs + 1]
 
     def evaluate(m, params):
@@ -239,7 +248,7 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
     info = CATALOG["charlm"]
     return Workload(
         name="charlm", batch=batch, loss=loss, evaluate=evaluate,
-        make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx)),
+        make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx), device),
         metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)},
         train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
@@ -270,7 +279,7 @@ def _load_custom(path: str):
     return data
 
 
-def custom_workload(path: str, model: str, target: float) -> Workload:
+def custom_workload(path: str, model: str, target: float, device="cpu") -> Workload:
     """The user's data: `linear` regression (metric: validation loss 1/2 mean squared error)
     or `logreg` / `mlp` classification (labels 0..C-1; metric: validation error)."""
     if model not in CUSTOM_MODELS:
@@ -310,25 +319,35 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
         evaluate = _error_rate(xv, yv)
         metric = "validation error"
 
-    return Workload(name="custom", make_model=lambda seed: _seeded(seed, build),
+    xt, yt, xv, yv = (t.to(device) for t in (xt, yt, xv, yv))   # `evaluate` of linear
+    if model != "linear":                                       # reads xv, yv from here
+        evaluate = _error_rate(xv, yv)
+    return Workload(name="custom", make_model=lambda seed: _seeded(seed, build, device),
                     batch=_sampler(xt, yt),
                     loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
                     budget=CUSTOM_BUDGET, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
                                          "one_minus_momentum": (1e-2, 1.0)},
-                    train_set=lambda: (xt, yt))
+                    train_set=lambda: (xt, yt), n_train=int(xt.shape[0]))
 
 
 def get(name: str, data: str | None = None, model: str | None = None,
-        target: float | None = None) -> Workload:
-    """A workload by name; `custom` also needs `data` (.npz), `model` and `target`."""
+        target: float | None = None, device="cpu") -> Workload:
+    """A workload by name, its data on `device`; `custom` also needs `data` (.npz), `model`
+    and `target`; a .py file or dotted module name is the user's own workload
+    (`empirical.user_workload`; `target` overrides its TARGET)."""
+    from empirical.user_workload import is_user_workload, user_workload
+
     if name == "linreg":
-        return linreg_workload()
+        return linreg_workload(device=device)
     if name in _DIGITS:
-        return digits_workload(name)
+        return digits_workload(name, device)
     if name == "charlm":
-        return charlm_workload()
+        return charlm_workload(device=device)
     if name == "custom":
         if not data:
             raise ValueError("the custom workload needs --data PATH.npz")
-        return custom_workload(data, model or "logreg", target)
-    raise ValueError(f"unknown workload '{name}'; choose from {', '.join(WORKLOADS)}")
+        return custom_workload(data, model or "logreg", target, device)
+    if is_user_workload(name):
+        return user_workload(name, target, device)
+    raise ValueError(f"unknown workload '{name}'; choose from {', '.join(WORKLOADS)}, or give "
+                     "your own as a .py file or a dotted module name")

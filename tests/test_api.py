@@ -1,0 +1,46 @@
+"""The Python API example (examples/api_tour.py, printed in the documentation) runs end to end
+and returns the records the commands write."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BLOBS = """
+import torch
+from torch import nn
+TARGET = 0.12
+BUDGET = 600
+REFERENCE = {"optimizer": "sgd", "lr": 0.5, "batch_size": 16}
+def data():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (300,), generator=g)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    x = centres[y] + torch.randn(300, 2, generator=g)
+    return {"X_train": x[:200], "y_train": y[:200], "X_val": x[200:], "y_val": y[200:]}
+def model():
+    return nn.Linear(2, 3)
+"""
+
+
+@pytest.mark.slow
+def test_api_tour_runs(tmp_path):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from api_tour import main
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    workload = tmp_path / "blobs.py"
+    workload.write_text(BLOBS)
+    summary, measured, predicted, calibrated = main(tmp_path / "out", str(workload),
+                                                    batch_sizes=(2, 8, 32), trials=4, top_k=3)
+    assert summary == json.loads((tmp_path / "out/sweep/summary.json").read_text())
+    assert [p["batch_size"] for p in summary["points"]] == [2, 8, 32]
+    assert all(p["reached"] for p in summary["points"])
+    assert measured["label"] == "target" and measured["b_simple"] > 0
+    assert len(predicted["points"]) == 3
+    assert calibrated["workload"] == str(workload)
+    assert calibrated["error"]["null_worst"] >= 1
