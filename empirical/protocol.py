@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
+from empirical.budgets import budget_options, check_budget_fields
 from empirical.catalog import CUSTOM_MODELS, WORKLOADS
 from empirical.records import append_records, canonical, file_sha256, read_records
 from empirical.train_config import DECAYS, OPTIMIZERS, TrainConfig
@@ -79,6 +80,8 @@ class SweepConfig:
     decay: str = "constant"
     data: str | None = None       # custom workload: the user's .npz
     model: str | None = None      # custom workload: linear | logreg | mlp
+    epoch_budget: float | None = None   # fixed-epoch budget (empirical.budgets)
+    quality: bool = False               # best metric within the step budget (empirical.budgets)
 
     def __post_init__(self):
         if self.workload not in WORKLOADS:
@@ -107,6 +110,7 @@ class SweepConfig:
         if self.model is not None and self.model not in CUSTOM_MODELS:
             raise ValueError(f"model must be one of {', '.join(CUSTOM_MODELS)} or None, "
                              f"got '{self.model}'")
+        check_budget_fields(self)
 
 
 def sobol_points(n: int, dims: int, seed: int) -> np.ndarray:
@@ -154,12 +158,13 @@ def sweep_options(cfg: SweepConfig, workload=None) -> dict:
         "initial_lr_range": [float(x) for x in (cfg.lr_range or default_lr)],
         "one_minus_beta_range": [float(x) for x in (cfg.one_minus_beta_range
                                                     or workload.search["one_minus_momentum"])],
-        "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials)})
+        "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials),
+        **budget_options(cfg, workload)})
 
 
 _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
-                "complete_trials")
+                "complete_trials", "epoch_budget", "n_train", "quality")
 
 
 def recorded_options(records: list[dict]) -> list[dict]:

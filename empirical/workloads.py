@@ -40,6 +40,8 @@ class Workload:
                                    (`nqm measure`): the whole training set or a stated sample
     reference                      the training run that makes measurement checkpoints:
                                    {"optimizer", "lr", "batch_size"}
+    n_train                        N, the size of the finite training set (one epoch = N
+                                   examples drawn); None for online data (every batch fresh)
     """
 
     name: str
@@ -54,6 +56,7 @@ class Workload:
     train_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     reference: dict = field(default_factory=lambda: {"optimizer": "adam", "lr": 1e-3,
                                                      "batch_size": 64})
+    n_train: int | None = None
 
 
 def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
@@ -124,7 +127,8 @@ def digits_workload(name: str) -> Workload:
                     search={"lr": (1e-2, 10.0), "lr_adam": (1e-4, 0.1),
                             "one_minus_momentum": (1e-2, 1.0)},
                     train_set=lambda: (xt, yt),
-                    reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 64})
+                    reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 64},
+                    n_train=int(xt.shape[0]))
 
 
 def linreg_workload(dim: int = 64, alpha: float = 1.0, noise: float = 0.5,
@@ -242,7 +246,8 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128) -> Workload:
         make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx)),
         metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)},
-        train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
+        train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32},
+        n_train=train.numel() - ctx - 1)     # the distinct training windows batch() draws
 
 
 def _load_custom(path: str):
@@ -315,7 +320,7 @@ def custom_workload(path: str, model: str, target: float) -> Workload:
                     loss=loss, evaluate=evaluate, metric_name=metric, target=float(target),
                     budget=CUSTOM_BUDGET, search={"lr": (1e-3, 10.0), "lr_adam": (1e-4, 0.1),
                                          "one_minus_momentum": (1e-2, 1.0)},
-                    train_set=lambda: (xt, yt))
+                    train_set=lambda: (xt, yt), n_train=int(xt.shape[0]))
 
 
 def get(name: str, data: str | None = None, model: str | None = None,
