@@ -194,3 +194,36 @@ def test_epoch_budget_on_online_data_is_refused(tmp_path):
     assert r.exit_code == 2
     assert r.stderr.strip() == ("Error: an epoch budget is not meaningful for linreg (online "
                                 "data: every batch is fresh)")
+
+
+def test_widened_range_is_the_steps_to_result_rule():
+    from empirical.budgets import widened_range
+
+    assert widened_range([1e-2, 1.0], 0.1) is None                     # in the middle
+    lo = widened_range([1e-2, 1.0], 0.011)                             # outer 10%, low side
+    assert lo[0] == pytest.approx(1e-3) and lo[1] == 1.0
+    hi = widened_range([1e-2, 1.0], 0.9)
+    assert hi[0] == 1e-2 and hi[1] == pytest.approx(10.0)
+
+
+def test_budget_sweep_is_deterministic_and_adds_batch_sizes_without_rerunning(tmp_path):
+    base = [*SMALL, "--quality", "--budget", "20"]
+    r = CliRunner().invoke(cli, [*base, "--batch-sizes", "32", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    first = (tmp_path / "a" / "records.jsonl").read_bytes()
+    r = CliRunner().invoke(cli, [*base, "--batch-sizes", "32,128", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "records.jsonl").read_bytes().startswith(first)
+    r = CliRunner().invoke(cli, [*base, "--batch-sizes", "32,128", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+
+    def norm(d):
+        recs = _records(tmp_path / d)
+        for x in recs:
+            x.pop("wall_s_population")
+        return sorted(recs, key=lambda x: (x["batch_size"], x["round"], x["trial"]))
+
+    a, b = norm("a"), norm("b")
+    assert a == b
+    keys = [(x["batch_size"], x["round"], x["trial"]) for x in a]
+    assert len(keys) == len(set(keys))
