@@ -164,7 +164,7 @@ def sweep_options(cfg: SweepConfig, workload=None) -> dict:
 
 _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
-                "complete_trials", "epoch_budget", "n_train", "quality")
+                "complete_trials")
 
 
 def recorded_options(records: list[dict]) -> list[dict]:

@@ -164,6 +164,15 @@ def test_a_budget_sweep_is_refused_in_a_steps_to_result_directory(tmp_path):
                                  "--out", str(out)])
     assert r.exit_code == 2
     assert "holds a sweep with other options" in r.stderr and "quality" in r.stderr
+    q = tmp_path / "q"                   # and the reverse, judged from the records alone
+    r = CliRunner().invoke(cli, [*SMALL, "--quality", "--budget", "30", "--batch-sizes", "64",
+                                 "--out", str(q)])
+    assert r.exit_code == 0, r.output
+    (q / "sweep_config.json").unlink()
+    r = CliRunner().invoke(cli, [*SMALL, "--budget", "30", "--batch-sizes", "64",
+                                 "--out", str(q)])
+    assert r.exit_code == 2
+    assert "holds a sweep with other options (target: null there" in r.stderr
 
 
 @pytest.mark.parametrize("extra, needle", [
