@@ -236,3 +236,15 @@ def test_budget_sweep_is_deterministic_and_adds_batch_sizes_without_rerunning(tm
     assert a == b
     keys = [(x["batch_size"], x["round"], x["trial"]) for x in a]
     assert len(keys) == len(set(keys))
+
+
+def test_calibration_refuses_a_fixed_budget_sweep():
+    from pathlib import Path
+
+    from nqm.errors import NQMInputError
+    from nqm.sweep_data import load_sweep
+
+    d = Path(__file__).resolve().parents[2] / "figures" / "shallue" / "mlp-digits-sgd-quality"
+    with pytest.raises(NQMInputError, match="is a fixed-budget sweep .* calibration needs a "
+                                            "steps-to-result sweep"):
+        load_sweep(d)
