@@ -258,7 +258,8 @@ def summarize_budget(cfg, records: list[dict], n_resamples: int = 1000) -> dict:
             "n_train": first.get("examples_per_epoch"), "decay": cfg.decay,
             "best_metric": points, "best_metric_rule": BEST_RULE,
             "interval": {"level": CONFIDENCE, "method": INTERVAL_RULE,
-                         "resamples": n_resamples, "seed": [cfg.seed, "batch_size"]},
+                         "resamples": n_resamples,
+                         "generator": f"numpy default_rng([{cfg.seed}, batch_size])"},
             "steps_rounding": ("S(B) = ceil(E N / B): E N <= B S(B) < E N + B"
                                if cfg.epoch_budget is not None else None),
             "largest_batch_size": large_batch_verdict(points),
