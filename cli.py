@@ -254,6 +254,12 @@ def workloads():
 @opt("--batch-sizes", type=BatchSizes(), default="8:512", show_default=True)
 @opt("--trials", type=click.IntRange(min=2), default=16, show_default=True)
 @opt("--budget", type=click.IntRange(min=1), default=None, help="Step budget.")
+@opt("--epoch-budget", type=float, default=None,
+     help="Train every trial E epochs (ceil(E*N/B) steps) and report the best metric per "
+          "batch size instead of steps to result.")
+@opt("--quality", is_flag=True,
+     help="Train every trial the whole --budget and report the best metric per batch size "
+          "(solution quality) instead of steps to result.")
 @opt("--decay", type=click.Choice(["constant", "linear"]), default="constant", show_default=True)
 @opt("--targets", type=FloatList(), default=None, metavar="T1,T2,...",
      help="Several targets from one sweep instead of --target (strictly increasing; the "
@@ -271,11 +277,12 @@ def workloads():
 @QUIET
 @TORCH_THREADS
 @_input_errors
-def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, budget, decay,
-          targets, complete_trials, executor, scheduler, workers, out_dir, device, quiet,
-          threads):
+def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, budget,
+          epoch_budget, quality, decay, targets, complete_trials, executor, scheduler, workers,
+          out_dir, device, quiet, threads):
     """Measure steps to result per batch size on real training, metaparameters tuned per batch
-    size (Shallue et al.).  Resumable: rerun the same command to continue (batch sizes may be
+    size (Shallue et al.); with --epoch-budget or --quality, the best metric per batch size
+    within a fixed budget.  Resumable: rerun the same command to continue (batch sizes may be
     added; other options into the same --out are refused)."""
     from empirical.executor import DaskExecutor, LocalExecutor
     from empirical.sweep import sweep as run_sweep
@@ -291,19 +298,33 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
     cfg = sweep_config(workload=workload, optimizer=optimizer, batch_sizes=batch_sizes,
                        n_trials=trials, seed=seed, budget=budget, target=target, decay=decay,
                        data=data, model=model, complete_trials=complete_trials,
-                       targets=targets, device=device)
+                       targets=targets, device=device, epoch_budget=epoch_budget,
+                       quality=quality)
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(workers)
     with _LateBar(len(cfg.batch_sizes), "batch sizes", quiet) as bar:
         summary = run_sweep(cfg, out_dir, runner, bar.update, _stderr, threads)
+    out = Path(out_dir)
+    if "best_metric" in summary:
+        _budget_outputs(summary, out, trials)
+        return
     _echo(sweep_lines(summary, workload, optimizer, trials))
     if "by_target" in summary:
         _echo(targets_lines(summary))
-    out = Path(out_dir)
     steps_vs_batch(summary, out / "steps_vs_batch.png",
                    title=f"{workload}, {optimizer}: steps to result")
     extra = summary_figures(summary, out)
     click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, trials.csv, "
                f"steps_vs_batch.png, {', '.join(extra)}")
+
+
+def _budget_outputs(summary: dict, out: Path, trials: int) -> None:
+    """Print and plot a fixed-budget sweep's best metric per batch size."""
+    from figures.budgets import best_metric_vs_batch
+    from figures.text import budget_lines
+
+    _echo(budget_lines(summary, trials))
+    best_metric_vs_batch(summary, out / "best_metric_vs_batch.png")
+    click.echo(f"wrote {out}/records.jsonl, summary.json, summary.csv, best_metric_vs_batch.png")
 
 
 @cli.command()

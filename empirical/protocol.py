@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
+from empirical.budgets import budget_options, check_budget_fields
 from empirical.catalog import CUSTOM_MODELS, WORKLOADS, is_user_workload
 from empirical.records import append_records, canonical, file_sha256, read_records
 from empirical.targets import by_target, check_targets, crossings
@@ -91,6 +92,8 @@ class SweepConfig:
     data: str | None = None       # custom workload: the user's .npz
     model: str | None = None      # custom workload: linear | logreg | mlp
     device: str = "cpu"           # where the trials train: cpu | cuda
+    epoch_budget: float | None = None   # fixed-epoch budget (empirical.budgets)
+    quality: bool = False               # best metric within the step budget (empirical.budgets)
 
     def __post_init__(self):
         if self.workload not in WORKLOADS and not is_user_workload(self.workload):
@@ -128,6 +131,7 @@ class SweepConfig:
         if self.model is not None and self.model not in CUSTOM_MODELS:
             raise ValueError(f"model must be one of {', '.join(CUSTOM_MODELS)} or None, "
                              f"got '{self.model}'")
+        check_budget_fields(self)
 
 
 def sobol_points(n: int, dims: int, seed: int) -> np.ndarray:
@@ -178,7 +182,7 @@ def sweep_options(cfg: SweepConfig, workload=None) -> dict:
         "one_minus_beta_range": [float(x) for x in (cfg.one_minus_beta_range
                                                     or workload.search["one_minus_momentum"])],
         "max_widen": cfg.max_widen, "complete_trials": bool(cfg.complete_trials),
-        **source_options(cfg.workload, cfg.device)})
+        **source_options(cfg.workload, cfg.device), **budget_options(cfg, workload)})
 
 
 def source_options(workload: str, device: str) -> dict:

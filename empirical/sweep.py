@@ -5,7 +5,8 @@ The directory holds records.jsonl (one record per trial, appended as each batch 
 sweep_config.json (the options of the first run: other options are refused), summary.json and
 summary.csv (per batch size the best trial, and the critical batch sizes of `nqm.critical`),
 trials.csv (every trial's settings, outcome and crossing of each target) and, with several
-targets, summary_by_target.csv.
+targets, summary_by_target.csv.  With a fixed epoch or step budget (`empirical.budgets`) the
+summary holds instead the best metric reached per batch size (`best_metric`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ import functools
 import math
 from collections.abc import Callable
 
+from empirical.budgets import (
+    budget_mode,
+    check_epochs_meaningful,
+    run_budget_batch_size,
+    summarize_budget,
+)
 from empirical.files import make_out_dir, write_csv, write_json
 from empirical.protocol import (
     SweepConfig,
@@ -27,6 +34,8 @@ from empirical.targets import check_targets, trial_rows
 
 SUMMARY_COLUMNS = ["batch_size", "steps", "reached", "lr", "momentum", "trials", "diverged",
                    "widened"]
+BUDGET_COLUMNS = ["batch_size", "steps", "epochs", "best_metric", "interval_lo", "interval_hi",
+                  "best_step", "final_metric", "lr", "momentum", "trials", "diverged", "widened"]
 
 
 def check_target(target: float | None) -> None:
@@ -47,10 +56,12 @@ def sweep_config(**options) -> SweepConfig:
             raise ValueError("give either target or targets, not both")
         options["target"] = options["targets"][0]
     options["device"] = resolve_device(options.get("device", "cpu"))
-    get(options["workload"], data=options.get("data"), model=options.get("model"),
-        target=options.get("target"), device=options["device"])
+    workload = get(options["workload"], data=options.get("data"), model=options.get("model"),
+                   target=options.get("target"), device=options["device"])
     check_target(options.get("target"))
-    return SweepConfig(**options)
+    cfg = SweepConfig(**options)
+    check_epochs_meaningful(cfg, workload)
+    return cfg
 
 
 def custom_model_note(workload: str, model: str | None) -> str | None:
@@ -76,7 +87,9 @@ def sweep(cfg: SweepConfig, out_dir, executor, progress: Callable[[int], None] |
         records_path = out / "records.jsonl"
         _claim(cfg, out, records_path)
         _repair(records_path, warn)
-        task = functools.partial(run_batch_size, cfg, records_path=str(records_path))
+        fixed = budget_mode(cfg) is not None
+        task = functools.partial(run_budget_batch_size if fixed else run_batch_size, cfg,
+                                 records_path=str(records_path))
         note = custom_model_note(cfg.workload, cfg.model)
         if note:
             warn(note)
@@ -87,11 +100,14 @@ def sweep(cfg: SweepConfig, out_dir, executor, progress: Callable[[int], None] |
             records += recs
             if progress is not None:
                 progress(1)
-        summary = summarize(cfg, records)
+        summary = summarize_budget(cfg, records) if fixed else summarize(cfg, records)
         write_json(out / "summary.json", summary)
-        write_csv(out / "summary.csv", SUMMARY_COLUMNS,
-                  ([p[k] for k in SUMMARY_COLUMNS] for p in summary["points"]))
-        _write_targets(cfg, summary, records, out)
+        if fixed:
+            write_csv(out / "summary.csv", BUDGET_COLUMNS, _budget_rows(summary))
+        else:
+            write_csv(out / "summary.csv", SUMMARY_COLUMNS,
+                      ([p[k] for k in SUMMARY_COLUMNS] for p in summary["points"]))
+            _write_targets(cfg, summary, records, out)
     return summary
 
 
@@ -104,6 +120,14 @@ def _write_targets(cfg: SweepConfig, summary: dict, records: list[dict], out) ->
         write_csv(out / "summary_by_target.csv", ["target", *SUMMARY_COLUMNS],
                   ([t["target"], *(p[k] for k in SUMMARY_COLUMNS)]
                    for t in summary["by_target"] for p in t["points"]))
+
+
+def _budget_rows(summary: dict):
+    """summary.csv rows of a fixed-budget sweep (the interval as two columns)."""
+    for p in summary["best_metric"]:
+        lo, hi = p["interval"] or (None, None)
+        row = {**p, "interval_lo": lo, "interval_hi": hi}
+        yield [row[k] for k in BUDGET_COLUMNS]
 
 
 def _claim(cfg: SweepConfig, out, records_path) -> None:

@@ -251,7 +251,8 @@ def charlm_workload(ctx: int = 32, n_val_windows: int = 128, device="cpu") -> Wo
         make_model=lambda seed: _seeded(seed, lambda: CharTransformer(n_vocab, ctx), device),
         metric_name=info.metric_name, target=info.target, budget=info.budget,
         search={"lr": (1e-2, 3.0), "lr_adam": (1e-4, 3e-2), "one_minus_momentum": (1e-2, 1.0)},
-        train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32})
+        train_set=train_set, reference={"optimizer": "adam", "lr": 3e-3, "batch_size": 32},
+        n_train=train.numel() - ctx - 1)     # the distinct training windows batch() draws
 
 
 def _load_custom(path: str):

@@ -219,3 +219,20 @@ def _value_and_interval(value, ci) -> str:
     if not ci or all(x is None for x in ci):
         return fmt(value)
     return with_interval(value, ci)
+
+
+def budget_lines(summary: dict, trials: int) -> list[str]:
+    """`nqm sweep --epoch-budget/--quality`'s table: the best metric per batch size."""
+    budget = (f"{summary['epoch_budget']:g} epochs of N = {summary['n_train']}"
+              if summary["mode"] == "epochs" else f"{summary['step_budget']} steps")
+    out = [f"{summary['workload']}, {summary['optimizer']}, fixed budget {budget}, {trials} "
+           f"trials per batch size; best {summary['metric']} (95% bootstrap over trials)",
+           f"{'batch':>7} {'steps':>7} {'epochs':>8} {'best metric':>26} {'at step':>8} "
+           f"{'lr':>10} {'momentum':>9} {'diverged':>9}  note"]
+    for p in summary["best_metric"]:
+        note = "widened" if p["widened"] else ""
+        out.append(f"{p['batch_size']:>7d} {p['steps']:>7d} {fmt(p['epochs'], '.3g'):>8} "
+                   f"{with_interval(p['best_metric'], p['interval']):>26} "
+                   f"{fmt(p['best_step']):>8} {fmt(p['lr']):>10} {fmt(p['momentum']):>9} "
+                   f"{p['diverged']:>9d}  {note}")
+    return out + [summary["largest_batch_size"]]

@@ -67,6 +67,9 @@ def load_sweep(path: str | Path) -> SweepData:
         raise NQMInputError(f"no sweep summary at {f} (run `nqm sweep --out DIR` first)")
     try:
         data = json.loads(f.read_text())
+        if isinstance(data, dict) and "best_metric" in data and "points" not in data:
+            raise NQMInputError(f"{f} is a fixed-budget sweep (best metric per batch size); "
+                                f"calibration needs a steps-to-result sweep")
         points = tuple(sorted(
             (SweepPoint(int(q["batch_size"]), None if q.get("steps") is None else int(q["steps"]),
                         q.get("lr"), q.get("momentum"), int(q.get("trials", 0)),
@@ -74,6 +77,8 @@ def load_sweep(path: str | Path) -> SweepData:
              for q in data["points"]), key=lambda q: q.batch_size))
         sweep = SweepData(str(data["workload"]), str(data["optimizer"]), float(data["target"]),
                           points, str(f))
+    except NQMInputError:
+        raise
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise NQMInputError(f"{f} is not a JSON sweep summary") from None
     except (KeyError, TypeError, ValueError) as exc:
