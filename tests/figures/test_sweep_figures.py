@@ -22,7 +22,8 @@ def test_targets_table_prints_every_target_of_every_committed_sweep(capsys):
     out = capsys.readouterr().out
     for f in SHALLUE.glob("*/summary.json"):
         s = json.loads(f.read_text())
-        assert out.count(f"| {s['workload']} | {s['optimizer']} |") >= len(s["targets"])
+        if "by_target" in s:        # the fixed-budget sweeps beside them have no targets
+            assert out.count(f"| {s['workload']} | {s['optimizer']} |") >= len(s["targets"])
 
 
 def test_committed_trials_give_the_committed_steps_per_target():
