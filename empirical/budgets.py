@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from empirical.records import append_records, read_records
+from empirical.records import append_records
 
-OUTER = 0.10
 CONFIDENCE = 0.95
 BEST_RULE = ("best trial's minimum of the metric over its evaluated steps (at most 5% apart, "
              "the last at the budget); diverged trials excluded")
@@ -119,31 +118,10 @@ def _no_target(workload):
     return dataclasses.replace(workload, target=-math.inf)
 
 
-def _done_trials(path: Path, batch_size: int, options: dict) -> dict:
-    """(round, trial) -> the first record of this batch size whose options all match."""
-    done: dict[tuple[int, int], dict] = {}
-    for r in read_records(path):
-        if r.get("batch_size") == batch_size and all(r.get(k) == v for k, v in options.items()):
-            done.setdefault((r.get("round"), r.get("trial")), r)
-    return done
-
-
 def best_record(records: list[dict]) -> dict | None:
     """The non-diverged trial with the lowest best metric (ties: earlier round, trial)."""
     ok = [r for r in records if not r["diverged"] and r["best_metric"] is not None]
     return min(ok, key=lambda r: (r["best_metric"], r["round"], r["trial"])) if ok else None
-
-
-def widened_range(lr_range: list[float], best_lr: float) -> list[float] | None:
-    """The lr range widened by half its width on the side where `best_lr` lies in the outer
-    10% (in log lr), or None when it lies inside."""
-    lo, hi = np.log(lr_range)
-    x = (math.log(best_lr) - lo) / (hi - lo)
-    if OUTER <= x <= 1 - OUTER:
-        return None
-    half = 0.5 * (hi - lo)
-    return ([float(np.exp(lo - half)), lr_range[1]] if x < OUTER
-            else [lr_range[0], float(np.exp(hi + half))])
 
 
 def _round_records(cfg, workload, options, batch_size, rnd, lr_range, beta_range, steps):
@@ -189,7 +167,7 @@ def _round_records(cfg, workload, options, batch_size, rnd, lr_range, beta_range
 def run_budget_batch_size(cfg, batch_size: int, records_path: str) -> list[dict]:
     """All rounds of a fixed-budget sweep at one batch size (resuming from the records, as
     `empirical.protocol.run_batch_size` does); returns its records."""
-    from empirical.protocol import resolved_workload, sweep_options
+    from empirical.protocol import done_trials, resolved_workload, sweep_options, widened_range
 
     path = Path(records_path)
     workload = resolved_workload(cfg)
@@ -197,7 +175,7 @@ def run_budget_batch_size(cfg, batch_size: int, records_path: str) -> list[dict]
     options = sweep_options(cfg, workload)
     steps = (epoch_steps(cfg.epoch_budget, workload.n_train, batch_size)
              if cfg.epoch_budget is not None else options["budget"])
-    done = _done_trials(path, batch_size, options)
+    done = done_trials(path, batch_size, options)
     lr_range = list(options["initial_lr_range"])
     beta_range = list(options["one_minus_beta_range"])
     records: list[dict] = []

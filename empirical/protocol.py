@@ -216,6 +216,27 @@ def recorded_options(records: list[dict]) -> list[dict]:
     return out
 
 
+def done_trials(path: Path, batch_size: int, options: dict) -> dict:
+    """(round, trial) -> the first record of `batch_size` in `path` whose options all match."""
+    done: dict[tuple[int, int], dict] = {}
+    for r in read_records(path):
+        if r.get("batch_size") == batch_size and all(r.get(k) == v for k, v in options.items()):
+            done.setdefault((r.get("round"), r.get("trial")), r)
+    return done
+
+
+def widened_range(lr_range: list[float], best_lr: float) -> list[float] | None:
+    """The lr range widened by half its width on the side where `best_lr` lies in the outer
+    OUTER fraction (in log lr), or None when it lies inside."""
+    lo, hi = np.log(lr_range)
+    x = (math.log(best_lr) - lo) / (hi - lo)
+    if OUTER <= x <= 1 - OUTER:
+        return None
+    half = 0.5 * (hi - lo)
+    return ([float(np.exp(lo - half)), lr_range[1]] if x < OUTER
+            else [lr_range[0], float(np.exp(hi + half))])
+
+
 def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
     """All rounds for one batch size (resuming from the records); returns its records.
 
@@ -229,10 +250,7 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
     workload = resolved_workload(cfg)
     options = sweep_options(cfg, workload)
     budget = options["budget"]
-    done: dict[tuple[int, int], dict] = {}
-    for r in read_records(path):
-        if r.get("batch_size") == batch_size and all(r.get(k) == v for k, v in options.items()):
-            done.setdefault((r.get("round"), r.get("trial")), r)
+    done = done_trials(path, batch_size, options)
     lr_range = list(options["initial_lr_range"])
     beta_range = list(options["one_minus_beta_range"])
     records = []
@@ -282,15 +300,10 @@ def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list
         best = _best(records)
         if best is None:
             break
-        lo, hi = np.log(lr_range)
-        x = (math.log(best["lr"]) - lo) / (hi - lo)
-        if OUTER <= x <= 1 - OUTER:
+        wider = widened_range(lr_range, best["lr"])
+        if wider is None:
             break
-        width = hi - lo
-        if x < OUTER:
-            lr_range[0] = float(np.exp(lo - 0.5 * width))
-        else:
-            lr_range[1] = float(np.exp(hi + 0.5 * width))
+        lr_range = wider
     return records
 
 

@@ -206,7 +206,7 @@ def test_epoch_budget_on_online_data_is_refused(tmp_path):
 
 
 def test_widened_range_is_the_steps_to_result_rule():
-    from empirical.budgets import widened_range
+    from empirical.protocol import widened_range
 
     assert widened_range([1e-2, 1.0], 0.1) is None                     # in the middle
     lo = widened_range([1e-2, 1.0], 0.011)                             # outer 10%, low side
