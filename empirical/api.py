@@ -17,13 +17,16 @@ from collections.abc import Callable, Sequence
 def sweep(workload: str, out_dir, optimizer: str = "momentum",
           batch_sizes: Sequence[int] = (8, 16, 32, 64, 128, 256, 512), trials: int = 16,
           seed: int = 0, budget: int | None = None, target: float | None = None,
-          decay: str = "constant", complete_trials: bool = False, data: str | None = None,
-          model: str | None = None, device: str = "auto", workers: int = 1,
-          threads: int | None = None, warn: Callable[[str], None] | None = None) -> dict:
+          targets: Sequence[float] | None = None, epoch_budget: float | None = None,
+          quality: bool = False, decay: str = "constant", complete_trials: bool = False,
+          data: str | None = None, model: str | None = None, device: str = "auto",
+          workers: int = 1, threads: int | None = None,
+          warn: Callable[[str], None] | None = None) -> dict:
     """Steps to result per batch size (Shallue et al. 2018), resumable in `out_dir`, as
     `nqm sweep` with the same options; returns summary.json's record (`points`,
-    `critical_batch_size`, `confidence_95`, ...).  It writes records.jsonl, summary.json and
-    summary.csv, not the plot."""
+    `critical_batch_size`, `confidence_95`, `by_target` with `targets`, or `best_metric` with
+    `epoch_budget` / `quality`).  It writes records.jsonl, summary.json, summary.csv and
+    trials.csv, not the plots."""
     from empirical.executor import LocalExecutor
     from empirical.sweep import sweep as run_sweep
     from empirical.sweep import sweep_config
@@ -31,7 +34,9 @@ def sweep(workload: str, out_dir, optimizer: str = "momentum",
     cfg = sweep_config(workload=workload, optimizer=optimizer,
                        batch_sizes=tuple(sorted(set(int(b) for b in batch_sizes))),
                        n_trials=trials, seed=seed, budget=budget, target=target, decay=decay,
-                       data=data, model=model, complete_trials=complete_trials, device=device)
+                       data=data, model=model, complete_trials=complete_trials, device=device,
+                       targets=None if targets is None else tuple(targets),
+                       epoch_budget=epoch_budget, quality=quality)
     return run_sweep(cfg, out_dir, LocalExecutor(workers), None, warn, threads)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from empirical import api
+
 ROOT = Path(__file__).resolve().parents[1]
 
 BLOBS = """
@@ -44,3 +46,16 @@ def test_api_tour_runs(tmp_path):
     assert len(predicted["points"]) == 3
     assert calibrated["workload"] == str(workload)
     assert calibrated["error"]["null_worst"] >= 1
+
+
+def test_api_sweep_takes_several_targets(tmp_path):
+    summary = api.sweep("logreg-digits", tmp_path, optimizer="sgd", batch_sizes=(64,),
+                        trials=2, budget=100, targets=(0.2, 0.5), device="cpu", threads=1)
+    assert [g["target"] for g in summary["by_target"]] == [0.2, 0.5]
+    assert (tmp_path / "trials.csv").exists()
+
+
+def test_api_sweep_refuses_a_bad_epoch_budget(tmp_path):
+    with pytest.raises(ValueError, match="epoch"):
+        api.sweep("logreg-digits", tmp_path, batch_sizes=(64,), trials=2, epoch_budget=0,
+                  device="cpu")
