@@ -284,6 +284,7 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
     size (Shallue et al.); with --epoch-budget or --quality, the best metric per batch size
     within a fixed budget.  Resumable: rerun the same command to continue (batch sizes may be
     added; other options into the same --out are refused)."""
+    from empirical.device import resolve_device
     from empirical.executor import DaskExecutor, LocalExecutor
     from empirical.sweep import sweep as run_sweep
     from empirical.sweep import sweep_config
@@ -295,6 +296,10 @@ def sweep(workload, target, data, model, seed, optimizer, batch_sizes, trials, b
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     if target is not None and targets is not None:
         raise InputError("give either --target or --targets, not both")
+    device = resolve_device(device)
+    if device == "cuda" and executor == "local" and workers > 1:
+        raise InputError("--device cuda trains in this process: use --workers 1 (CUDA cannot "
+                         "be used in forked worker processes)")
     cfg = sweep_config(workload=workload, optimizer=optimizer, batch_sizes=batch_sizes,
                        n_trials=trials, seed=seed, budget=budget, target=target, decay=decay,
                        data=data, model=model, complete_trials=complete_trials,

@@ -69,12 +69,24 @@ def check_budget_fields(cfg) -> None:
     if mode is None:
         return
     name = "epoch_budget" if mode == "epochs" else "quality"
+    if getattr(cfg, "targets", None) is not None:
+        raise ValueError(f"{name} and targets cannot both be given (a fixed budget reports the "
+                         f"best metric; it has no targets)")
     if cfg.target is not None:
         raise ValueError(f"{name} and target cannot both be given (a fixed budget reports the "
                          f"best metric; it has no target)")
     if cfg.complete_trials:
         raise ValueError(f"{name} and complete_trials cannot both be given (under a fixed "
                          f"budget every trial trains its whole budget)")
+
+
+def build_target(target: float | None, epoch_budget: float | None, quality: bool):
+    """The target to build a sweep's workload with.  A fixed budget has none, but the custom and
+    the user's workloads need one to build: +inf stands in (training under a fixed budget
+    replaces it by -inf, so no trial stops early, and the resume key records null)."""
+    if target is None and (epoch_budget is not None or quality):
+        return math.inf
+    return target
 
 
 def check_epochs_meaningful(cfg, workload) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
-from empirical.budgets import budget_options, check_budget_fields
+from empirical.budgets import budget_options, build_target, check_budget_fields
 from empirical.catalog import CUSTOM_MODELS, WORKLOADS, is_user_workload
 from empirical.records import append_records, canonical, file_sha256, read_records
 from empirical.targets import by_target, check_targets, crossings
@@ -156,10 +156,11 @@ def resolved_workload(cfg: SweepConfig):
     """The workload of a sweep, its target overridden by cfg.target."""
     from empirical.workloads import get
 
-    workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=cfg.target,
+    target = build_target(cfg.target, cfg.epoch_budget, cfg.quality)
+    workload = get(cfg.workload, data=cfg.data, model=cfg.model, target=target,
                    device=cfg.device)
-    if cfg.target is not None:
-        workload = type(workload)(**{**workload.__dict__, "target": cfg.target})
+    if target is not None:
+        workload = type(workload)(**{**workload.__dict__, "target": target})
     return workload
 
 
@@ -202,7 +203,8 @@ def source_options(workload: str, device: str) -> dict:
 _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_trials", "budget",
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
                 "complete_trials")
-_SOURCE_KEYS = ("workload_sha256", "device")    # present only where `source_options` adds them
+# present only where `source_options` or `budget_options` add them
+_SOURCE_KEYS = ("workload_sha256", "device", "epoch_budget", "n_train", "quality")
 
 
 def recorded_options(records: list[dict]) -> list[dict]:

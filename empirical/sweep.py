@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from empirical.budgets import (
     budget_mode,
+    build_target,
     check_epochs_meaningful,
     run_budget_batch_size,
     summarize_budget,
@@ -50,14 +51,21 @@ def sweep_config(**options) -> SweepConfig:
     from empirical.device import resolve_device
     from empirical.workloads import get
 
+    if options.get("workload") != "custom" and (options.get("data") or options.get("model")):
+        raise ValueError("--data and --model describe the custom workload only")
     if options.get("targets") is not None:
+        if options.get("epoch_budget") is not None or options.get("quality"):
+            raise ValueError("--targets cannot be combined with --epoch-budget or --quality "
+                             "(a fixed budget reports the best metric; it has no targets)")
         options["targets"] = check_targets(options["targets"])
         if options.get("target") is not None:
             raise ValueError("give either target or targets, not both")
         options["target"] = options["targets"][0]
     options["device"] = resolve_device(options.get("device", "cpu"))
     workload = get(options["workload"], data=options.get("data"), model=options.get("model"),
-                   target=options.get("target"), device=options["device"])
+                   target=build_target(options.get("target"), options.get("epoch_budget"),
+                                       options.get("quality", False)),
+                   device=options["device"])
     check_target(options.get("target"))
     cfg = SweepConfig(**options)
     check_epochs_meaningful(cfg, workload)

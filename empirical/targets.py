@@ -202,6 +202,9 @@ def sweep_figure_data(directory) -> dict:
         summary = json.loads(path.read_text())
     except ValueError:
         raise ValueError(f"{path} is not readable JSON") from None
+    if "best_metric" in summary:
+        raise ValueError(f"{directory} holds a fixed-budget sweep (best metric per batch size): "
+                         "its figure is the sweep's own best_metric_vs_batch.png")
     targets = summary.get("targets") or [summary["target"]]
     records = read_records(directory / "records.jsonl")
     if records:

@@ -58,6 +58,9 @@ def source_file(spec: str) -> Path:
         if not path.is_file():
             raise ValueError(f"workload file not found: {spec}")
         return path
+    cwd = str(Path.cwd())
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)     # as `python -m` does: modules of the current directory
     try:
         found = importlib.util.find_spec(spec)
     except (ImportError, ValueError):
@@ -317,7 +320,7 @@ def evaluator(metric: Callable, xv, yv) -> Callable:
 
     def one(model, p):
         return torch.as_tensor(metric(functional_call(model, p, (xv,)), yv),
-                               dtype=torch.float32).reshape(())
+                               dtype=torch.float32, device=xv.device).reshape(())
 
     def evaluate(model, params):
         if state["vmap"]:

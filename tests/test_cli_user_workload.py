@@ -148,3 +148,33 @@ def test_measure_runs_on_a_user_workload(tmp_path):
     assert record["workload"] == str(path) and record["n_params"] == 12
     assert [a["step"] for a in record["along_training"]] == [0, 5]
     assert (out / "spectrum.npz").exists()
+
+
+def test_a_fixed_budget_needs_no_target(tmp_path):
+    path = tmp_path / "wl.py"
+    path.write_text(GOOD_DATA + GOOD_MODEL)               # no TARGET: none is needed
+    result = run(["sweep", "--workload", str(path), "--quality", "--budget", "20",
+                  "--batch-sizes", "8", "--trials", "2", "--optimizer", "sgd",
+                  "--out", str(tmp_path / "o"), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "best metric" in result.output
+
+
+def test_cuda_with_worker_processes_is_refused(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    result = run(["sweep", "--workload", "linreg", "--device", "cuda", "--workers", "2",
+                  "--out", str(tmp_path / "o"), "--quiet"])
+    one_line_error(result, "use --workers 1")
+
+
+def test_a_dotted_module_is_found_in_the_current_directory(tmp_path, monkeypatch):
+    import sys
+
+    from empirical.user_workload import source_file
+
+    (tmp_path / "mywl.py").write_text(GOOD_DATA + GOOD_MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert source_file("mywl") == tmp_path / "mywl.py"

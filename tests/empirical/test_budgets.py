@@ -172,7 +172,11 @@ def test_a_budget_sweep_is_refused_in_a_steps_to_result_directory(tmp_path):
     r = CliRunner().invoke(cli, [*SMALL, "--budget", "30", "--batch-sizes", "64",
                                  "--out", str(q)])
     assert r.exit_code == 2
-    assert "holds a sweep with other options (target: null there" in r.stderr
+    assert "holds a sweep with other options (quality: true there" in r.stderr
+    assert "target: null there" in r.stderr
+    r = CliRunner().invoke(cli, [*SMALL, "--quality", "--budget", "30", "--batch-sizes", "64",
+                                 "--out", str(q)])
+    assert r.exit_code == 0, r.output    # the same budget sweep resumes from its records
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -187,6 +191,9 @@ def test_a_budget_sweep_is_refused_in_a_steps_to_result_directory(tmp_path):
     (["--epoch-budget", "10", "--complete-trials"], "epoch_budget and complete_trials"),
     (["--quality", "--target", "0.1"], "quality and target cannot both"),
     (["--quality", "--complete-trials"], "quality and complete_trials cannot both"),
+    (["--quality", "--targets", "0.1,0.2"], "--targets cannot be combined"),
+    (["--epoch-budget", "3", "--targets", "0.1,0.2"], "--targets cannot be combined"),
+    (["--quality", "--model", "mlp"], "custom workload only"),
 ])
 def test_bad_budget_options_are_one_line_errors(tmp_path, extra, needle):
     r = CliRunner().invoke(cli, [*SMALL, *extra, "--batch-sizes", "16",
@@ -248,3 +255,21 @@ def test_calibration_refuses_a_fixed_budget_sweep():
     with pytest.raises(NQMInputError, match="is a fixed-budget sweep .* calibration needs a "
                                             "steps-to-result sweep"):
         load_sweep(d)
+
+
+def test_figures_of_a_budget_sweep_directory_are_one_line(tmp_path):
+    d = tmp_path / "b"
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps({"best_metric": [], "workload": "x"}))
+    r = CliRunner().invoke(cli, ["figures", "--sweep", str(d)])
+    assert r.exit_code == 2 and "fixed-budget sweep" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_a_budget_directory_is_told_apart_by_its_records(tmp_path):
+    """Without sweep_config.json the records alone say which budget a directory holds."""
+    from empirical.protocol import recorded_options
+
+    records = [{"workload": "mlp-digits", "epoch_budget": 10.0, "n_train": 1437, "target": None},
+               {"workload": "mlp-digits", "epoch_budget": 30.0, "n_train": 1437, "target": None}]
+    assert [o["epoch_budget"] for o in recorded_options(records)] == [10.0, 30.0]
