@@ -25,8 +25,8 @@ def sweep(workload: str, out_dir, optimizer: str = "momentum",
     """Steps to result per batch size (Shallue et al. 2018), resumable in `out_dir`, as
     `nqm sweep` with the same options; returns summary.json's record (`points`,
     `critical_batch_size`, `confidence_95`, `by_target` with `targets`, or `best_metric` with
-    `epoch_budget` / `quality`).  It writes records.jsonl, summary.json, summary.csv and
-    trials.csv, not the plots."""
+    `epoch_budget` / `quality`).  It writes records.jsonl, summary.json, summary.csv (and,
+    for steps to result, trials.csv), not the plots."""
     from empirical.executor import LocalExecutor
     from empirical.sweep import sweep as run_sweep
     from empirical.sweep import sweep_config

@@ -174,6 +174,15 @@ class TwoBatch(NamedTuple):
     draws: int
 
 
+def two_batch_pair(small_sq: float, big_sq: float, b_small: int, b_big: int
+                   ) -> tuple[float, float]:
+    """(tr(Sigma), |G|^2) from the squared norms |G_small|^2, |G_big|^2 of mean-loss gradients
+    of b_small < b_big examples (McCandlish et al., appendix A; module docstring)."""
+    trace_sigma = (small_sq - big_sq) / (1.0 / b_small - 1.0 / b_big)
+    g2 = (b_big * big_sq - b_small * small_sq) / (b_big - b_small)
+    return trace_sigma, g2
+
+
 def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: int, b_big: int,
                        draws: int = 200, seed: int = 0, bootstrap: int = 200) -> TwoBatch:
     """B_simple from pairs of batch gradients (module docstring), no per-example gradients.
@@ -193,8 +202,7 @@ def two_batch_b_simple(flat, loss, x: torch.Tensor, y: torch.Tensor, b_small: in
         big = g_of(flat.theta, x[idx], y[idx])
         small = g_of(flat.theta, x[idx[:b_small]], y[idx[:b_small]])
         n_big, n_small = float(big @ big), float(small @ small)
-        s_est[d] = (n_small - n_big) / (1 / b_small - 1 / b_big)
-        g_est[d] = (b_big * n_big - b_small * n_small) / (b_big - b_small)
+        s_est[d], g_est[d] = two_batch_pair(n_small, n_big, b_small, b_big)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, draws, (bootstrap, draws))
     s_rep, g_rep = s_est[idx].mean(1), g_est[idx].mean(1)

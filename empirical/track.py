@@ -60,6 +60,7 @@ from pathlib import Path
 import torch
 
 from empirical.ema_ratio import EmaRatio, RatioEstimate
+from empirical.noise import two_batch_pair
 
 INTERVAL_METHOD = ("Fieller interval (se: delta method) for the ratio of bias-corrected EMAs, "
                    "weighted (co)variances of the raw estimates, normal quantile z")
@@ -81,14 +82,6 @@ class TrackerConfig:
             raise ValueError(f"z must be a finite number > 0, got {self.z}")
         if int(self.log_every) != self.log_every or self.log_every < 1:
             raise ValueError(f"log_every must be an integer >= 1, got {self.log_every}")
-
-
-def two_batch_pair(small_sq: float, big_sq: float, b_small: int, b_big: int
-                   ) -> tuple[float, float]:
-    """(tr(Sigma), |G|^2) from |G_small|^2, |G_big|^2 (module docstring)."""
-    trace_sigma = (small_sq - big_sq) / (1.0 / b_small - 1.0 / b_big)
-    g2 = (b_big * big_sq - b_small * small_sq) / (b_big - b_small)
-    return trace_sigma, g2
 
 
 def _flat_list(grads, name: str) -> list[torch.Tensor]:
