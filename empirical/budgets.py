@@ -27,12 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from pathlib import Path
 
 import numpy as np
-
-from empirical.records import append_records
 
 CONFIDENCE = 0.95
 BEST_RULE = ("best trial's minimum of the metric over its evaluated steps (at most 5% apart, "
@@ -136,77 +132,34 @@ def best_record(records: list[dict]) -> dict | None:
     return min(ok, key=lambda r: (r["best_metric"], r["round"], r["trial"])) if ok else None
 
 
-def _round_records(cfg, workload, options, batch_size, rnd, lr_range, beta_range, steps):
-    """Train one round of trials for `steps` steps each; their records (not yet written)."""
-    import torch
-
-    from empirical.population import StopRule, train_population
-    from empirical.protocol import trial_settings
-    from empirical.train_config import TrainConfig
-    from empirical.versions import versions
-
-    lrs, betas = trial_settings(cfg, batch_size, rnd, lr_range, beta_range)
-    torch.manual_seed(cfg.seed)
-    t0 = time.perf_counter()
-    train = TrainConfig(cfg.optimizer, tuple(lrs.tolist()),
-                        None if betas is None else tuple(betas.tolist()),
-                        budget=steps, decay=cfg.decay)
-    res = train_population(_no_target(workload), train, batch_size,
-                           seed=cfg.seed + 1000 * rnd, stop=StopRule())
-    wall = time.perf_counter() - t0
-    out = []
-    for i in range(cfg.n_trials):
-        curve = res.curves[i]
-        ok = np.isfinite(curve)
-        best, at = trial_best(res.eval_steps, curve)
-        last = curve[ok][-1] if ok.any() else None
-        out.append({
-            **options, "batch_size": batch_size, "data": cfg.data, "round": rnd, "trial": i,
-            "metric": workload.metric_name, "lr": float(lrs[i]),
-            "momentum": None if betas is None else float(betas[i]), "lr_range": list(lr_range),
-            "steps": steps, "steps_run": res.steps_run,
-            "examples": steps * batch_size, "examples_per_epoch": workload.n_train,
-            "epochs": None if workload.n_train is None else steps * batch_size / workload.n_train,
-            "best_metric": best, "best_step": at,
-            "final_metric": None if last is None else float(last),
-            "diverged": res.diverged[i], "wall_s_population": wall,
-            "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
-                      "metric": curve[ok].tolist()},
-            "versions": versions()})
-    return out
-
-
 def run_budget_batch_size(cfg, batch_size: int, records_path: str) -> list[dict]:
-    """All rounds of a fixed-budget sweep at one batch size (resuming from the records, as
-    `empirical.protocol.run_batch_size` does); returns its records."""
-    from empirical.protocol import done_trials, resolved_workload, sweep_options, widened_range
+    """All rounds of a fixed-budget sweep at one batch size (`empirical.protocol.run_rounds`:
+    resuming from the records, widening by the best metric); returns its records.  Every
+    trial trains its whole budget (no target, no early stop)."""
+    from empirical.population import StopRule
+    from empirical.protocol import resolved_workload, run_rounds, sweep_options, train_round
 
-    path = Path(records_path)
     workload = resolved_workload(cfg)
     check_epochs_meaningful(cfg, workload)
     options = sweep_options(cfg, workload)
     steps = (epoch_steps(cfg.epoch_budget, workload.n_train, batch_size)
              if cfg.epoch_budget is not None else options["budget"])
-    done = done_trials(path, batch_size, options)
-    lr_range = list(options["initial_lr_range"])
-    beta_range = list(options["one_minus_beta_range"])
-    records: list[dict] = []
-    for rnd in range(cfg.max_widen + 1):
-        prior = {t: r for (rd, t), r in done.items() if rd == rnd}
-        if set(prior) == set(range(cfg.n_trials)):
-            round_records = [prior[i] for i in range(cfg.n_trials)]
-        else:
-            trained = _round_records(cfg, workload, options, batch_size, rnd, lr_range,
-                                     beta_range, steps)
-            round_records = [prior.get(i, r) for i, r in enumerate(trained)]
-            append_records(path, [r for r in round_records if r["trial"] not in prior])
-        records += round_records
-        best = best_record(records)
-        wider = None if best is None else widened_range(lr_range, best["lr"])
-        if wider is None:
-            break
-        lr_range = wider
-    return records
+    n = workload.n_train
+
+    def one_round(rnd, lr_range, beta_range, records):
+        out, res = train_round(cfg, _no_target(workload), options, batch_size, rnd,
+                               lr_range, beta_range, steps, StopRule())
+        for i, rec in enumerate(out):
+            best, at = trial_best(res.eval_steps, res.curves[i])
+            metric = rec["curve"]["metric"]
+            rec.update({"steps": steps, "examples": steps * batch_size,
+                        "examples_per_epoch": n,
+                        "epochs": None if n is None else steps * batch_size / n,
+                        "best_metric": best, "best_step": at,
+                        "final_metric": float(metric[-1]) if metric else None})
+        return out
+
+    return run_rounds(cfg, batch_size, records_path, options, one_round, best_record)
 
 
 def bootstrap_min_interval(values, n_resamples: int, rng: np.random.Generator,

@@ -239,74 +239,97 @@ def widened_range(lr_range: list[float], best_lr: float) -> list[float] | None:
             else [lr_range[0], float(np.exp(hi + half))])
 
 
-def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
-    """All rounds for one batch size (resuming from the records); returns its records.
+def run_rounds(cfg: SweepConfig, batch_size: int, records_path: str, options: dict,
+               train_round, best) -> list[dict]:
+    """All rounds at one batch size, resuming from the records; returns its records.
 
-    A record counts as done only when its batch size and every option of `sweep_options`
-    match; of each (round, trial) the first such record counts."""
-    import torch
-
-    from empirical.population import StopRule, train_population
-
+    `train_round(rnd, lr_range, beta_range, records)` trains round `rnd` and returns one record
+    per trial; `best(records)` is the trial whose lr decides widening (None: no widening).  A
+    record counts as done only when its batch size and every entry of `options` match; of each
+    (round, trial) the first such record counts, and a round cut short by a crash is trained
+    again but only its missing trials are appended."""
     path = Path(records_path)
-    workload = resolved_workload(cfg)
-    options = sweep_options(cfg, workload)
-    budget = options["budget"]
     done = done_trials(path, batch_size, options)
     lr_range = list(options["initial_lr_range"])
     beta_range = list(options["one_minus_beta_range"])
-    records = []
+    records: list[dict] = []
     for rnd in range(cfg.max_widen + 1):
         prior = {t: r for (rd, t), r in done.items() if rd == rnd}
         if set(prior) == set(range(cfg.n_trials)):
             round_records = [prior[i] for i in range(cfg.n_trials)]
         else:
-            lrs, betas = trial_settings(cfg, batch_size, rnd, lr_range, beta_range)
-            torch.manual_seed(cfg.seed)
-            earlier = _best(records)
-            t0 = time.perf_counter()
-            train = TrainConfig(cfg.optimizer, tuple(lrs.tolist()),
-                                None if betas is None else tuple(betas.tolist()),
-                                budget=budget, decay=cfg.decay)
-            stop = StopRule(stop_on_first=not cfg.complete_trials,
-                            stop_at=None if cfg.complete_trials or earlier is None
-                            else earlier["steps"])
-            res = train_population(workload, train, batch_size, seed=cfg.seed + 1000 * rnd,
-                                   stop=stop)
-            wall = time.perf_counter() - t0
-            round_records = []
-            for i in range(cfg.n_trials):
-                if i in prior:          # recorded before a crash cut the round short
-                    round_records.append(prior[i])
-                    continue
-                curve = res.curves[i]
-                ok = np.isfinite(curve)
-                round_records.append({
-                    **options, "batch_size": batch_size, "data": cfg.data, "round": rnd,
-                    "trial": i, "metric": workload.metric_name, "lr": float(lrs[i]),
-                    "momentum": None if betas is None else float(betas[i]),
-                    "lr_range": list(lr_range),
-                    "steps": res.steps[i], "reached": res.steps[i] is not None,
-                    "diverged": res.diverged[i], "steps_run": res.steps_run,
-                    "beaten": (res.steps[i] is None and not res.diverged[i]
-                               and res.steps_run < budget),
-                    "diverged_at": res.diverged_at[i],
-                    "wall_s_population": wall,
-                    "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
-                              "metric": curve[ok].tolist()},
-                    "versions": versions()})
-                rec = round_records[-1]
-                rec["crossings"] = crossings(rec, cfg.targets or (options["target"],))
+            trained = train_round(rnd, list(lr_range), beta_range, records)
+            round_records = [prior.get(i, r) for i, r in enumerate(trained)]
             append_records(path, [r for r in round_records if r["trial"] not in prior])
         records += round_records
-        best = _best(records)
-        if best is None:
-            break
-        wider = widened_range(lr_range, best["lr"])
+        top = best(records)
+        wider = None if top is None else widened_range(lr_range, top["lr"])
         if wider is None:
             break
         lr_range = wider
     return records
+
+
+def train_round(cfg: SweepConfig, workload, options: dict, batch_size: int, rnd: int, lr_range,
+                beta_range, budget: int, stop) -> tuple[list[dict], object]:
+    """Round `rnd`'s Sobol trials trained together for at most `budget` steps under `stop`;
+    one record per trial with what every mode records (the options, the trial's settings,
+    whether it diverged, its evaluated metric curve) and the PopulationResult, from which the
+    mode adds its results."""
+    import torch
+
+    from empirical.population import train_population
+
+    lrs, betas = trial_settings(cfg, batch_size, rnd, lr_range, beta_range)
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    train = TrainConfig(cfg.optimizer, tuple(lrs.tolist()),
+                        None if betas is None else tuple(betas.tolist()),
+                        budget=budget, decay=cfg.decay)
+    res = train_population(workload, train, batch_size, seed=cfg.seed + 1000 * rnd, stop=stop)
+    wall = time.perf_counter() - t0
+    out = []
+    for i in range(cfg.n_trials):
+        curve = res.curves[i]
+        ok = np.isfinite(curve)
+        out.append({
+            **options, "batch_size": batch_size, "data": cfg.data, "round": rnd, "trial": i,
+            "metric": workload.metric_name, "lr": float(lrs[i]),
+            "momentum": None if betas is None else float(betas[i]), "lr_range": list(lr_range),
+            "diverged": res.diverged[i], "diverged_at": res.diverged_at[i],
+            "steps_run": res.steps_run, "wall_s_population": wall,
+            "curve": {"steps": [s for s, o in zip(res.eval_steps, ok) if o],
+                      "metric": curve[ok].tolist()},
+            "versions": versions()})
+    return out, res
+
+
+def run_batch_size(cfg: SweepConfig, batch_size: int, records_path: str) -> list[dict]:
+    """All rounds of steps to result at one batch size (`run_rounds`); returns its records.
+    A round stops at its first trial to beat the target, or at the earlier rounds' best step
+    count (unless `complete_trials`)."""
+    from empirical.population import StopRule
+
+    workload = resolved_workload(cfg)
+    options = sweep_options(cfg, workload)
+    budget = options["budget"]
+    targets = cfg.targets or (options["target"],)
+
+    def one_round(rnd, lr_range, beta_range, records):
+        earlier = _best(records)
+        stop = StopRule(stop_on_first=not cfg.complete_trials,
+                        stop_at=None if cfg.complete_trials or earlier is None
+                        else earlier["steps"])
+        out, res = train_round(cfg, workload, options, batch_size, rnd, lr_range, beta_range,
+                               budget, stop)
+        for i, rec in enumerate(out):
+            rec.update({"steps": res.steps[i], "reached": res.steps[i] is not None,
+                        "beaten": (res.steps[i] is None and not res.diverged[i]
+                                   and res.steps_run < budget)})
+            rec["crossings"] = crossings(rec, targets)
+        return out
+
+    return run_rounds(cfg, batch_size, records_path, options, one_round, _best)
 
 
 def _best(records: list[dict]) -> dict | None:
