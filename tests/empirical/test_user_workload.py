@@ -270,3 +270,19 @@ def test_checkpoint_without_the_buffers_is_refused_naming_them(tmp_path):
                tmp_path / "nan.pt")
     with pytest.raises(ValueError, match="buffer '1.running_mean' is not finite"):
         checkpoints.load(tmp_path / "nan.pt", model)
+
+
+def test_the_batchnorm_example_is_the_conv1d_example_with_batchnorm():
+    from pathlib import Path
+
+    from empirical.measure import check_measurable
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    bn, plain = get(str(examples / "conv1d_batchnorm.py")), get(str(examples / "conv1d_signal.py"))
+    assert (bn.n_train, bn.target, bn.budget, bn.search) == (
+        plain.n_train, plain.target, plain.budget, plain.search)
+    assert all(torch.equal(a, b) for a, b in zip(bn.train_set(), plain.train_set()))
+    model = bn.make_model(0)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(m.track_running_stats for m in norms)
+    check_measurable(model)                   # measurable: no error
