@@ -212,7 +212,7 @@ def _read(path: Path) -> dict:
 
 
 def _check_entry(path: Path, kind: str, name: str, value, like: torch.Tensor) -> None:
-    """ValueError unless `value` is a tensor of `like`'s shape, finite if floating."""
+    """ValueError unless `value` is a tensor of `like`'s shape with finite values."""
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{path}: {kind} '{name}' is a {type(value).__name__}, not a tensor")
     if tuple(value.shape) != tuple(like.shape):
