@@ -335,8 +335,10 @@ def _budget_outputs(summary: dict, out: Path, trials: int) -> None:
 @cli.command()
 @WORKLOAD
 @opt("--checkpoint", type=FILE, default=None,
-     help="Measure at these parameters (a tensors-only torch file of the workload's "
-          "model); s0 is the displacement from the seed's initialisation to them.")
+     help="Measure at these parameters and buffers (a tensors-only torch file, the "
+          "workload model's state_dict; buffers such as BatchNorm running statistics are "
+          "required when the model has them); s0 is the displacement from the seed's "
+          "initialisation to them.")
 @opt("--at-step", "at_steps", type=IntList("comma-separated integers"), default=None,
      help="Train the reference run and measure at these steps (comma-separated; 0 is "
           "the initialisation).")

@@ -79,7 +79,7 @@ def main():
     args = ap.parse_args()
     w = get("mlp-digits")
     target = train_checkpoints(w, [], at_target=True, seed=0)[-1]
-    flat = FlatModel(w.make_model(0), target.params)
+    flat = FlatModel(w.make_model(0), target.params, target.buffers)
     x, y = w.train_set()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; mlp-digits at the target "
           f"(step {target.step}), {flat.dim} parameters")

@@ -1,11 +1,15 @@
 """Checkpoints along one reference training run, saved and loaded as tensors only.
 
-The run trains `workload.make_model(seed)` with the workload's reference optimizer (a plain
+The run trains `workload.make_model(seed)` in train mode (BatchNorm normalises by the batch
+and updates its running statistics) with the workload's reference optimizer (a plain
 torch.optim loop, `empirical.plain.make_optimizer`), batches from a generator seeded with
-`seed`, and keeps the parameters at the requested steps and, with `at_target`, at the first
-evaluated step whose validation metric is <= the target (evaluations on the geometric
-schedule of the sweeps, so within 5% of the step count).  Files hold a plain
-{name: tensor} dict written by torch.save and read with torch.load(weights_only=True).
+`seed`, and keeps the parameters and the buffers (running statistics) at the requested steps
+and, with `at_target`, at the first evaluated step whose validation metric (eval mode) is
+<= the target (evaluations on the geometric schedule of the sweeps, so within 5% of the step
+count).  The buffers are part of a checkpoint because the measurement evaluates the network in
+eval mode with them fixed (`empirical.curvature.FlatModel`).  Files hold a plain
+{name: tensor} dict, the parameters and the persistent buffers by their state_dict names,
+written by torch.save and read with torch.load(weights_only=True).
 """
 
 from __future__ import annotations
@@ -23,12 +27,25 @@ from empirical.workloads import Workload
 
 
 class Checkpoint(NamedTuple):
-    """The parameters of the reference run at one step, and the validation metric there."""
+    """The parameters and buffers of the reference run at one step, and the validation metric
+    there."""
 
     label: str                       # "init", "step K" or "target"
     step: int
     params: dict[str, torch.Tensor]
     metric: float
+    buffers: dict[str, torch.Tensor]   # persistent buffers (BatchNorm running statistics)
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers in one {name: tensor} dict, as a state_dict has them."""
+        return {**self.params, **self.buffers}
+
+
+def buffers_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the model's persistent buffers (those its state_dict holds), by name."""
+    params = dict(model.named_parameters())
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in params}
 
 
 def _metric(workload: Workload, model: torch.nn.Module) -> float:
@@ -36,10 +53,16 @@ def _metric(workload: Workload, model: torch.nn.Module) -> float:
 
 
 def metric(workload: Workload, params: dict[str, torch.Tensor],
-           model: torch.nn.Module | None = None) -> float:
-    """The workload's validation metric at `params` (`model` supplies the architecture and
-    any buffers; evaluated in eval mode)."""
+           model: torch.nn.Module | None = None,
+           buffers: dict[str, torch.Tensor] | None = None) -> float:
+    """The workload's validation metric at `params`, evaluated in eval mode (`model`, by
+    default a fresh one, supplies the architecture and the buffers; `buffers`, if given, are
+    copied into it first)."""
     model = model or workload.make_model(0)
+    if buffers:
+        with torch.no_grad():
+            for k, v in buffers.items():
+                model.get_buffer(k).copy_(v)
     was_training = model.training
     with torch.no_grad():
         stacked = {k: v.detach()[None] for k, v in params.items()}
@@ -48,8 +71,10 @@ def metric(workload: Workload, params: dict[str, torch.Tensor],
     return value
 
 
-def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.named_parameters()}
+def _checkpoint(label: str, step: int, model: torch.nn.Module, value: float) -> Checkpoint:
+    """A copy of the model's parameters and buffers now, with the metric `value`."""
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    return Checkpoint(label, step, params, value, buffers_of(model))
 
 
 def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, seed: int = 0,
@@ -68,13 +93,13 @@ def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, see
     if wanted and wanted[0] < 0:
         raise ValueError(f"checkpoint steps must be >= 0, got {wanted[0]}")
     last = max(wanted + [0]) if not at_target else max(wanted + [budget])
-    model = workload.make_model(seed)
+    model = workload.make_model(seed).train()
     opt = make_optimizer(model, TrainConfig(optimizer, lr, budget=budget))
     gen = torch.Generator().manual_seed(seed)
     evals = set(eval_schedule(budget)) if at_target else set()
     out = []
     if 0 in wanted:
-        out.append(Checkpoint("init", 0, _snapshot(model), _metric(workload, model)))
+        out.append(_checkpoint("init", 0, model, _metric(workload, model)))
     reached = not at_target
     for t in range(1, last + 1):
         x, y = workload.batch(batch_size, gen)
@@ -86,11 +111,11 @@ def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, see
         loss.backward()
         opt.step()
         if t in wanted:
-            out.append(Checkpoint(f"step {t}", t, _snapshot(model), _metric(workload, model)))
+            out.append(_checkpoint(f"step {t}", t, model, _metric(workload, model)))
         if not reached and t in evals:
             metric = _metric(workload, model)
             if metric <= workload.target:
-                out.append(Checkpoint("target", t, _snapshot(model), metric))
+                out.append(_checkpoint("target", t, model, metric))
                 reached = True
                 if t >= max(wanted + [0]):
                     break
@@ -101,11 +126,12 @@ def train_checkpoints(workload: Workload, steps: list[int], at_target: bool, see
     return sorted(out, key=lambda c: c.step)
 
 
-def save(params: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Written to a temporary file and renamed, so a crash leaves the old file or the new."""
+def save(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """A {name: tensor} dict (a checkpoint's `state`: parameters and buffers) written to a
+    temporary file and renamed, so a crash leaves the old file or the new."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in params.items()}, tmp)
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
     os.replace(tmp, path)
 
 
@@ -130,15 +156,43 @@ def _pickles_objects(path: Path) -> bool:
     return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST"})
 
 
-def load(path: str | Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters from a tensors-only checkpoint (a {name: tensor} dict or a state_dict),
-    checked against `model`'s parameter names and shapes, on the device of `model`.  Nothing
-    but tensors and plain containers is unpickled (torch.load(weights_only=True)); errors are
-    one line naming the file and the first missing, unexpected or misshapen parameter."""
+def load(path: str | Path, model: torch.nn.Module
+         ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(parameters, buffers) from a tensors-only checkpoint (a {name: tensor} dict or a
+    state_dict), checked against `model`'s parameter and persistent buffer names and shapes,
+    on the device of `model`.  A model with buffers (BatchNorm running statistics) needs them
+    in the file: the measurement evaluates the network with them.  Nothing but tensors and
+    plain containers is unpickled (torch.load(weights_only=True)); errors are one line naming
+    the file and the first missing, unexpected or misshapen entry."""
+    path = Path(path)
+    data = _read(path)
+    expected = dict(model.named_parameters())
+    buffers = {k: v for k, v in model.state_dict().items() if k not in expected}
+    missing = [k for k in expected if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks parameter '{missing[0]}' of this workload's model "
+                         f"({len(missing)} of {len(expected)} missing)")
+    unexpected = [k for k in data if k not in expected and k not in buffers]
+    if unexpected:
+        raise ValueError(f"{path} has key '{unexpected[0]}', which this workload's model does "
+                         f"not have ({len(unexpected)} unexpected key(s))")
+    missing = [k for k in buffers if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks the buffers {', '.join(missing)} of this workload's "
+                         "model (the measured network is evaluated with them); save it with "
+                         "torch.save(model.state_dict(), path)")
+    for kind, wanted in (("parameter", expected), ("buffer", buffers)):
+        for k, v in wanted.items():
+            _check_entry(path, kind, k, data[k], v)
+    return ({k: data[k].detach().float().to(v.device) for k, v in expected.items()},
+            {k: data[k].detach().to(dtype=v.dtype, device=v.device) for k, v in buffers.items()})
+
+
+def _read(path: Path) -> dict:
+    """The dict a checkpoint file holds, loaded tensors-only; one-line errors."""
     import pickle
     import warnings
 
-    path = Path(path)
     if not path.exists():
         raise ValueError(f"checkpoint not found: {path}")
     try:
@@ -154,23 +208,15 @@ def load(path: str | Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a dict of parameter tensors, got "
                          f"{type(data).__name__}")
-    expected = dict(model.named_parameters())
-    known = set(expected) | set(model.state_dict())     # buffers may come with a state_dict
-    missing = [k for k in expected if k not in data]
-    if missing:
-        raise ValueError(f"{path} lacks parameter '{missing[0]}' of this workload's model "
-                         f"({len(missing)} of {len(expected)} missing)")
-    unexpected = [k for k in data if k not in known]
-    if unexpected:
-        raise ValueError(f"{path} has key '{unexpected[0]}', which this workload's model does "
-                         f"not have ({len(unexpected)} unexpected key(s))")
-    for k, v in expected.items():
-        if not isinstance(data[k], torch.Tensor):
-            raise ValueError(f"{path}: parameter '{k}' is a {type(data[k]).__name__}, not a "
-                             "tensor")
-        if tuple(data[k].shape) != tuple(v.shape):
-            raise ValueError(f"{path}: parameter '{k}' has shape {tuple(data[k].shape)}, but "
-                             f"this workload's model needs {tuple(v.shape)}")
-        if not torch.isfinite(data[k]).all():
-            raise ValueError(f"{path}: parameter '{k}' is not finite")
-    return {k: data[k].detach().float().to(v.device) for k, v in expected.items()}
+    return data
+
+
+def _check_entry(path: Path, kind: str, name: str, value, like: torch.Tensor) -> None:
+    """ValueError unless `value` is a tensor of `like`'s shape with finite values."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{path}: {kind} '{name}' is a {type(value).__name__}, not a tensor")
+    if tuple(value.shape) != tuple(like.shape):
+        raise ValueError(f"{path}: {kind} '{name}' has shape {tuple(value.shape)}, but "
+                         f"this workload's model needs {tuple(like.shape)}")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{path}: {kind} '{name}' is not finite")

@@ -9,6 +9,12 @@ loss is L(theta) = sum_b (n_b / N) L_b(theta), L_b the mean loss of batch b, so
                    (J_b = d outputs / d theta; H_out,b = Hessian of L_b in the outputs; one jvp
                    through the model, one Hessian-vector product in output space, one vjp)
 
+The model is a function of theta alone: it is evaluated in eval mode (dropout off) with its
+buffers B (BatchNorm running means and variances, ...) FIXED at the values it is given (a
+checkpoint's), f(theta, x) = model(x; theta, B), so L_b(theta) is the loss of the network as it
+is evaluated.  This is the only definition under which one example's loss exists for
+BatchNorm: in train mode an example's output depends on the others in its batch.
+
 Batches are weighted by their size, so a short last batch does not bias the average.  G is
 positive semi-definite for convex losses in the outputs (squared error, cross-entropy); H can
 have negative eigenvalues away from a minimum.  Everything runs in float64 on a float64 copy of
@@ -36,19 +42,27 @@ def float64_inputs(x: torch.Tensor) -> torch.Tensor:
 
 
 class FlatModel:
-    """A float64 copy of `model` seen as a function of one flat parameter vector (on the
-    parameters' device), in eval mode (no dropout: a deterministic function of the
-    parameters).  The copy holds no parameters (meta device) unless the model has buffers,
-    which it keeps."""
+    """A float64 copy of `model` seen as a function of one flat parameter vector theta (on the
+    parameters' device): f(theta, x) = model(x; theta, B) in eval mode (no dropout) with the
+    buffers B fixed, so f is a deterministic function of theta.  B is `buffers` (e.g. a
+    checkpoint's BatchNorm running statistics) over the model's own buffers, floating ones in
+    float64; every call passes (parameters, buffers) to functional_call.  The copy that
+    supplies the architecture holds no tensors (meta device)."""
 
-    def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor] | None = None):
+    def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor] | None = None,
+                 buffers: dict[str, torch.Tensor] | None = None):
         params = params if params is not None else dict(model.named_parameters())
         self.names = list(params)
         self.shapes = [tuple(p.shape) for p in params.values()]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
-        base = copy.deepcopy(model).double().eval()
-        self.base = base if list(base.buffers()) else base.to("meta")
         self.theta = torch.cat([p.detach().double().reshape(-1) for p in params.values()])
+        own = dict(model.named_buffers())
+        unknown = sorted(set(buffers or {}) - set(own))
+        if unknown:
+            raise ValueError(f"buffer '{unknown[0]}' is not a buffer of the model")
+        self.buffers = {k: float64_inputs(v.detach()).to(self.theta.device)
+                        for k, v in {**own, **(buffers or {})}.items()}
+        self.base = copy.deepcopy(model).double().eval().to("meta")
 
     @property
     def dim(self) -> int:
@@ -64,8 +78,12 @@ class FlatModel:
         """{name: tensor} parameters as one flat float64 (P,) vector."""
         return torch.cat([params[n].detach().double().reshape(-1) for n in self.names])
 
+    def apply(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The model's output on `x` at {name: tensor} parameters, with the fixed buffers."""
+        return functional_call(self.base, (params, self.buffers), (x,))
+
     def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, self.unflatten(flat), (x,))
+        return self.apply(self.unflatten(flat), x)
 
 
 class CurvatureOperator:

@@ -1,6 +1,12 @@
 """One measurement of curvature and gradient noise at a set of parameters.
 
-At parameters theta (a checkpoint) over the workload's fixed training examples:
+At parameters theta (a checkpoint) over the workload's fixed training examples, the loss is
+that of the network as it is evaluated: eval mode (dropout off), with its buffers (BatchNorm
+running means and variances) fixed at the checkpoint's values, L(theta) = (1/N) sum_n
+loss(f(theta, x_n; B), y_n) (`empirical.curvature.FlatModel`).  The curvature and the
+per-example gradients below are those of this L; it is the only definition under which a
+per-example loss exists for BatchNorm (in train mode an example's output depends on its
+batch).
 - curvature operator A = H or the Gauss-Newton matrix (`empirical.curvature`), float64;
 - top-k eigenpairs (lambda_i, v_i) of A by Lanczos; the bulk density of A restricted to the
   complement of span(v_1..v_k) by stochastic Lanczos quadrature; tr(A) by Hutchinson
@@ -115,16 +121,18 @@ def _interval(ci) -> list | None:
 
 
 def check_measurable(model: torch.nn.Module) -> None:
-    """ValueError unless the model's output depends on its parameters alone: BatchNorm
-    running statistics change in training and are not part of a checkpoint's parameters, and
-    in train mode one example's output depends on the others in its batch."""
+    """ValueError for a model without a per-example loss: a BatchNorm layer without running
+    statistics (track_running_stats=False) normalises by its batch even in eval mode, so one
+    example's output depends on the others.  BatchNorm with running statistics is measured in
+    eval mode with the checkpoint's statistics fixed."""
     bn = next((n for n, m in model.named_modules()
-               if isinstance(m, torch.nn.modules.batchnorm._NormBase)
-               and m.track_running_stats), None)
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               and not m.track_running_stats), None)
     if bn is not None:
-        raise ValueError(f"measure needs a model without BatchNorm running statistics (module "
-                         f"'{bn}'): per-example gradients and the curvature of such a model "
-                         "depend on its batch; use LayerNorm or GroupNorm")
+        raise ValueError(f"measure needs BatchNorm with running statistics (module '{bn}' has "
+                         "track_running_stats=False, so its output for one example depends on "
+                         "its batch even in eval mode); use LayerNorm or GroupNorm, or keep the "
+                         "running statistics")
 
 
 def training_examples(workload: Workload, examples: int | None, seed: int):
@@ -140,10 +148,12 @@ def training_examples(workload: Workload, examples: int | None, seed: int):
 
 
 def training_loss(workload: Workload, params: dict[str, torch.Tensor],
-                  config: MeasureConfig = MeasureConfig()) -> float:
-    """The mean training loss at `params` over the examples a measurement uses."""
+                  config: MeasureConfig = MeasureConfig(),
+                  buffers: dict[str, torch.Tensor] | None = None) -> float:
+    """The mean training loss at `params` over the examples a measurement uses, in eval mode
+    with `buffers` (default: the fresh model's) fixed."""
     x, y = training_examples(workload, config.examples, config.seed)
-    flat = FlatModel(workload.make_model(config.seed), params)
+    flat = FlatModel(workload.make_model(config.seed), params, buffers)
     return CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
                              batch_size=config.batch_size).loss_value()
 
@@ -151,13 +161,16 @@ def training_loss(workload: Workload, params: dict[str, torch.Tensor],
 def measure(workload: Workload, params: dict[str, torch.Tensor],
             init: dict[str, torch.Tensor], reference: dict[str, torch.Tensor],
             config: MeasureConfig = MeasureConfig(), label: str = "", step: int = 0,
-            metric: float = float("nan"), progress=None) -> Measurement:
-    """Measure at `params`; `init` and `reference` give the displacement for s0.
-    `progress(message)`, if given, is called after each stage (they can take minutes)."""
+            metric: float = float("nan"), progress=None,
+            buffers: dict[str, torch.Tensor] | None = None) -> Measurement:
+    """Measure at `params` with the model's `buffers` (a checkpoint's running statistics;
+    default: the fresh model's) fixed, in eval mode; `init` and `reference` give the
+    displacement for s0.  `progress(message)`, if given, is called after each stage (they can
+    take minutes)."""
     t0 = time.perf_counter()
     x, y = training_examples(workload, config.examples, config.seed)
     model = workload.make_model(config.seed)
-    flat = FlatModel(model, params)
+    flat = FlatModel(model, params, buffers)
     op = CurvatureOperator(flat, workload.loss, x, y, kind=config.kind,
                            batch_size=config.batch_size)
     products = {}

@@ -4,8 +4,10 @@ at checkpoints, written as the NQM spectrum that `nqm predict --spectrum` reads.
 At each checkpoint theta: the top eigenpairs and bulk density of the Hessian (or Gauss-Newton
 matrix), the per-example noise covariance Sigma, B_simple = tr(Sigma)/|G|^2 and
 B_noise = tr(H Sigma)/(G'HG) (McCandlish et al. 2018, arXiv 1812.06162, eq. 2.8-2.9); see
-`empirical.measure`.  Resumable: DIR/points/NAME.json holds a finished checkpoint's summary
-under a key of every option that changes it and the exact parameters.
+`empirical.measure`: the network is evaluated in eval mode with its buffers (BatchNorm running
+statistics) fixed at the checkpoint's, which the reference run saves with the parameters
+(DIR/checkpoints/NAME.pt).  Resumable: DIR/points/NAME.json holds a finished checkpoint's
+summary under a key of every option that changes it and the exact parameters and buffers.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class MeasureRunConfig:
 
 def measure_key(options: dict, params: dict, reference: dict) -> str:
     """Identifies one finished measurement: every option that changes it and the exact
-    parameters (measured and reference)."""
+    tensors (the measured parameters and buffers, the reference parameters)."""
     h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
     for p in (params, reference):
         for k in sorted(p):
@@ -174,15 +176,15 @@ def _checkpoints(config: MeasureRunConfig, w, out: Path) -> list:
     from empirical import checkpoints as ckpt
 
     if config.checkpoint:
-        params = ckpt.load(config.checkpoint, w.make_model(config.seed))
+        params, buffers = ckpt.load(config.checkpoint, w.make_model(config.seed))
         return [ckpt.Checkpoint(Path(config.checkpoint).stem, 0, params,
-                                ckpt.metric(w, params))]
+                                ckpt.metric(w, params, buffers=buffers), buffers)]
     steps, at_target = config.plan
     points = ckpt.train_checkpoints(w, steps, at_target, seed=config.seed,
                                     optimizer=config.optimizer, lr=config.lr,
                                     batch_size=config.train_batch_size, budget=config.budget)
     for c in points:
-        ckpt.save(c.params, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
+        ckpt.save(c.state, out / "checkpoints" / f"{c.label.replace(' ', '_')}.pt")
     return points
 
 
@@ -194,14 +196,15 @@ def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note
     from empirical.measure import measure as measure_at
     from empirical.measure import training_loss
 
-    key = measure_key(options, c.params, ref.params)
+    key = measure_key(options, c.state, ref.params)
     name = c.label.replace(" ", "_")
     done, sp_path = out / "points" / f"{name}.json", out / f"spectrum_{name}.npz"
     prior = read_point(done)
     if prior is not None and prior.get("key") == key and sp_path.exists():
         return prior["summary"], load_spectrum(sp_path)          # resumed: measured before
     m = measure_at(w, c.params, init, ref.params, config.measure, c.label, c.step, c.metric,
-                   progress=None if note is None else (lambda msg: note(f"  {msg}")))
+                   progress=None if note is None else (lambda msg: note(f"  {msg}")),
+                   buffers=c.buffers)
     meta = {"workload": config.workload, "seed": config.seed, "reference_checkpoint": ref.label}
     info = CATALOG.get(config.workload)
     sp = to_spectrum(m, bins=config.bins, meta=meta,

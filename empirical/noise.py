@@ -42,22 +42,24 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, vmap
+from torch.func import grad, vmap
 
 from empirical.curvature import float64_inputs
 
 
 def per_example_grads(flat, loss, x: torch.Tensor, y: torch.Tensor,
                       chunk: int = 256, warn=None) -> np.ndarray:
-    """(N, P) float64 matrix of per-example gradients by vmap(grad) over the parameter dict,
-    `chunk` examples at a time (bounds the memory of intermediates), written block by block
-    into one preallocated array in the flat parameter order.  A model that vmap cannot run
+    """(N, P) float64 matrix of per-example gradients g_n = grad_theta loss(f(theta, x_n), y_n)
+    of the network as `flat` evaluates it (eval mode, buffers such as BatchNorm running
+    statistics fixed: `empirical.curvature.FlatModel`), by vmap(grad) over the parameter
+    dict, `chunk` examples at a time (bounds the memory of intermediates), written block by
+    block into one preallocated array in the flat parameter order.  A model that vmap cannot run
     gets one gradient per example in a loop instead, said once through `warn`."""
     x, y = float64_inputs(x), float64_inputs(y)
     params = flat.unflatten(flat.theta)
 
     def one(p, xi, yi):
-        return loss(functional_call(flat.base, p, (xi[None],)), yi[None])
+        return loss(flat.apply(p, xi[None]), yi[None])
 
     vmapped = vmap(grad(one), in_dims=(None, 0, 0))
 

@@ -1,6 +1,7 @@
 """Shared test helpers: slow, obviously correct references written from the update rules (no
 code shared with `nqm`), the brute-force optimum over the metaparameter box (the reference for
-`nqm.tuning`), and a dense operator with a known spectrum (the reference for `empirical.spectral`).
+`nqm.tuning`), a dense operator with a known spectrum (the reference for `empirical.spectral`),
+and a BatchNorm network with trained running statistics (for the measurement's buffers).
 """
 
 import contextlib
@@ -168,3 +169,29 @@ def another_process_holding_the_lock(directory):
     finally:
         holder.stdin.close()
         holder.wait()
+
+
+def trained_batchnorm():
+    """A BatchNorm MLP after a few train-mode steps on shifted inputs: its running statistics
+    are far from their initial values (mean 0, variance 1)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        xb = 2 * torch.randn(16, 5, generator=gen) + 1
+        yb = torch.randint(0, 3, (16,), generator=gen)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    return model
+
+
+def checkpoint_of(model) -> tuple[dict, dict]:
+    """(parameters, persistent buffers) of `model`, detached copies."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = {k: state.pop(k) for k, _ in model.named_parameters()}
+    return params, state

@@ -100,13 +100,75 @@ def test_needs_a_target(tmp_path):
     one_line_error(result, "defines no TARGET; pass --target")
 
 
-def test_measure_refuses_batchnorm(tmp_path):
+BATCHNORM_MODEL = """
+def model():
+    return nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+REFERENCE = {"batch_size": 8}
+"""
+
+
+def test_measure_refuses_batchnorm_without_running_statistics(tmp_path):
     path = tmp_path / "wl.py"
     path.write_text(GOOD_DATA + "def model():\n    return nn.Sequential(nn.Linear(5, 4), "
-                    "nn.BatchNorm1d(4), nn.Linear(4, 2))\n")
+                    "nn.BatchNorm1d(4, track_running_stats=False), nn.Linear(4, 2))\n")
     result = run(["measure", "--workload", str(path), "--target", "0.2", "--out",
                   str(tmp_path / "o"), "--quiet"])
-    one_line_error(result, "measure needs a model without BatchNorm running statistics")
+    one_line_error(result, "measure needs BatchNorm with running statistics (module '1' has "
+                           "track_running_stats=False")
+
+
+def test_measure_checkpoint_without_the_buffers(tmp_path):
+    import torch
+
+    path = tmp_path / "wl.py"
+    path.write_text(GOOD_DATA + BATCHNORM_MODEL)
+    namespace = {}
+    exec(compile(GOOD_DATA + BATCHNORM_MODEL, str(path), "exec"), namespace)
+    torch.save(dict(namespace["model"]().named_parameters()), tmp_path / "params.pt")
+    result = run(["measure", "--workload", str(path), "--target", "0.2", "--checkpoint",
+                  str(tmp_path / "params.pt"), "--out", str(tmp_path / "o"), "--quiet"])
+    one_line_error(result, "params.pt lacks the buffers 1.running_mean, 1.running_var, "
+                           "1.num_batches_tracked of this workload's model")
+
+
+@pytest.mark.slow
+def test_measure_a_batchnorm_model(tmp_path):
+    """Measured end to end at a step and the target of the reference run; the saved
+    checkpoint holds the running statistics, the training loss is that of the plain network
+    in eval mode at that checkpoint, and measuring the saved file gives the same numbers."""
+    import json
+
+    import torch
+
+    path = tmp_path / "wl.py"
+    path.write_text(GOOD_DATA + BATCHNORM_MODEL)
+    common = ["measure", "--workload", str(path), "--target", "0.2", "--top-k", "3",
+              "--slq-steps", "5", "--slq-vectors", "2", "--bootstrap", "10",
+              "--hessian-examples", "8", "--quiet", "--threads", "1", "--device", "cpu"]
+    result = run(common + ["--at-step", "5", "--at-target", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    rec = json.loads((tmp_path / "o" / "measure.json").read_text())
+    assert [p["label"] for p in rec["along_training"]] == ["step 5", "target"]
+    assert rec["metric"] <= 0.2 and rec["b_simple"] > 0 and rec["n_params"] == 42
+    assert all(abs(v) < 1e3 for v in rec["top_eigenvalues"])
+    state = torch.load(tmp_path / "o" / "checkpoints" / "target.pt", weights_only=True)
+    assert int(state["1.num_batches_tracked"]) == rec["step"]
+    namespace = {}
+    exec(compile(GOOD_DATA + BATCHNORM_MODEL, str(path), "exec"), namespace)
+    net = namespace["model"]()
+    net.load_state_dict(state)
+    d = namespace["data"]()
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(net.double().eval()(d["X_train"].double()),
+                                                 d["y_train"])
+    assert rec["train_loss"] == pytest.approx(float(loss), rel=1e-10)
+    again = run(common + ["--checkpoint", str(tmp_path / "o" / "checkpoints" / "target.pt"),
+                          "--out", str(tmp_path / "c")])
+    assert again.exit_code == 0, again.output
+    rec2 = json.loads((tmp_path / "c" / "measure.json").read_text())
+    assert rec2["top_eigenvalues"] == pytest.approx(rec["top_eigenvalues"], rel=1e-6)
+    assert rec2["b_simple"] == pytest.approx(rec["b_simple"], rel=1e-9)
+    assert rec2["metric"] == rec["metric"]
 
 
 @pytest.mark.parametrize("command", ["sweep", "measure"])

@@ -112,8 +112,8 @@ def test_checkpoint_files_are_tensors_only(tmp_path):
     model = w.make_model(0)
     params = {k: v.detach() + 1 for k, v in model.named_parameters()}
     checkpoints.save(params, tmp_path / "c.pt")
-    back = checkpoints.load(tmp_path / "c.pt", model)
-    assert all(torch.equal(back[k], params[k]) for k in params)
+    back, buffers = checkpoints.load(tmp_path / "c.pt", model)
+    assert all(torch.equal(back[k], params[k]) for k in params) and buffers == {}
     torch.save({"weight": object()}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="tensors-only"):
         checkpoints.load(tmp_path / "evil.pt", model)

@@ -8,6 +8,7 @@ from torch import nn
 from empirical import workloads
 from empirical.curvature import CurvatureOperator, FlatModel
 from empirical.noise import noise_stats, per_example_grads, two_batch_b_simple
+from tests.helpers import checkpoint_of, trained_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,70 @@ def test_intervals_cover_the_distribution_values():
         est_s.append(st.trace_sigma)
     assert cover_s >= 50 and cover_n >= 50, (cover_s, cover_n)
     assert abs(np.mean(est_s) - np.sum(sd**2)) < 4 * np.std(est_s) / np.sqrt(60)
+
+
+class _ItemBatchNorm(nn.Module):
+    """BatchNorm behind `.item()` on the input: vmap over examples cannot run it."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        scale = 2.0 if float(x.abs().sum().item()) > 1 else 1.0
+        return scale * self.net(x)
+
+
+def _autograd_loop(model, loss, x, y) -> np.ndarray:
+    """Per-example gradients of the plain model in eval mode, one backward pass each."""
+    model = model.double().eval()
+    rows = []
+    for n in range(x.shape[0]):
+        model.zero_grad()
+        loss(model(x[n:n + 1].double()), y[n:n + 1]).backward()
+        rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy())
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("vmappable", [True, False], ids=["vmap", "loop"])
+def test_batchnorm_per_example_grads_are_those_of_the_eval_mode_network(vmappable):
+    import copy
+
+    net = trained_batchnorm()
+    model = net if vmappable else _ItemBatchNorm(net)
+    params, buffers = checkpoint_of(model)
+    torch.manual_seed(4)
+    x, y = torch.randn(11, 5), torch.randint(0, 3, (11,))
+    fresh = copy.deepcopy(model)
+    with torch.no_grad():       # a fresh model's statistics: the checkpoint's must be used
+        for b in fresh.buffers():
+            b.zero_() if b.dtype == torch.int64 else b.fill_(1.0)
+    notes = []
+    got = per_example_grads(FlatModel(fresh, params, buffers), nn.functional.cross_entropy,
+                            x, y, chunk=4, warn=notes.append)
+    assert len(notes) == (0 if vmappable else 1)
+    ref = _autograd_loop(copy.deepcopy(model), nn.functional.cross_entropy, x, y)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_batchnorm_two_batch_uses_the_eval_mode_network():
+    """In eval mode a batch's mean-loss gradient is the mean of its per-example gradients, so
+    the two-batch terms equal the same draws (seeded as the estimator draws) made from the
+    per-example gradients."""
+    model = trained_batchnorm()
+    flat = FlatModel(model)
+    torch.manual_seed(5)
+    x, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    loss = nn.functional.cross_entropy
+    grads = per_example_grads(flat, loss, x, y)
+    tb = two_batch_b_simple(flat, loss, x, y, b_small=3, b_big=9, draws=20, seed=7)
+    gen = torch.Generator().manual_seed(7)
+    s_est, g_est = [], []
+    for _ in range(20):
+        idx = torch.randint(0, 40, (9,), generator=gen).numpy()
+        big, small = grads[idx].mean(0), grads[idx[:3]].mean(0)
+        big_sq, small_sq = big @ big, small @ small
+        s_est.append((small_sq - big_sq) / (1 / 3 - 1 / 9))
+        g_est.append((9 * big_sq - 3 * small_sq) / (9 - 3))
+    assert tb.trace_sigma == pytest.approx(np.mean(s_est), rel=1e-10)
+    assert tb.grad_norm_sq == pytest.approx(np.mean(g_est), rel=1e-10)

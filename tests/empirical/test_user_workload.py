@@ -200,3 +200,89 @@ def test_measurement_sees_dropout_off():
                                 torch.nn.Linear(8, 2))
     flat, x = FlatModel(model), torch.randn(5, 4, dtype=torch.float64)
     torch.testing.assert_close(flat(flat.theta, x), model.double().eval()(x))
+
+
+def test_reference_run_keeps_the_running_statistics_of_train_mode(tmp_path):
+    """The reference run's checkpoints hold the parameters and running statistics of a plain
+    torch.optim loop in train mode after the same steps, and the metric of that network in
+    eval mode."""
+    from empirical import checkpoints
+
+    w = get(write(tmp_path, BATCHNORM), target=1e-6)
+    cps = checkpoints.train_checkpoints(w, [0, 7, 20], at_target=False, seed=2,
+                                        optimizer="momentum", lr=0.05, batch_size=8)
+    fresh = w.make_model(2)
+    assert [c.step for c in cps] == [0, 7, 20]
+    assert all(torch.equal(v, fresh.get_buffer(k)) for k, v in cps[0].buffers.items())
+    assert set(cps[0].buffers) == {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
+    for c in cps[1:]:
+        plain = train_one(w, TrainConfig("momentum", 0.05), 8, 2, 0, c.step)
+        for k, v in plain.state_dict().items():
+            torch.testing.assert_close(c.state[k], v, rtol=1e-6, atol=1e-7)
+        assert int(c.buffers["1.num_batches_tracked"]) == c.step
+        assert not torch.allclose(c.buffers["1.running_var"], cps[0].buffers["1.running_var"])
+        data = {}
+        exec(compile(BATCHNORM, "bn", "exec"), data)
+        d = data["data"]()
+        with torch.no_grad():
+            error = float((plain.eval()(d["X_val"]).argmax(-1) != d["y_val"]).float().mean())
+        assert c.metric == pytest.approx(error)
+
+
+def test_checkpoint_round_trip_with_buffers(tmp_path):
+    from empirical import checkpoints
+
+    w = get(write(tmp_path, BATCHNORM), target=1e-6)
+    (c,) = checkpoints.train_checkpoints(w, [5], at_target=False, seed=0, batch_size=8)
+    checkpoints.save(c.state, tmp_path / "c.pt")
+    params, buffers = checkpoints.load(tmp_path / "c.pt", w.make_model(1))
+    assert set(params) == set(c.params) and set(buffers) == set(c.buffers)
+    assert all(torch.equal(params[k], v) for k, v in c.params.items())
+    assert all(torch.equal(buffers[k], v) and buffers[k].dtype == v.dtype
+               for k, v in c.buffers.items())
+    assert checkpoints.metric(w, params, buffers=buffers) == c.metric
+    # a user's state_dict loads the same way
+    model = w.make_model(3)
+    model.load_state_dict(c.state)
+    torch.save(model.state_dict(), tmp_path / "user.pt")
+    again = checkpoints.load(tmp_path / "user.pt", w.make_model(1))
+    assert all(torch.equal(again[1][k], v) for k, v in c.buffers.items())
+
+
+def test_checkpoint_without_the_buffers_is_refused_naming_them(tmp_path):
+    from empirical import checkpoints
+
+    w = get(write(tmp_path, BATCHNORM), target=1e-6)
+    model = w.make_model(0)
+    torch.save(dict(model.named_parameters()), tmp_path / "params.pt")
+    with pytest.raises(ValueError) as info:
+        checkpoints.load(tmp_path / "params.pt", model)
+    assert str(info.value) == (
+        f"{tmp_path / 'params.pt'} lacks the buffers 1.running_mean, 1.running_var, "
+        "1.num_batches_tracked of this workload's model (the measured network is evaluated "
+        "with them); save it with torch.save(model.state_dict(), path)")
+    state = model.state_dict()
+    torch.save({**state, "1.running_var": torch.ones(5)}, tmp_path / "shape.pt")
+    with pytest.raises(ValueError, match="buffer '1.running_var' has shape \\(5,\\), but this "
+                                         "workload's model needs \\(12,\\)"):
+        checkpoints.load(tmp_path / "shape.pt", model)
+    torch.save({**state, "1.running_mean": torch.full((12,), float("nan"))},
+               tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="buffer '1.running_mean' is not finite"):
+        checkpoints.load(tmp_path / "nan.pt", model)
+
+
+def test_the_batchnorm_example_is_the_conv1d_example_with_batchnorm():
+    from pathlib import Path
+
+    from empirical.measure import check_measurable
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    bn, plain = get(str(examples / "conv1d_batchnorm.py")), get(str(examples / "conv1d_signal.py"))
+    assert (bn.n_train, bn.target, bn.budget, bn.search) == (
+        plain.n_train, plain.target, plain.budget, plain.search)
+    assert all(torch.equal(a, b) for a, b in zip(bn.train_set(), plain.train_set()))
+    model = bn.make_model(0)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(m.track_running_stats for m in norms)
+    check_measurable(model)                   # measurable: no error
