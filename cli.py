@@ -59,8 +59,24 @@ def cli():
      help="Target loss (default: a measured spectrum's train-loss rule, else 0.01).")
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True,
      help="Comma-separated integers, or LO:HI for every power of two in between.")
-@opt("--max-steps", type=int, default=10**8, show_default=True,
-     help="Step budget; targets not reached within it are reported as not reached.")
+@opt("--max-steps", type=int, default=None,
+     help="Step budget; targets not reached within it are reported as not reached "
+          "(default 10^8; 10^6 with --noise loss-following).")
+@opt("--noise", type=click.Choice(["additive", "loss-following"]), default="additive",
+     show_default=True,
+     help="additive: the spectrum's c. loss-following: least squares' noise "
+          "c_i(s) = h_i^2 s_i + h_i sum_j h_j s_j + sigma^2 h_i (sgd, momentum; ignores c).")
+@opt("--label-noise", type=float, default=None,
+     help="sigma of the loss-following noise (required with it).")
+@opt("--protocol-trials", type=int, default=None,
+     help="Also simulate a sweep with N Sobol trials per batch size: median [16%, 84%] of "
+          "the best trial's first evaluated crossing (sgd, momentum; up to 4096 directions).")
+@opt("--repeats", type=int, default=None, help="Simulated sweeps per batch size (default 16).")
+@opt("--seed", type=int, default=None, help="Seed of the simulated sweeps (default 0).")
+@opt("--lr-range", type=FloatList(), default=None,
+     help="LO,HI: the simulated sweep's initial lr range (default 0.001,3).")
+@opt("--budget", type=int, default=None,
+     help="Steps per simulated trial (default 40000).")
 @JSON
 @opt("--csv", "csv_path", type=FILE, help="Write CSV here.")
 @PLOT
@@ -68,12 +84,13 @@ def cli():
 @NQM_THREADS
 @_input_errors
 def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target, batch_sizes,
-            max_steps, json_path, csv_path, plot_path, quiet, threads):
+            max_steps, noise, label_noise, protocol_trials, repeats, seed, lr_range, budget,
+            json_path, csv_path, plot_path, quiet, threads):
     """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
-    from figures.text import predict_lines
+    from figures.text import modes_lines, predict_lines
     from nqm.files import write_json, write_predict_csv
     from nqm.predict import PredictConfig, implied_target
-    from nqm.predict import predict as run_predict
+    from nqm.predict_sweep import LOSS_FOLLOWING_MAX_STEPS, ModesConfig, predict_modes
     from nqm.schedule import parse_schedule
     from nqm.spectrum import parse_spec
 
@@ -82,15 +99,20 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
         target, note = implied_target(spectrum)
         if note:
             _stderr(note)
-    config = PredictConfig(target=target, optimizer=optimizer, precond=precond, ema=ema,
-                           schedule=parse_schedule(schedule, warmup, final_frac),
-                           batch_sizes=batch_sizes, max_steps=max_steps, threads=threads)
-    config.check(spectrum)   # target below the initial loss, memory: before any tuning
+    if max_steps is None:
+        max_steps = LOSS_FOLLOWING_MAX_STEPS if noise == "loss-following" else 10**8
+    base = PredictConfig(target=target, optimizer=optimizer, precond=precond, ema=ema,
+                         schedule=parse_schedule(schedule, warmup, final_frac),
+                         batch_sizes=batch_sizes, max_steps=max_steps, threads=threads)
+    config = ModesConfig(base, noise, label_noise,
+                         _protocol(protocol_trials, repeats, seed, lr_range, budget))
+    config.check(spectrum)   # target below the initial loss, memory, cost: before any work
     _compile_notice()
-    with _bar(len(config.batch_sizes), "tuning batch sizes", quiet) as bar:
-        result = run_predict(spectrum, config, progress=bar.update)
-    _echo(predict_lines(result, spectrum.meta.get("source", spec), spectrum.n_rows,
-                        spectrum.dimension))
+    units = len(base.batch_sizes) * (1 + (config.protocol is not None))
+    with _bar(units, "tuning batch sizes", quiet) as bar:
+        result = predict_modes(spectrum, config, progress=bar.update)
+    lines = predict_lines if config.plain else modes_lines
+    _echo(lines(result, spectrum.meta.get("source", spec), spectrum.n_rows, spectrum.dimension))
     click.echo(f"({result['elapsed_s']:.2f} s)")
     if json_path:
         write_json(json_path, result)
@@ -99,6 +121,21 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
     if plot_path:
         from figures.plots import steps_vs_batch
         steps_vs_batch(result, plot_path)
+
+
+def _protocol(trials, repeats, seed, lr_range, budget):
+    """The simulated sweep of `predict`, or None without --protocol-trials (whose companion
+    options are then refused)."""
+    from nqm.predict_sweep import Protocol
+
+    given = {"--repeats": repeats, "--seed": seed, "--lr-range": lr_range, "--budget": budget}
+    if trials is None:
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise InputError(f"{', '.join(extra)} need --protocol-trials N")
+        return None
+    chosen = {"repeats": repeats, "seed": seed, "lr_range": lr_range, "budget": budget}
+    return Protocol(trials, **{k: v for k, v in chosen.items() if v is not None})
 
 
 @cli.command()

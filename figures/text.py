@@ -97,6 +97,47 @@ def predict_lines(result: dict, source: str, n_rows: int, dimension: float) -> l
                                 result["e_min"], result)
 
 
+def modes_lines(result: dict, source: str, n_rows: int, dimension: float) -> list[str]:
+    """`nqm predict --noise ... [--protocol-trials N]`: per batch size the expected-loss
+    prediction and, with a simulated sweep, its median steps [16%, 84%] and median best lr;
+    then the critical batch sizes of each and the notes."""
+    noise, sweep = result["noise"], result.get("protocol")
+    model = noise["model"] + (f" (sigma = {noise['label_noise']:g})"
+                              if "label_noise" in noise else " (the spectrum's c)")
+    out = [f"NQM: {source} ({n_rows} rows, dimension {dimension:g}), optimizer "
+           f"{result['optimizer']}, precond p = {result['precond']:g}, noise {model}, "
+           f"target {result['target']:g}"]
+    header = f"{'batch':>9} {'steps':>11} {'lr':>10} {'momentum':>9}"
+    if sweep:
+        header += f" {'sweep steps [16%, 84%]':>28} {'sweep lr':>10} {'sweep mom.':>10}"
+    out.append(header + "  note")
+    for i, p in enumerate(result["points"]):
+        steps = f"{p['steps']:>11d}" if p["reached"] else f"{'>' + str(result['max_steps']):>11}"
+        line = f"{p['batch_size']:>9d} {steps} {fmt(p['lr']):>10} {fmt(p['momentum']):>9}"
+        if sweep:
+            q = sweep["points"][i]
+            band = f"{fmt(q['steps'], '.0f')} [{fmt(q['steps_q16'], '.0f')}, " \
+                   f"{fmt(q['steps_q84'], '.0f')}]"
+            line += f" {band:>28} {fmt(q['lr']):>10} {fmt(q['momentum']):>10}"
+        notes = list(p["edges"]) + ([] if p["reached"] else ["target not reached in budget"])
+        out.append(line + ("  " + "; ".join(notes) if notes else ""))
+    crit = critical_lines(result["critical_batch_size"], result["s_min"], result["e_min"],
+                          result)
+    out += ["\nExpected loss (steps: first step with E L <= target, lr tuned per batch size)",
+            crit[0].lstrip("\n"), *crit[1:]]
+    if sweep:
+        crit = critical_lines(sweep["critical_batch_size"], sweep["s_min"], sweep["e_min"],
+                              sweep)
+        out += [f"\nSimulated sweep: {sweep['trials']} trials per batch size, {sweep['repeats']} "
+                f"repeats, seed {sweep['seed']}, lr range {sweep['lr_range'][0]:g}.."
+                f"{sweep['lr_range'][1]:g}, budget {sweep['budget']}, {sweep['directions']} "
+                f"directions)", "(sweep steps: median over repeats of the best trial's first "
+                "evaluated step at or below the target)", crit[0].lstrip("\n"), *crit[1:]]
+    if "note" in noise:
+        out.append(f"note: {noise['note']}")
+    return out
+
+
 def simulate_lines(result: dict, shown: list[int], n_steps: int) -> list[str]:
     """`nqm simulate`'s table at the steps `shown`, the first step at the target and the
     steady state (each when the record has it)."""
