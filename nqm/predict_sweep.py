@@ -16,6 +16,8 @@ Two choices beside today's model (`nqm.predict`: additive noise, the spectrum's 
   c = sigma^2 h this is `CoupledNoise(sigma^2, coupling=False)`).  Randomness: one
   `numpy.random.default_rng(seed)` for all batch sizes, in order.
 
+The kernels (numba) are imported only when the work starts, so that bad input fails fast.
+
 Cost, bounded before any work: the loss-following tuner evaluates up to `max_steps` steps of
 every row per trial point (about 40 points per batch size for SGD, 560 for momentum, the
 first few at the smallest lr running the whole budget), so rows * max_steps is capped at
@@ -34,11 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from nqm.checks import check_budget, check_target_below_initial
-from nqm.coupled import CoupledNoise
-from nqm.coupled_tuning import CoupledTuneConfig, tune_one
 from nqm.critical import estimate, lower_bound_steps
 from nqm.errors import NQMInputError
-from nqm.first_passage import ProtocolConfig, first_passage
 from nqm.predict import PredictConfig, predict, versions
 from nqm.spectrum import Spectrum, check_memory
 
@@ -49,18 +48,6 @@ MAX_DIRECTIONS = 4096              # directions after count expansion in the sim
 C_NOT_USED = ("the spectrum's c is not used by the loss-following model: its noise is "
               "c_i(s) = h_i^2 s_i + h_i sum_j count_j h_j s_j + sigma^2 h_i, from h, s0 and "
               "sigma")
-
-
-@dataclass(frozen=True)
-class SpectrumNoise(CoupledNoise):
-    """Additive noise with the spectrum's own c_i (kappa = 0) for the simulated sweep."""
-
-    sigma2: float = 0.0
-    coupling: bool = False
-
-    def additive(self, spectrum: Spectrum) -> np.ndarray:
-        """The spectrum's c_i."""
-        return spectrum.c
 
 
 @dataclass(frozen=True)
@@ -177,21 +164,28 @@ def n_directions(spectrum: Spectrum) -> int:
     return int(np.sum(np.maximum(np.rint(spectrum.count), 1)))
 
 
-def tune_config(config: ModesConfig) -> CoupledTuneConfig:
-    """The loss-following tuner's configuration (its default search)."""
+def tune_config(config: ModesConfig):
+    """The loss-following tuner's `CoupledTuneConfig` (its default search)."""
+    from nqm.coupled_tuning import CoupledTuneConfig
+
     b = config.base
     return CoupledTuneConfig(b.target, b.optimizer, b.precond, b.batch_sizes, b.max_steps)
 
 
-def protocol_config(config: ModesConfig) -> ProtocolConfig:
-    """`nqm.first_passage`'s configuration of the simulated sweep."""
+def protocol_config(config: ModesConfig):
+    """`nqm.first_passage`'s `ProtocolConfig` of the simulated sweep."""
+    from nqm.first_passage import ProtocolConfig
+
     b, p = config.base, config.protocol
     return ProtocolConfig(b.target, b.optimizer, b.precond, b.batch_sizes, n_trials=p.trials,
                           lr_range=tuple(p.lr_range), budget=p.budget, repeats=p.repeats)
 
 
-def protocol_noise(config: ModesConfig) -> CoupledNoise:
+def protocol_noise(config: ModesConfig):
     """The simulated sweep's noise: loss-following with sigma^2, or the spectrum's c."""
+    from nqm.coupled import CoupledNoise
+    from nqm.spectrum_noise import SpectrumNoise
+
     if config.noise == "loss-following":
         return CoupledNoise(config.sigma2, coupling=True)
     return SpectrumNoise()
@@ -213,6 +207,9 @@ def _critical(points: list[dict]) -> dict:
 def loss_following(spectrum: Spectrum, config: ModesConfig,
                    progress: Callable[[int], None] | None = None) -> dict:
     """The loss-following expected-loss prediction, shaped like `nqm.predict.predict`'s."""
+    from nqm.coupled import CoupledNoise
+    from nqm.coupled_tuning import tune_one
+
     noise, tcfg = CoupledNoise(config.sigma2, coupling=True), tune_config(config)
     floor = noise.additive(spectrum)       # c_i(s) >= sigma^2 h_i: the bound's noise
     rows = []
@@ -234,6 +231,8 @@ def simulated_sweep(spectrum: Spectrum, config: ModesConfig,
                     progress: Callable[[int], None] | None = None) -> dict:
     """The simulated sweep's record: `first_passage` per batch size, one generator in order
     (the same numbers as one call over all batch sizes)."""
+    from nqm.first_passage import first_passage
+
     start = time.perf_counter()
     pcfg, noise = protocol_config(config), protocol_noise(config)
     rng = np.random.default_rng(config.protocol.seed)
