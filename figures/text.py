@@ -128,7 +128,7 @@ def modes_lines(result: dict, source: str, n_rows: int, dimension: float) -> lis
     if sweep:
         crit = critical_lines(sweep["critical_batch_size"], sweep["s_min"], sweep["e_min"],
                               sweep)
-        out += [f"\nSimulated sweep: {sweep['trials']} trials per batch size, {sweep['repeats']} "
+        out += [f"\nSimulated sweep ({sweep['trials']} trials per batch size, {sweep['repeats']} "
                 f"repeats, seed {sweep['seed']}, lr range {sweep['lr_range'][0]:g}.."
                 f"{sweep['lr_range'][1]:g}, budget {sweep['budget']}, {sweep['directions']} "
                 f"directions)", "(sweep steps: median over repeats of the best trial's first "
