@@ -308,22 +308,63 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
 
 
 @njit(cache=True, nogil=True)
-def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work):
+def _one_mode_lower(k1, k2, logabs, g, q, inv1m, wdet, wn, inv_b, lb):
+    """One mode per row (SGD): lb[j] = sum_i min(l_ij(k1), l_ij(k2)) <= min over k1..k2 of the
+    loss at inv_b[j], exactly the sum of the rows' minima: with P = lam_i^(2k), which falls
+    with k, l_ij(k) = wdet_i q_i^2 P + wn_i g_i^2 (1 - P) inv1m_i inv_b[j] is linear in P, so
+    monotone in k and smallest at an end of the interval."""
+    nb = inv_b.size
+    for j in range(nb):
+        lb[j] = 0.0
+    for i in range(logabs.shape[0]):
+        p1 = math.exp(2.0 * k1 * logabs[i, 0]) if k1 > 0 else 1.0
+        p2 = math.exp(2.0 * k2 * logabs[i, 0]) if k2 > 0 else 1.0
+        dq = wdet[i] * (q[i, 0].real * q[i, 0].real)
+        ng = wn[i] * (g[i, 0].real * g[i, 0].real) * inv1m[i, 0, 0].real
+        for j in range(nb):
+            l1 = dq * p1 + ng * (1.0 - p1) * inv_b[j]
+            l2 = dq * p2 + ng * (1.0 - p2) * inv_b[j]
+            lb[j] += min(l1, l2)
+
+
+@njit(cache=True, nogil=True)
+def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work,
+                    hint=-1):
     """First k in [0, k_max] with D(k) + N(k) * inv_b[j] <= target, for every j (-1: none).
 
     Exact branch and bound, left to right: an interval is skipped only when its lower bound
     exceeds the target for every batch size not yet resolved, so the first k found for a batch
-    size is its first crossing even when the loss is not monotone.
+    size is its first crossing even when the loss is not monotone.  The lower bound is the
+    sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`),
+    otherwise `dn_lower`'s.
+    A `hint` 0 < hint <= k_max (where the crossing is expected; -1: none) only orders the
+    work: [0, hint - 1] is one interval, then [hint, k_max] is covered by intervals of 4, 8,
+    16, ... steps from hint on, so a crossing at or just after the hint costs a few
+    evaluations instead of a descent from k_max; the result is the same.
     """
     nb = inv_b.size
+    m = logabs.shape[1]
+    lb = np.empty(nb)
     res = np.full(nb, -1, dtype=np.int64)
     unresolved = nb
     tol = target * (1.0 + 1e-12)
     stack = np.empty((256, 2), dtype=np.int64)
     sp = 0
-    stack[0, 0] = 0
-    stack[0, 1] = k_max
-    sp = 1
+    if 0 < hint <= k_max:
+        n_gallop = 0              # intervals [hint + 4 (2^j - 1), hint + 4 (2^(j+1) - 1) - 1]
+        while hint + LEAF * (2**n_gallop - 1) <= k_max:
+            n_gallop += 1
+        for j in range(n_gallop - 1, -1, -1):          # pushed right to left
+            stack[sp, 0] = hint + LEAF * (2**j - 1)
+            stack[sp, 1] = min(hint + LEAF * (2**(j + 1) - 1) - 1, k_max)
+            sp += 1
+        stack[sp, 0] = 0
+        stack[sp, 1] = hint - 1
+        sp += 1
+    else:
+        stack[0, 0] = 0
+        stack[0, 1] = k_max
+        sp = 1
     while sp > 0 and unresolved > 0:
         sp -= 1
         a = stack[sp, 0]
@@ -338,12 +379,19 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
                 if unresolved == 0:
                     break
             continue
-        lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work)
         need = False
-        for j in range(nb):
-            if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
-                need = True
-                break
+        if m == 1:
+            _one_mode_lower(a, b, logabs, g, q, inv1m, wdet, wn, inv_b, lb)
+            for j in range(nb):
+                if res[j] < 0 and lb[j] <= tol:
+                    need = True
+                    break
+        else:
+            lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work)
+            for j in range(nb):
+                if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
+                    need = True
+                    break
         if not need:
             continue
         mid = (a + b) // 2

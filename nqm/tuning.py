@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from nqm import quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
 from nqm.critical import crossing_fraction
@@ -216,14 +217,16 @@ class _Problem:
         return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
 
     def exact(self, cfg: OptimizerConfig, horizon, batch_size: float,
-              cap: float | None = None) -> tuple[float, int | None]:
+              cap: float | None = None, hint: int | None = None) -> tuple[float, int | None]:
         """(score, exact first crossing or None) for one configuration.
 
         With a schedule, `cap` stops the recurrence after that many steps: a configuration
-        that has not reached the target by then cannot win and scores at least `cap`."""
+        that has not reached the target by then cannot win and scores at least `cap`.
+        `hint`: where a constant LR's crossing is expected (speed only)."""
         if self.schedule is None or self.schedule.is_constant:
             modes = Modes.build(self.spectrum, cfg)
-            k = int(modes.first_crossings([batch_size], self.target, self.max_steps)[0])
+            k = int(modes.first_crossings([batch_size], self.target, self.max_steps,
+                                          hint=hint)[0])
             if k >= 0:
                 return float(k), k
             return self.penalty(modes.loss(self.max_steps, batch_size)), None
@@ -254,9 +257,13 @@ class _Problem:
     def crossing_before(self, z, batch_size: float, cap: int) -> int | None:
         """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
         branch and bound stops at `cap`, so a point that cannot win costs little."""
+        return self.crossing_of(self.config(z)[0], batch_size, cap)
+
+    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int) -> int | None:
+        """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        modes = Modes.build(self.spectrum, self.config(z)[0])
+        modes = Modes.build(self.spectrum, cfg)
         k = int(modes.first_crossings([batch_size], self.target, int(cap))[0])
         return k if k >= 0 else None
 
@@ -348,7 +355,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     max_steps = check_budget(max_steps)
     bs = check_batch_sizes(batch_sizes)
     space = space or SearchSpace()
-    threads = choose_threads(threads, spectrum.n_rows)
+    requested = threads
+    search = quantise.quantised(spectrum, quantise.SEARCH_WIDTH)
+    threads = choose_threads(requested, search.n_rows)
     closed = schedule is None or schedule.is_constant
     base = _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps,
                               space, threads)
@@ -358,8 +367,10 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         # and caps each recurrence (steps beyond 1.5x the best so far cannot win)
         const_steps = [p.steps if p.reached else max_steps for p in base]
         max_h = int(min(max_steps, 2 * max(const_steps) + space.horizon_min))
-    problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space,
+    problem = _Problem(search, kind, precond, ema, schedule, target, max_steps, space,
                        max_horizon=max_h)
+    exact = problem if search is spectrum else _Problem(
+        spectrum, kind, precond, ema, schedule, target, max_steps, space, max_horizon=max_h)
     nested = None if base is None else [problem.coords(p) for p in base]
     grid, axes = _grid(problem)
     scores, reached = _grid_scores(problem, grid, bs, const_steps, threads)
@@ -369,12 +380,39 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         return _refine(problem, grid, spacing, scores[:, bi], reached[:, bi], float(bs[bi]),
                        None if nested is None else nested[bi])
 
+    refined = list(thread_map(refine, range(bs.size), threads))
+
+    def finish(bi):
+        (_score, k), z, prob = refined[bi]
+        if exact is not problem:
+            k, z = _exact_steps(exact, prob, z, k, float(bs[bi]),
+                                None if base is None or not closed else base[bi])
+        return _tuned_point(prob, int(bs[bi]), k, z)
+
     points = []
-    for (_score, k), z, prob in thread_map(refine, range(bs.size), threads):
-        points.append(_tuned_point(prob, int(bs[len(points)]), k, z))
+    for point in thread_map(finish, range(bs.size),
+                            1 if exact is problem else choose_threads(requested, spectrum.n_rows)):
+        points.append(point)
         if progress is not None:
             progress(1)
     return points
+
+
+def _exact_steps(exact: _Problem, prob: _Problem, z: np.ndarray, k_search: int | None,
+                 b: float, contained: TunedPoint | None) -> tuple[int | None, np.ndarray]:
+    """(exact first crossing on the exact spectrum, z) at the point z that the search on the
+    quantised copy (`prob`) found, where it crossed at `k_search` (the hint of the exact
+    branch and bound).  With a constant LR the contained optimizer's optimum (exact already)
+    wins when it crosses earlier, so a richer optimizer never reports more steps than the one
+    it contains."""
+    cfg, horizon = prob.config(z)
+    k = exact.exact(cfg, horizon, b, hint=k_search)[1]
+    if contained is not None and contained.reached and (k is None or contained.steps < k):
+        zc = prob.coords(contained)
+        kc = exact.crossing_of(prob.config(zc)[0], b, contained.steps if k is None else k - 1)
+        if kc is not None:
+            return kc, zc
+    return k, z
 
 
 def _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps, space,
@@ -515,8 +553,9 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
         hint = float(max(k, 1)) if k is not None else hint
     if z is None:
         z = z_try
-    cfg, _ = problem.config(z)
-    return problem.exact(cfg, None, b), z, problem
+        cfg, _ = problem.config(z)
+        return problem.exact(cfg, None, b), z, problem
+    return (float(k), k), z, problem      # k is z's exact first crossing (crossing_before)
 
 
 def _exact_descent(problem: _Problem, z: np.ndarray, k: int, b: float,
