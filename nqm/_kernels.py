@@ -182,6 +182,15 @@ def _powk(logabs, arg, k):
 
 @njit(cache=True, inline="always")
 def _noise_row(i, m, g, inv1m, work):
+    """n_i(k) = Re sum_{j,l} g_j g_l (1 - p_j p_l) inv1m_jl with p = work[i] = lam^k; for a
+    conjugate pair (m = 2: p_1, g_1, inv1m_11 the conjugates of p_0, g_0, inv1m_00) the (1, 1)
+    term is the conjugate of the (0, 0) term, so Re of their sum is twice Re of one."""
+    if m == 2 and work[i, 1] == work[i, 0].conjugate() and g[i, 1] == g[i, 0].conjugate() \
+            and inv1m[i, 1, 1] == inv1m[i, 0, 0].conjugate() and work[i, 0].imag != 0.0:
+        p0 = work[i, 0]
+        t00 = g[i, 0] * g[i, 0] * (1.0 - p0 * p0) * inv1m[i, 0, 0]
+        t01 = g[i, 0] * g[i, 1] * (1.0 - p0 * work[i, 1]) * inv1m[i, 0, 1]
+        return 2.0 * (t00.real + t01.real)
     s = 0.0 + 0.0j
     for j in range(m):
         pj = work[i, j]
@@ -275,6 +284,8 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     |q| rho^k cos(theta_q + k arg) with rho^k between its end values and the cosine within its
     range over the phase arc (all of [-1, 1] once the arc spans 2 pi).
     Then d_i^2 >= lo^2 if lo > 0, hi^2 if hi < 0, 0 otherwise.
+    A conjugate pair of modes (lam_{j+1} = conj(lam_j), q_{j+1} = conj(q_j)) has equal terms,
+    bounded once and counted twice.
     """
     d, m = logabs.shape
     D = 0.0
@@ -282,7 +293,8 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     for i in range(d):
         lo = 0.0
         hi = 0.0
-        for j in range(m):
+        j = 0
+        while j < m:
             p1 = _powk(logabs[i, j], arg[i, j], k1)
             work[i, j] = p1
             if realpos[i, j]:
@@ -290,15 +302,24 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
                 v2 = q[i, j].real * _powk(logabs[i, j], 0.0, k2).real
                 lo += min(v1, v2)
                 hi += max(v1, v2)
-            else:
-                # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
-                # values and the cosine within its range over the phase arc
-                r1 = abs(q[i, j]) * abs(p1)
-                r2 = abs(q[i, j]) * math.exp(k2 * logabs[i, j])
-                theta = math.atan2(q[i, j].imag, q[i, j].real) + k1 * arg[i, j]
-                cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
-                lo += min(r1 * cmin, r2 * cmin)
-                hi += max(r1 * cmax, r2 * cmax)
+                j += 1
+                continue
+            # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
+            # values and the cosine within its range over the phase arc
+            aq = abs(q[i, j])
+            r1 = aq * math.exp(k1 * logabs[i, j])
+            r2 = aq * math.exp(k2 * logabs[i, j])
+            theta = math.atan2(q[i, j].imag, q[i, j].real) + k1 * arg[i, j]
+            cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
+            times = 1.0
+            if j + 1 < m and arg[i, j] != 0.0 and arg[i, j + 1] == -arg[i, j] and \
+                    logabs[i, j + 1] == logabs[i, j] and q[i, j + 1] == q[i, j].conjugate():
+                times = 2.0
+                work[i, j + 1] = p1.conjugate()
+                j += 1
+            lo += times * min(r1 * cmin, r2 * cmin)
+            hi += times * max(r1 * cmax, r2 * cmax)
+            j += 1
         if lo > 0.0:
             D += wdet[i] * lo * lo
         elif hi < 0.0:
