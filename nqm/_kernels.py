@@ -256,6 +256,77 @@ def dn_ladder_until(ks, logabs, arg, g, q, inv1m, wdet, wn, work, target, inv_b)
 
 
 @njit(cache=True, inline="always")
+def _log_excess(k, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0):
+    """log L(k) - log target (k = 0: the initial loss exp(log_l0))."""
+    if k == 0:
+        return log_l0 - log_target
+    D, N = dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work)
+    return math.log(max(D + N * inv_b, 1e-300)) - log_target
+
+
+@njit(cache=True, nogil=True)
+def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0,
+                       hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width):
+    """The search of `nqm.tuning._Problem.surrogate_closed` (its docstring states it) with
+    f(k) = log L(k) - log target: returns (0, crossing interpolated between integer steps) or
+    (1, f at the last step tried) when no crossing was bracketed (the caller's penalty)."""
+    k0 = int(min(max(np.rint(hint), 1.0), k_max))
+    f0 = _log_excess(k0, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
+    up = f0 > 0
+    k1 = int(min(max(k0 + (1 if up else -1) * max(1.0, np.rint(probe * k0)), 0), k_max))
+    f1 = _log_excess(k1, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
+    bracketed = False
+    for _ in range(max_bracket):
+        if (f0 > 0) != (f1 > 0):
+            bracketed = True
+            break
+        if f1 > 0 and k1 >= k_max:
+            return 1, f1
+        up = f1 > 0
+        dt = math.log1p(k1) - math.log1p(k0)
+        slope = (f1 - f0) / dt if dt != 0 else 0.0
+        step = -f1 / slope if slope != 0 else 0.0
+        if not math.isfinite(step) or (step > 0) != up or step == 0:
+            step = 2.0 * abs(dt) * (1 if up else -1)
+        step = max(min(step * overshoot, max_log_step), -max_log_step)
+        k_new = int(np.rint(math.expm1(math.log1p(k1) + step)))
+        if k_new == k1:
+            k_new = k1 + (1 if up else -1)
+        k_new = min(max(k_new, 0), k_max)
+        k0, f0 = k1, f1
+        k1 = k_new
+        f1 = _log_excess(k1, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                         log_l0)
+    if not bracketed:
+        return 1, f1
+    if f0 > 0:
+        lo, flo, hi, fhi = k0, f0, k1, f1
+    else:
+        lo, flo, hi, fhi = k1, f1, k0, f0
+    if lo > hi:
+        lo, flo, hi, fhi = hi, fhi, lo, flo
+    w2 = np.inf
+    w1 = np.inf
+    while hi - lo > max(1.0, rel_width * lo):
+        tl = math.log1p(lo)
+        th = math.log1p(hi)
+        if th - tl > 0.5 * w2:
+            tm = 0.5 * (tl + th)
+        else:
+            tm = tl + flo * (th - tl) / (flo - fhi)
+        w2 = w1
+        w1 = th - tl
+        km = min(max(int(np.rint(math.expm1(tm))), lo + 1), hi - 1)
+        fm = _log_excess(km, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                         log_l0)
+        if fm > 0:
+            lo, flo = km, fm
+        else:
+            hi, fhi = km, fm
+    return 0, lo + (hi - lo) * flo / (flo - fhi)
+
+
+@njit(cache=True, inline="always")
 def _cos_range(start, delta):
     """(min, max) of cos over the arc [start, start + delta] (delta may be negative)."""
     if delta < 0.0:

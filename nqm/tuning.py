@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from nqm import quantise
+from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
 from nqm.critical import crossing_fraction
@@ -138,70 +138,19 @@ class _Problem:
         REL_WIDTH for large k); the result interpolates linearly:
         lo + (hi - lo) f(lo) / (f(lo) - f(hi)).  The module constants PROBE, MAX_BRACKET_STEPS,
         OVERSHOOT and MAX_LOG_STEP set the bracketing; a crossing not bracketed within the
-        budget scores `penalty`.
+        budget scores `penalty`.  The search runs in one kernel call
+        (`nqm._kernels.surrogate_crossing`).
         """
         if self.initial_loss <= self.target:
             return 0.0
-        inv_b = 1.0 / batch_size
-        kmax = self.max_steps
-
-        def f(k):
-            D, N = modes.dn(int(k))
-            return math.log(max(D + N * inv_b, TINY)) - self.log_target
-
-        def t(k):
-            return math.log1p(k)
-
-        def k_of(tt):
-            return math.expm1(tt)
-
-        k0 = int(min(max(round(hint), 1), kmax))
-        f0 = f(k0)
-        up = f0 > 0
-        k1 = int(min(max(k0 + (1 if up else -1) * max(1, round(PROBE * k0)), 0), kmax))
-        f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
-        # 1. bracket
-        for _ in range(MAX_BRACKET_STEPS):
-            if (f0 > 0) != (f1 > 0):
-                break
-            if f1 > 0 and k1 >= kmax:
-                return self.penalty(math.exp(f1) * self.target)
-            up = f1 > 0
-            dt = t(k1) - t(k0)
-            slope = (f1 - f0) / dt if dt != 0 else 0.0
-            step = -f1 / slope if slope != 0 else 0.0
-            if not math.isfinite(step) or (step > 0) != up or step == 0:
-                step = 2.0 * abs(dt) * (1 if up else -1)
-            step = max(min(step * OVERSHOOT, MAX_LOG_STEP), -MAX_LOG_STEP)
-            k_new = int(round(k_of(t(k1) + step)))
-            if k_new == k1:
-                k_new = k1 + (1 if up else -1)
-            k_new = min(max(k_new, 0), kmax)
-            k0, f0 = k1, f1
-            k1 = k_new
-            f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
-        else:
-            return self.penalty(math.exp(f1) * self.target)
-        (lo, flo), (hi, fhi) = ((k0, f0), (k1, f1)) if f0 > 0 else ((k1, f1), (k0, f0))
-        if lo > hi:   # the crossing from above happens going up; from below going down
-            (lo, flo), (hi, fhi) = (hi, fhi), (lo, flo)
-        # 2. shrink [lo, hi] (f(lo) > 0 >= f(hi)) by secant steps in log(1 + k), with a
-        #    bisection step whenever two steps in a row failed to halve the bracket
-        widths = [math.inf, math.inf]
-        while hi - lo > max(1.0, REL_WIDTH * lo):
-            tl, th = t(lo), t(hi)
-            if th - tl > 0.5 * widths[-2]:
-                tm = 0.5 * (tl + th)
-            else:
-                tm = tl + flo * (th - tl) / (flo - fhi)
-            widths.append(th - tl)
-            km = min(max(int(round(k_of(tm))), lo + 1), hi - 1)
-            fm = f(km)
-            if fm > 0:
-                lo, flo = km, fm
-            else:
-                hi, fhi = km, fm
-        return lo + (hi - lo) * flo / (flo - fhi)
+        status, value = _kernels.surrogate_crossing(
+            modes.logabs, modes.arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
+            np.empty(modes.logabs.shape, dtype=np.complex128), 1.0 / batch_size,
+            self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
+        if status:
+            return self.penalty(math.exp(value) * self.target)
+        return value
 
     def ladder_score(self, ks: np.ndarray, losses: np.ndarray) -> float:
         """Approximate steps from losses on a step ladder: the first ladder step at or below the
