@@ -534,6 +534,10 @@ def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
             break
         lr = lrs[t]
         for i in range(d):
+            if m == 1:                  # the same arithmetic, without the loops
+                a = A0[i, 0, 0] + lr * A1[i, 0, 0]
+                M[i, 0, 0] = (a * M[i, 0, 0]) * a + c_over_b[i] * lr * lr * b1[i, 0] * b1[i, 0]
+                continue
             for r in range(m):
                 for s in range(m):
                     A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
@@ -551,6 +555,77 @@ def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
                         acc += T[r, u] * A[s, u]
                     M[i, r, s] = acc + nv * b1[i, r] * b1[i, s]
     return out, first
+
+
+@njit(cache=True, nogil=True)
+def recurrence_dn(A0, A1, b1, f, e, wd, wn, lrs, target, inv_b_max):
+    """`recurrence` split by linearity into the parts that do not depend on B: with
+    P' = A P A^T (P(0) = f f^T) and Q' = A Q A^T + lr_t^2 b1 b1^T (Q(0) = 0), M = s0 P + (c/B) Q,
+    so Loss_t = D_t + N_t / B with D_t = sum_i wd_i e^T P_i(t) e (wd = wl s0) and
+    N_t = sum_i wn_i e^T Q_i(t) e (wn = wl c).  Returns D and N for t = 0..len(lrs) (NaN past
+    the stop) and the last t computed: the run stops once D_t + N_t * inv_b_max <= target (the
+    smallest batch size has crossed, so every larger one has) or D_t or N_t is not finite
+    (divergence; the caller marks losses above 1e300 as `recurrence` does).
+    """
+    d, m = b1.shape
+    n = lrs.size
+    D = np.full(n + 1, np.nan)
+    N = np.full(n + 1, np.nan)
+    P = np.empty((d, m, m))
+    Q = np.zeros((d, m, m))
+    for i in range(d):
+        for r in range(m):
+            for s in range(m):
+                P[i, r, s] = f[r] * f[s]
+    A = np.empty((m, m))
+    T = np.empty((m, m))
+    last = n
+    for t in range(n + 1):
+        dt = 0.0
+        nt = 0.0
+        for i in range(d):
+            accp = 0.0
+            accq = 0.0
+            for r in range(m):
+                for s in range(m):
+                    accp += e[r] * P[i, r, s] * e[s]
+                    accq += e[r] * Q[i, r, s] * e[s]
+            dt += wd[i] * accp
+            nt += wn[i] * accq
+        D[t] = dt
+        N[t] = nt
+        if not (math.isfinite(dt) and math.isfinite(nt)) or dt + nt * inv_b_max <= target \
+                or t == n:
+            last = t
+            break
+        lr = lrs[t]
+        for i in range(d):
+            if m == 1:
+                a = A0[i, 0, 0] + lr * A1[i, 0, 0]
+                P[i, 0, 0] = (a * P[i, 0, 0]) * a
+                Q[i, 0, 0] = (a * Q[i, 0, 0]) * a + lr * lr * b1[i, 0] * b1[i, 0]
+                continue
+            for r in range(m):
+                for s in range(m):
+                    A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
+            for X in (P, Q):
+                for r in range(m):          # T = A X
+                    for s in range(m):
+                        acc = 0.0
+                        for u in range(m):
+                            acc += A[r, u] * X[i, u, s]
+                        T[r, s] = acc
+                for r in range(m):          # X = T A^T
+                    for s in range(m):
+                        acc = 0.0
+                        for u in range(m):
+                            acc += T[r, u] * A[s, u]
+                        X[i, r, s] = acc
+            nv = lr * lr
+            for r in range(m):
+                for s in range(m):
+                    Q[i, r, s] += nv * b1[i, r] * b1[i, s]
+    return D, N, last
 
 
 @njit(cache=True, nogil=True)

@@ -44,7 +44,7 @@ from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
 from nqm.critical import crossing_fraction
-from nqm.dynamics import lr_sequence, recurrence_losses
+from nqm.dynamics import lr_sequence, recurrence_losses, recurrence_parts
 from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
@@ -179,12 +179,40 @@ class _Problem:
             if k >= 0:
                 return float(k), k
             return self.penalty(modes.loss(self.max_steps, batch_size)), None
-        n = min(horizon, self.max_steps)
-        capped = cap is not None and cap < n
-        if capped:
-            n = max(int(cap), 1)
+        n = self.run_length(horizon, cap)
         lrs = lr_sequence(cfg, self.schedule, n, horizon)
         curve, k = recurrence_losses(self.spectrum, cfg, batch_size, lrs, self.target, True)
+        return self.schedule_score(curve, k, n)
+
+    def run_length(self, horizon: int, cap: float | None) -> int:
+        """Steps a schedule runs: its horizon (within the budget), or `cap` if smaller."""
+        n = min(horizon, self.max_steps)
+        return max(int(cap), 1) if cap is not None and cap < n else n
+
+    def exact_many(self, cfg: OptimizerConfig, horizon: int, bs: np.ndarray,
+                   caps: np.ndarray) -> list[tuple[float, int | None]]:
+        """`exact` with a schedule for every batch size of `bs` (ascending), each capped at
+        its entry of `caps`, from one recurrence of the B-independent parts D_t, N_t
+        (`nqm.dynamics.recurrence_parts`: loss D_t + N_t / B)."""
+        ns = [self.run_length(horizon, cap) for cap in caps]
+        lrs = lr_sequence(cfg, self.schedule, max(ns), horizon)
+        D, N = recurrence_parts(self.spectrum, cfg, lrs, self.target, float(bs[0]))
+        out = []
+        for b, n in zip(bs, ns):
+            curve = D[:n + 1] + N[:n + 1] / b
+            bad = np.flatnonzero(~(curve < 1e300))    # divergence, as `recurrence` marks it
+            if bad.size:
+                curve = curve.copy()
+                curve[bad[0]] = np.inf
+                curve[bad[0] + 1:] = np.nan
+            hit = np.flatnonzero(curve <= self.target)
+            k = int(hit[0]) if hit.size else -1
+            out.append(self.schedule_score(curve, k, n))
+        return out
+
+    def schedule_score(self, curve: np.ndarray, k: int, n: int) -> tuple[float, int | None]:
+        """(score, first crossing or None) of a schedule's loss curve over a run of n steps
+        whose first step at or below the target is k (-1: none)."""
         if k < 0:
             # not reached within the run of n steps: n + M log(L_n / target) / log(L_0 / target)
             # with M the horizon search's upper bound.  It continues the reached scores (all
@@ -387,7 +415,8 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
     Constant LR: the modes of each grid point are built once and D(k), N(k) evaluated on a
     geometric ladder of steps (ratio 1.5), so L = D + N / B scores every B at once (reached
     stays False: ladder scores are approximate).  Schedules: the exact recurrence per point and
-    B, capped at 1.5x the best so far (or the constant-LR steps `const_steps`)."""
+    B, capped at 1.5x the best so far (or the constant-LR steps `const_steps`), every B from
+    one run of the B-independent parts (`_Problem.exact_many`)."""
     scores = np.empty((grid.shape[0], bs.size))
     reached = np.zeros((grid.shape[0], bs.size), dtype=bool)
     if problem.closed:
@@ -404,9 +433,10 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         return scores, reached
     for gi, z in enumerate(grid):
         cfg, horizon = problem.config(z)
-        for bi, b in enumerate(bs):
-            cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
-            scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
+        caps = [1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
+                for bi in range(bs.size)]
+        for bi, (score, k) in enumerate(problem.exact_many(cfg, horizon, bs, caps)):
+            scores[gi, bi] = score
             reached[gi, bi] = k is not None
     return scores, reached
 
