@@ -347,7 +347,7 @@ def _cos_range(start, delta):
 
 
 @njit(cache=True, nogil=True)
-def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
+def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work, qabs, qarg):
     """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).
 
     Each term Re(q lam^k) of d_i(k) is bounded on the interval: monotone between its end
@@ -356,7 +356,7 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     range over the phase arc (all of [-1, 1] once the arc spans 2 pi).
     Then d_i^2 >= lo^2 if lo > 0, hi^2 if hi < 0, 0 otherwise.
     A conjugate pair of modes (lam_{j+1} = conj(lam_j), q_{j+1} = conj(q_j)) has equal terms,
-    bounded once and counted twice.
+    bounded once and counted twice.  qabs, qarg: |q| and arg q (computed once per search).
     """
     d, m = logabs.shape
     D = 0.0
@@ -366,9 +366,9 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
         hi = 0.0
         j = 0
         while j < m:
-            p1 = _powk(logabs[i, j], arg[i, j], k1)
-            work[i, j] = p1
             if realpos[i, j]:
+                p1 = _powk(logabs[i, j], arg[i, j], k1)
+                work[i, j] = p1
                 v1 = q[i, j].real * p1.real
                 v2 = q[i, j].real * _powk(logabs[i, j], 0.0, k2).real
                 lo += min(v1, v2)
@@ -377,10 +377,13 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
                 continue
             # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
             # values and the cosine within its range over the phase arc
-            aq = abs(q[i, j])
-            r1 = aq * math.exp(k1 * logabs[i, j])
-            r2 = aq * math.exp(k2 * logabs[i, j])
-            theta = math.atan2(q[i, j].imag, q[i, j].real) + k1 * arg[i, j]
+            e1 = math.exp(k1 * logabs[i, j]) if k1 > 0 else 1.0
+            p1 = complex(e1 * math.cos(k1 * arg[i, j]), e1 * math.sin(k1 * arg[i, j])) \
+                if k1 > 0 else 1.0 + 0.0j
+            work[i, j] = p1
+            r1 = qabs[i, j] * e1
+            r2 = qabs[i, j] * math.exp(k2 * logabs[i, j])
+            theta = qarg[i, j] + k1 * arg[i, j]
             cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
             times = 1.0
             if j + 1 < m and arg[i, j] != 0.0 and arg[i, j + 1] == -arg[i, j] and \
@@ -437,6 +440,8 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     nb = inv_b.size
     m = logabs.shape[1]
     lb = np.empty(nb)
+    qabs = np.abs(q)
+    qarg = np.arctan2(q.imag, q.real)
     res = np.full(nb, -1, dtype=np.int64)
     unresolved = nb
     tol = target * (1.0 + 1e-12)
@@ -479,7 +484,8 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
                     need = True
                     break
         else:
-            lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work)
+            lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work,
+                               qabs, qarg)
             for j in range(nb):
                 if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
                     need = True
