@@ -725,6 +725,7 @@ def cache_is_warm() -> bool:
     cache index matches the source file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings))
+                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings,
+                             surrogate_crossing))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True
