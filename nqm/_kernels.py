@@ -294,7 +294,7 @@ def dn_ladder_until(ks, logabs, arg, g, q, inv1m, wdet, wn, work, target, inv_b)
     return D, N
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _log_excess(k, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0):
     """log L(k) - log target (k = 0: the initial loss exp(log_l0))."""
     if k == 0:
@@ -479,8 +479,12 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     nb = inv_b.size
     m = logabs.shape[1]
     lb = np.empty(nb)
-    qabs = np.abs(q)
-    qarg = np.arctan2(q.imag, q.real)
+    qabs = np.empty(logabs.shape)
+    qarg = np.empty(logabs.shape)
+    for i in range(logabs.shape[0]):
+        for j in range(m):
+            qabs[i, j] = abs(q[i, j])
+            qarg[i, j] = math.atan2(q[i, j].imag, q[i, j].real)
     res = np.full(nb, -1, dtype=np.int64)
     unresolved = nb
     tol = target * (1.0 + 1e-12)
