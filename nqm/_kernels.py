@@ -99,6 +99,45 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             inv1m[i, 1, 0] = inv1m[i, 0, 1]
             inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
         return logabs, arg, g, q, inv1m, realpos, radii.max()
+    if m == 2:   # SGD + EMA: `_build_one`'s arithmetic in scalars (A is lower triangular)
+        for i in range(d):
+            a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
+            a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
+            a10 = A0[i, 1, 0] + lr * A1[i, 1, 0]
+            a11 = A0[i, 1, 1] + lr * A1[i, 1, 1]
+            b0 = lr * b1[i, 0]
+            b1_ = lr * b1[i, 1]
+            l0 = complex(a00, 0.0)
+            l1 = complex(a11, 0.0)
+            if abs(l0 - l1) < SPLIT:
+                l0 += SPLIT
+                l1 -= SPLIT
+            ab0 = a00 * b0 + a01 * b1_
+            ab1 = a10 * b0 + a11 * b1_
+            af0 = a00 * f[0] + a01 * f[1]
+            af1 = a10 * f[0] + a11 * f[1]
+            eb = e[0] * b0 + e[1] * b1_
+            ef = e[0] * f[0] + e[1] * f[1]
+            eAb = e[0] * ab0 + e[1] * ab1
+            eAf = e[0] * af0 + e[1] * af1
+            g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
+            g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
+            q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
+            q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
+            r = 0.0
+            for j in range(2):
+                lam_j = l0 if j == 0 else l1
+                a = abs(lam_j)
+                r = max(r, a)
+                logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
+                arg[i, j] = math.atan2(lam_j.imag, lam_j.real)
+                realpos[i, j] = lam_j.imag == 0.0 and lam_j.real >= 0.0 and q[i, j].imag == 0.0
+            radii[i] = r
+            inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
+            inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
+            inv1m[i, 1, 0] = 1.0 / (1.0 - l1 * l0)
+            inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
+        return logabs, arg, g, q, inv1m, realpos, radii.max()
     lam = np.empty(m, dtype=np.complex128)
     A = np.empty((m, m))
     b = np.empty(m)
@@ -182,6 +221,15 @@ def _powk(logabs, arg, k):
 
 @njit(cache=True, inline="always")
 def _noise_row(i, m, g, inv1m, work):
+    """n_i(k) = Re sum_{j,l} g_j g_l (1 - p_j p_l) inv1m_jl with p = work[i] = lam^k; for a
+    conjugate pair (m = 2: p_1, g_1, inv1m_11 the conjugates of p_0, g_0, inv1m_00) the (1, 1)
+    term is the conjugate of the (0, 0) term, so Re of their sum is twice Re of one."""
+    if m == 2 and work[i, 1] == work[i, 0].conjugate() and g[i, 1] == g[i, 0].conjugate() \
+            and inv1m[i, 1, 1] == inv1m[i, 0, 0].conjugate() and work[i, 0].imag != 0.0:
+        p0 = work[i, 0]
+        t00 = g[i, 0] * g[i, 0] * (1.0 - p0 * p0) * inv1m[i, 0, 0]
+        t01 = g[i, 0] * g[i, 1] * (1.0 - p0 * work[i, 1]) * inv1m[i, 0, 1]
+        return 2.0 * (t00.real + t01.real)
     s = 0.0 + 0.0j
     for j in range(m):
         pj = work[i, j]
@@ -246,6 +294,77 @@ def dn_ladder_until(ks, logabs, arg, g, q, inv1m, wdet, wn, work, target, inv_b)
     return D, N
 
 
+@njit(cache=True)
+def _log_excess(k, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0):
+    """log L(k) - log target (k = 0: the initial loss exp(log_l0))."""
+    if k == 0:
+        return log_l0 - log_target
+    D, N = dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work)
+    return math.log(max(D + N * inv_b, 1e-300)) - log_target
+
+
+@njit(cache=True, nogil=True)
+def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0,
+                       hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width):
+    """The search of `nqm.tuning._Problem.surrogate_closed` (its docstring states it) with
+    f(k) = log L(k) - log target: returns (0, crossing interpolated between integer steps) or
+    (1, f at the last step tried) when no crossing was bracketed (the caller's penalty)."""
+    k0 = int(min(max(np.rint(hint), 1.0), k_max))
+    f0 = _log_excess(k0, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
+    up = f0 > 0
+    k1 = int(min(max(k0 + (1 if up else -1) * max(1.0, np.rint(probe * k0)), 0), k_max))
+    f1 = _log_excess(k1, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
+    bracketed = False
+    for _ in range(max_bracket):
+        if (f0 > 0) != (f1 > 0):
+            bracketed = True
+            break
+        if f1 > 0 and k1 >= k_max:
+            return 1, f1
+        up = f1 > 0
+        dt = math.log1p(k1) - math.log1p(k0)
+        slope = (f1 - f0) / dt if dt != 0 else 0.0
+        step = -f1 / slope if slope != 0 else 0.0
+        if not math.isfinite(step) or (step > 0) != up or step == 0:
+            step = 2.0 * abs(dt) * (1 if up else -1)
+        step = max(min(step * overshoot, max_log_step), -max_log_step)
+        k_new = int(np.rint(math.expm1(math.log1p(k1) + step)))
+        if k_new == k1:
+            k_new = k1 + (1 if up else -1)
+        k_new = min(max(k_new, 0), k_max)
+        k0, f0 = k1, f1
+        k1 = k_new
+        f1 = _log_excess(k1, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                         log_l0)
+    if not bracketed:
+        return 1, f1
+    if f0 > 0:
+        lo, flo, hi, fhi = k0, f0, k1, f1
+    else:
+        lo, flo, hi, fhi = k1, f1, k0, f0
+    if lo > hi:
+        lo, flo, hi, fhi = hi, fhi, lo, flo
+    w2 = np.inf
+    w1 = np.inf
+    while hi - lo > max(1.0, rel_width * lo):
+        tl = math.log1p(lo)
+        th = math.log1p(hi)
+        if th - tl > 0.5 * w2:
+            tm = 0.5 * (tl + th)
+        else:
+            tm = tl + flo * (th - tl) / (flo - fhi)
+        w2 = w1
+        w1 = th - tl
+        km = min(max(int(np.rint(math.expm1(tm))), lo + 1), hi - 1)
+        fm = _log_excess(km, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                         log_l0)
+        if fm > 0:
+            lo, flo = km, fm
+        else:
+            hi, fhi = km, fm
+    return 0, lo + (hi - lo) * flo / (flo - fhi)
+
+
 @njit(cache=True, inline="always")
 def _cos_range(start, delta):
     """(min, max) of cos over the arc [start, start + delta] (delta may be negative)."""
@@ -267,7 +386,7 @@ def _cos_range(start, delta):
 
 
 @njit(cache=True, nogil=True)
-def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
+def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work, qabs, qarg):
     """Lower bound of D over steps k1..k2 and N(k1) (N is non-decreasing in k).
 
     Each term Re(q lam^k) of d_i(k) is bounded on the interval: monotone between its end
@@ -275,6 +394,8 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     |q| rho^k cos(theta_q + k arg) with rho^k between its end values and the cosine within its
     range over the phase arc (all of [-1, 1] once the arc spans 2 pi).
     Then d_i^2 >= lo^2 if lo > 0, hi^2 if hi < 0, 0 otherwise.
+    A conjugate pair of modes (lam_{j+1} = conj(lam_j), q_{j+1} = conj(q_j)) has equal terms,
+    bounded once and counted twice.  qabs, qarg: |q| and arg q (computed once per search).
     """
     d, m = logabs.shape
     D = 0.0
@@ -282,23 +403,36 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
     for i in range(d):
         lo = 0.0
         hi = 0.0
-        for j in range(m):
-            p1 = _powk(logabs[i, j], arg[i, j], k1)
-            work[i, j] = p1
+        j = 0
+        while j < m:
             if realpos[i, j]:
+                p1 = _powk(logabs[i, j], arg[i, j], k1)
+                work[i, j] = p1
                 v1 = q[i, j].real * p1.real
                 v2 = q[i, j].real * _powk(logabs[i, j], 0.0, k2).real
                 lo += min(v1, v2)
                 hi += max(v1, v2)
-            else:
-                # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
-                # values and the cosine within its range over the phase arc
-                r1 = abs(q[i, j]) * abs(p1)
-                r2 = abs(q[i, j]) * math.exp(k2 * logabs[i, j])
-                theta = math.atan2(q[i, j].imag, q[i, j].real) + k1 * arg[i, j]
-                cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
-                lo += min(r1 * cmin, r2 * cmin)
-                hi += max(r1 * cmax, r2 * cmax)
+                j += 1
+                continue
+            # Re(q lam^k) = |q| rho^k cos(theta_q + k arg): rho^k lies between its end
+            # values and the cosine within its range over the phase arc
+            e1 = math.exp(k1 * logabs[i, j]) if k1 > 0 else 1.0
+            p1 = complex(e1 * math.cos(k1 * arg[i, j]), e1 * math.sin(k1 * arg[i, j])) \
+                if k1 > 0 else 1.0 + 0.0j
+            work[i, j] = p1
+            r1 = qabs[i, j] * e1
+            r2 = qabs[i, j] * math.exp(k2 * logabs[i, j])
+            theta = qarg[i, j] + k1 * arg[i, j]
+            cmin, cmax = _cos_range(theta, (k2 - k1) * arg[i, j])
+            times = 1.0
+            if j + 1 < m and arg[i, j] != 0.0 and arg[i, j + 1] == -arg[i, j] and \
+                    logabs[i, j + 1] == logabs[i, j] and q[i, j + 1] == q[i, j].conjugate():
+                times = 2.0
+                work[i, j + 1] = p1.conjugate()
+                j += 1
+            lo += times * min(r1 * cmin, r2 * cmin)
+            hi += times * max(r1 * cmax, r2 * cmax)
+            j += 1
         if lo > 0.0:
             D += wdet[i] * lo * lo
         elif hi < 0.0:
@@ -308,22 +442,69 @@ def dn_lower(k1, k2, logabs, arg, g, q, inv1m, wdet, wn, realpos, work):
 
 
 @njit(cache=True, nogil=True)
-def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work):
+def _one_mode_lower(k1, k2, logabs, g, q, inv1m, wdet, wn, inv_b, lb):
+    """One mode per row (SGD): lb[j] = sum_i min(l_ij(k1), l_ij(k2)) <= min over k1..k2 of the
+    loss at inv_b[j], exactly the sum of the rows' minima: with P = lam_i^(2k), which falls
+    with k, l_ij(k) = wdet_i q_i^2 P + wn_i g_i^2 (1 - P) inv1m_i inv_b[j] is linear in P, so
+    monotone in k and smallest at an end of the interval."""
+    nb = inv_b.size
+    for j in range(nb):
+        lb[j] = 0.0
+    for i in range(logabs.shape[0]):
+        p1 = math.exp(2.0 * k1 * logabs[i, 0]) if k1 > 0 else 1.0
+        p2 = math.exp(2.0 * k2 * logabs[i, 0]) if k2 > 0 else 1.0
+        dq = wdet[i] * (q[i, 0].real * q[i, 0].real)
+        ng = wn[i] * (g[i, 0].real * g[i, 0].real) * inv1m[i, 0, 0].real
+        for j in range(nb):
+            l1 = dq * p1 + ng * (1.0 - p1) * inv_b[j]
+            l2 = dq * p2 + ng * (1.0 - p2) * inv_b[j]
+            lb[j] += min(l1, l2)
+
+
+@njit(cache=True, nogil=True)
+def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work,
+                    hint=-1):
     """First k in [0, k_max] with D(k) + N(k) * inv_b[j] <= target, for every j (-1: none).
 
     Exact branch and bound, left to right: an interval is skipped only when its lower bound
     exceeds the target for every batch size not yet resolved, so the first k found for a batch
-    size is its first crossing even when the loss is not monotone.
+    size is its first crossing even when the loss is not monotone.  The lower bound is the
+    sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`),
+    otherwise `dn_lower`'s.
+    A `hint` 0 < hint <= k_max (where the crossing is expected; -1: none) only orders the
+    work: [0, hint - 1] is one interval, then [hint, k_max] is covered by intervals of 4, 8,
+    16, ... steps from hint on, so a crossing at or just after the hint costs a few
+    evaluations instead of a descent from k_max; the result is the same.
     """
     nb = inv_b.size
+    m = logabs.shape[1]
+    lb = np.empty(nb)
+    qabs = np.empty(logabs.shape)
+    qarg = np.empty(logabs.shape)
+    for i in range(logabs.shape[0]):
+        for j in range(m):
+            qabs[i, j] = abs(q[i, j])
+            qarg[i, j] = math.atan2(q[i, j].imag, q[i, j].real)
     res = np.full(nb, -1, dtype=np.int64)
     unresolved = nb
     tol = target * (1.0 + 1e-12)
     stack = np.empty((256, 2), dtype=np.int64)
     sp = 0
-    stack[0, 0] = 0
-    stack[0, 1] = k_max
-    sp = 1
+    if 0 < hint <= k_max:
+        n_gallop = 0              # intervals [hint + 4 (2^j - 1), hint + 4 (2^(j+1) - 1) - 1]
+        while hint + LEAF * (2**n_gallop - 1) <= k_max:
+            n_gallop += 1
+        for j in range(n_gallop - 1, -1, -1):          # pushed right to left
+            stack[sp, 0] = hint + LEAF * (2**j - 1)
+            stack[sp, 1] = min(hint + LEAF * (2**(j + 1) - 1) - 1, k_max)
+            sp += 1
+        stack[sp, 0] = 0
+        stack[sp, 1] = hint - 1
+        sp += 1
+    else:
+        stack[0, 0] = 0
+        stack[0, 1] = k_max
+        sp = 1
     while sp > 0 and unresolved > 0:
         sp -= 1
         a = stack[sp, 0]
@@ -338,12 +519,20 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
                 if unresolved == 0:
                     break
             continue
-        lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work)
         need = False
-        for j in range(nb):
-            if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
-                need = True
-                break
+        if m == 1:
+            _one_mode_lower(a, b, logabs, g, q, inv1m, wdet, wn, inv_b, lb)
+            for j in range(nb):
+                if res[j] < 0 and lb[j] <= tol:
+                    need = True
+                    break
+        else:
+            lbD, N1 = dn_lower(a, b, logabs, arg, g, q, inv1m, wdet, wn, realpos, work,
+                               qabs, qarg)
+            for j in range(nb):
+                if res[j] < 0 and lbD + N1 * inv_b[j] <= tol:
+                    need = True
+                    break
         if not need:
             continue
         mid = (a + b) // 2
@@ -394,6 +583,10 @@ def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
             break
         lr = lrs[t]
         for i in range(d):
+            if m == 1:                  # the same arithmetic, without the loops
+                a = A0[i, 0, 0] + lr * A1[i, 0, 0]
+                M[i, 0, 0] = (a * M[i, 0, 0]) * a + c_over_b[i] * lr * lr * b1[i, 0] * b1[i, 0]
+                continue
             for r in range(m):
                 for s in range(m):
                     A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
@@ -411,6 +604,77 @@ def recurrence(A0, A1, b1, f, e, wl, s0, c_over_b, lrs, target, stop_at_target):
                         acc += T[r, u] * A[s, u]
                     M[i, r, s] = acc + nv * b1[i, r] * b1[i, s]
     return out, first
+
+
+@njit(cache=True, nogil=True)
+def recurrence_dn(A0, A1, b1, f, e, wd, wn, lrs, target, inv_b_max):
+    """`recurrence` split by linearity into the parts that do not depend on B: with
+    P' = A P A^T (P(0) = f f^T) and Q' = A Q A^T + lr_t^2 b1 b1^T (Q(0) = 0), M = s0 P + (c/B) Q,
+    so Loss_t = D_t + N_t / B with D_t = sum_i wd_i e^T P_i(t) e (wd = wl s0) and
+    N_t = sum_i wn_i e^T Q_i(t) e (wn = wl c).  Returns D and N for t = 0..len(lrs) (NaN past
+    the stop) and the last t computed: the run stops once D_t + N_t * inv_b_max <= target (the
+    smallest batch size has crossed, so every larger one has) or D_t or N_t is not finite
+    (divergence; the caller marks losses above 1e300 as `recurrence` does).
+    """
+    d, m = b1.shape
+    n = lrs.size
+    D = np.full(n + 1, np.nan)
+    N = np.full(n + 1, np.nan)
+    P = np.empty((d, m, m))
+    Q = np.zeros((d, m, m))
+    for i in range(d):
+        for r in range(m):
+            for s in range(m):
+                P[i, r, s] = f[r] * f[s]
+    A = np.empty((m, m))
+    T = np.empty((m, m))
+    last = n
+    for t in range(n + 1):
+        dt = 0.0
+        nt = 0.0
+        for i in range(d):
+            accp = 0.0
+            accq = 0.0
+            for r in range(m):
+                for s in range(m):
+                    accp += e[r] * P[i, r, s] * e[s]
+                    accq += e[r] * Q[i, r, s] * e[s]
+            dt += wd[i] * accp
+            nt += wn[i] * accq
+        D[t] = dt
+        N[t] = nt
+        if not (math.isfinite(dt) and math.isfinite(nt)) or dt + nt * inv_b_max <= target \
+                or t == n:
+            last = t
+            break
+        lr = lrs[t]
+        for i in range(d):
+            if m == 1:
+                a = A0[i, 0, 0] + lr * A1[i, 0, 0]
+                P[i, 0, 0] = (a * P[i, 0, 0]) * a
+                Q[i, 0, 0] = (a * Q[i, 0, 0]) * a + lr * lr * b1[i, 0] * b1[i, 0]
+                continue
+            for r in range(m):
+                for s in range(m):
+                    A[r, s] = A0[i, r, s] + lr * A1[i, r, s]
+            for X in (P, Q):
+                for r in range(m):          # T = A X
+                    for s in range(m):
+                        acc = 0.0
+                        for u in range(m):
+                            acc += A[r, u] * X[i, u, s]
+                        T[r, s] = acc
+                for r in range(m):          # X = T A^T
+                    for s in range(m):
+                        acc = 0.0
+                        for u in range(m):
+                            acc += T[r, u] * A[s, u]
+                        X[i, r, s] = acc
+            nv = lr * lr
+            for r in range(m):
+                for s in range(m):
+                    Q[i, r, s] += nv * b1[i, r] * b1[i, s]
+    return D, N, last
 
 
 @njit(cache=True, nogil=True)
@@ -465,6 +729,7 @@ def cache_is_warm() -> bool:
     cache index matches the source file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings))
+                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings,
+                             surrogate_crossing))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

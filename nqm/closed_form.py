@@ -111,12 +111,16 @@ class Modes:
         n_inf = _lyapunov_readout(tr.A0 + cfg.lr * tr.A1, cfg.lr * tr.b1, tr.e)
         return float(np.sum(self.wn * n_inf) / batch_size)
 
-    def first_crossings(self, batch_sizes, target: float, k_max: int) -> np.ndarray:
-        """First step k <= k_max with L(k) <= target for each batch size (-1: not reached)."""
+    def first_crossings(self, batch_sizes, target: float, k_max: int,
+                        hint: int | None = None) -> np.ndarray:
+        """First step k <= k_max with L(k) <= target for each batch size (-1: not reached).
+        `hint`, where the crossing is expected, makes it cheaper when close; the result does
+        not depend on it."""
         inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
         return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,
-                                        float(target), int(k_max), self._scratch())
+                                        float(target), int(k_max), self._scratch(),
+                                        -1 if hint is None else int(hint))
 
 
 def _lyapunov_readout(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:

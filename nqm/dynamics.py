@@ -38,6 +38,19 @@ def recurrence_losses(spectrum: Spectrum, config: OptimizerConfig, batch_size: f
                                float(target), bool(stop_at_target))
 
 
+def recurrence_parts(spectrum: Spectrum, config: OptimizerConfig, lrs: np.ndarray,
+                     target: float, smallest_batch: float) -> tuple[np.ndarray, np.ndarray]:
+    """(D_t, N_t) with loss D_t + N_t / B at steps 0..len(lrs) for every batch size B at once
+    (`nqm._kernels.recurrence_dn`); the run stops once the loss at `smallest_batch` (hence at
+    every larger batch size) is <= target, or on divergence, and the arrays end there."""
+    tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema)
+    wl = 0.5 * spectrum.count * spectrum.h
+    D, N, last = _kernels.recurrence_dn(tr.A0, tr.A1, tr.b1, tr.f, tr.e, wl * spectrum.s0,
+                                        wl * spectrum.c, np.asarray(lrs, dtype=np.float64),
+                                        float(target), 1.0 / float(smallest_batch))
+    return D[:last + 1], N[:last + 1]
+
+
 def expected_loss(spectrum: Spectrum, config: OptimizerConfig, batch_size: float, steps,
                   schedule: Schedule | None = None, horizon: int | None = None) -> np.ndarray:
     """E L(theta_k) at each k in `steps` (an int means 0..steps)."""

@@ -3,10 +3,12 @@
 The kernels are serial; parallelism is coarse (independent batch sizes and grid points run in a
 thread pool, the kernels releasing the GIL), so a thread never waits at a barrier for a peer
 that the operating system has descheduled — the failure mode of fine-grained parallel loops on
-a busy machine.  It only pays when one kernel call is long against the Python work around it,
-i.e. beyond a few thousand rows (measured on 2 idle cores: 1,000 rows 0.35 s with one thread
-against 0.50 s with two; 3,000 rows 0.76 s against 0.60 s; 10,000 rows 1.27 s against 0.79 s):
-below `MIN_ROWS_PER_THREAD` rows a single thread is used.
+a busy machine.  It only pays when one kernel call is long against the Python work around it.
+The tuner's local searches and exact descents make one kernel call per evaluated point, so
+threads pay from a few hundred rows (momentum, 21 batch sizes, 2 cores with one other busy
+process: 84 rows 0.66-0.96 s with one thread against 0.75-0.86 s with two; 226 rows 1.24-1.53 s
+against 1.05-1.12 s; 563 rows 3.3-3.9 s against 2.1-2.2 s; 1,000 rows 1.7-2.0 s against
+1.0-1.1 s): below `MIN_ROWS_PER_THREAD` rows a single thread is used.
 
     threads = requested                            if given (--threads, NQM_THREADS)
             = 1                                    if rows < MIN_ROWS_PER_THREAD
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from nqm.errors import NQMInputError
 
-MIN_ROWS_PER_THREAD = 2_000
+MIN_ROWS_PER_THREAD = 200
 ENV = "NQM_THREADS"
 
 

@@ -40,10 +40,11 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes
 from nqm.critical import crossing_fraction
-from nqm.dynamics import lr_sequence, recurrence_losses
+from nqm.dynamics import lr_sequence, recurrence_losses, recurrence_parts
 from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
@@ -137,70 +138,19 @@ class _Problem:
         REL_WIDTH for large k); the result interpolates linearly:
         lo + (hi - lo) f(lo) / (f(lo) - f(hi)).  The module constants PROBE, MAX_BRACKET_STEPS,
         OVERSHOOT and MAX_LOG_STEP set the bracketing; a crossing not bracketed within the
-        budget scores `penalty`.
+        budget scores `penalty`.  The search runs in one kernel call
+        (`nqm._kernels.surrogate_crossing`).
         """
         if self.initial_loss <= self.target:
             return 0.0
-        inv_b = 1.0 / batch_size
-        kmax = self.max_steps
-
-        def f(k):
-            D, N = modes.dn(int(k))
-            return math.log(max(D + N * inv_b, TINY)) - self.log_target
-
-        def t(k):
-            return math.log1p(k)
-
-        def k_of(tt):
-            return math.expm1(tt)
-
-        k0 = int(min(max(round(hint), 1), kmax))
-        f0 = f(k0)
-        up = f0 > 0
-        k1 = int(min(max(k0 + (1 if up else -1) * max(1, round(PROBE * k0)), 0), kmax))
-        f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
-        # 1. bracket
-        for _ in range(MAX_BRACKET_STEPS):
-            if (f0 > 0) != (f1 > 0):
-                break
-            if f1 > 0 and k1 >= kmax:
-                return self.penalty(math.exp(f1) * self.target)
-            up = f1 > 0
-            dt = t(k1) - t(k0)
-            slope = (f1 - f0) / dt if dt != 0 else 0.0
-            step = -f1 / slope if slope != 0 else 0.0
-            if not math.isfinite(step) or (step > 0) != up or step == 0:
-                step = 2.0 * abs(dt) * (1 if up else -1)
-            step = max(min(step * OVERSHOOT, MAX_LOG_STEP), -MAX_LOG_STEP)
-            k_new = int(round(k_of(t(k1) + step)))
-            if k_new == k1:
-                k_new = k1 + (1 if up else -1)
-            k_new = min(max(k_new, 0), kmax)
-            k0, f0 = k1, f1
-            k1 = k_new
-            f1 = f(k1) if k1 != 0 else math.log(self.initial_loss) - self.log_target
-        else:
-            return self.penalty(math.exp(f1) * self.target)
-        (lo, flo), (hi, fhi) = ((k0, f0), (k1, f1)) if f0 > 0 else ((k1, f1), (k0, f0))
-        if lo > hi:   # the crossing from above happens going up; from below going down
-            (lo, flo), (hi, fhi) = (hi, fhi), (lo, flo)
-        # 2. shrink [lo, hi] (f(lo) > 0 >= f(hi)) by secant steps in log(1 + k), with a
-        #    bisection step whenever two steps in a row failed to halve the bracket
-        widths = [math.inf, math.inf]
-        while hi - lo > max(1.0, REL_WIDTH * lo):
-            tl, th = t(lo), t(hi)
-            if th - tl > 0.5 * widths[-2]:
-                tm = 0.5 * (tl + th)
-            else:
-                tm = tl + flo * (th - tl) / (flo - fhi)
-            widths.append(th - tl)
-            km = min(max(int(round(k_of(tm))), lo + 1), hi - 1)
-            fm = f(km)
-            if fm > 0:
-                lo, flo = km, fm
-            else:
-                hi, fhi = km, fm
-        return lo + (hi - lo) * flo / (flo - fhi)
+        status, value = _kernels.surrogate_crossing(
+            modes.logabs, modes.arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
+            np.empty(modes.logabs.shape, dtype=np.complex128), 1.0 / batch_size,
+            self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
+        if status:
+            return self.penalty(math.exp(value) * self.target)
+        return value
 
     def ladder_score(self, ks: np.ndarray, losses: np.ndarray) -> float:
         """Approximate steps from losses on a step ladder: the first ladder step at or below the
@@ -216,23 +166,53 @@ class _Problem:
         return math.exp(math.log(ks[i - 1]) + frac * (math.log(ks[i]) - math.log(ks[i - 1])))
 
     def exact(self, cfg: OptimizerConfig, horizon, batch_size: float,
-              cap: float | None = None) -> tuple[float, int | None]:
+              cap: float | None = None, hint: int | None = None) -> tuple[float, int | None]:
         """(score, exact first crossing or None) for one configuration.
 
         With a schedule, `cap` stops the recurrence after that many steps: a configuration
-        that has not reached the target by then cannot win and scores at least `cap`."""
+        that has not reached the target by then cannot win and scores at least `cap`.
+        `hint`: where a constant LR's crossing is expected (speed only)."""
         if self.schedule is None or self.schedule.is_constant:
             modes = Modes.build(self.spectrum, cfg)
-            k = int(modes.first_crossings([batch_size], self.target, self.max_steps)[0])
+            k = int(modes.first_crossings([batch_size], self.target, self.max_steps,
+                                          hint=hint)[0])
             if k >= 0:
                 return float(k), k
             return self.penalty(modes.loss(self.max_steps, batch_size)), None
-        n = min(horizon, self.max_steps)
-        capped = cap is not None and cap < n
-        if capped:
-            n = max(int(cap), 1)
+        n = self.run_length(horizon, cap)
         lrs = lr_sequence(cfg, self.schedule, n, horizon)
         curve, k = recurrence_losses(self.spectrum, cfg, batch_size, lrs, self.target, True)
+        return self.schedule_score(curve, k, n)
+
+    def run_length(self, horizon: int, cap: float | None) -> int:
+        """Steps a schedule runs: its horizon (within the budget), or `cap` if smaller."""
+        n = min(horizon, self.max_steps)
+        return max(int(cap), 1) if cap is not None and cap < n else n
+
+    def exact_many(self, cfg: OptimizerConfig, horizon: int, bs: np.ndarray,
+                   caps: np.ndarray) -> list[tuple[float, int | None]]:
+        """`exact` with a schedule for every batch size of `bs` (ascending), each capped at
+        its entry of `caps`, from one recurrence of the B-independent parts D_t, N_t
+        (`nqm.dynamics.recurrence_parts`: loss D_t + N_t / B)."""
+        ns = [self.run_length(horizon, cap) for cap in caps]
+        lrs = lr_sequence(cfg, self.schedule, max(ns), horizon)
+        D, N = recurrence_parts(self.spectrum, cfg, lrs, self.target, float(bs[0]))
+        out = []
+        for b, n in zip(bs, ns):
+            curve = D[:n + 1] + N[:n + 1] / b
+            bad = np.flatnonzero(~(curve < 1e300))    # divergence, as `recurrence` marks it
+            if bad.size:
+                curve = curve.copy()
+                curve[bad[0]] = np.inf
+                curve[bad[0] + 1:] = np.nan
+            hit = np.flatnonzero(curve <= self.target)
+            k = int(hit[0]) if hit.size else -1
+            out.append(self.schedule_score(curve, k, n))
+        return out
+
+    def schedule_score(self, curve: np.ndarray, k: int, n: int) -> tuple[float, int | None]:
+        """(score, first crossing or None) of a schedule's loss curve over a run of n steps
+        whose first step at or below the target is k (-1: none)."""
         if k < 0:
             # not reached within the run of n steps: n + M log(L_n / target) / log(L_0 / target)
             # with M the horizon search's upper bound.  It continues the reached scores (all
@@ -254,9 +234,13 @@ class _Problem:
     def crossing_before(self, z, batch_size: float, cap: int) -> int | None:
         """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
         branch and bound stops at `cap`, so a point that cannot win costs little."""
+        return self.crossing_of(self.config(z)[0], batch_size, cap)
+
+    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int) -> int | None:
+        """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        modes = Modes.build(self.spectrum, self.config(z)[0])
+        modes = Modes.build(self.spectrum, cfg)
         k = int(modes.first_crossings([batch_size], self.target, int(cap))[0])
         return k if k >= 0 else None
 
@@ -348,7 +332,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     max_steps = check_budget(max_steps)
     bs = check_batch_sizes(batch_sizes)
     space = space or SearchSpace()
-    threads = choose_threads(threads, spectrum.n_rows)
+    requested = threads
+    search = quantise.quantised(spectrum, quantise.SEARCH_WIDTH)
+    threads = choose_threads(requested, search.n_rows)
     closed = schedule is None or schedule.is_constant
     base = _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps,
                               space, threads)
@@ -358,8 +344,10 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         # and caps each recurrence (steps beyond 1.5x the best so far cannot win)
         const_steps = [p.steps if p.reached else max_steps for p in base]
         max_h = int(min(max_steps, 2 * max(const_steps) + space.horizon_min))
-    problem = _Problem(spectrum, kind, precond, ema, schedule, target, max_steps, space,
+    problem = _Problem(search, kind, precond, ema, schedule, target, max_steps, space,
                        max_horizon=max_h)
+    exact = problem if search is spectrum else _Problem(
+        spectrum, kind, precond, ema, schedule, target, max_steps, space, max_horizon=max_h)
     nested = None if base is None else [problem.coords(p) for p in base]
     grid, axes = _grid(problem)
     scores, reached = _grid_scores(problem, grid, bs, const_steps, threads)
@@ -369,12 +357,39 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
         return _refine(problem, grid, spacing, scores[:, bi], reached[:, bi], float(bs[bi]),
                        None if nested is None else nested[bi])
 
+    refined = list(thread_map(refine, range(bs.size), threads))
+
+    def finish(bi):
+        (_score, k), z, prob = refined[bi]
+        if exact is not problem:
+            k, z = _exact_steps(exact, prob, z, k, float(bs[bi]),
+                                None if base is None or not closed else base[bi])
+        return _tuned_point(prob, int(bs[bi]), k, z)
+
     points = []
-    for (_score, k), z, prob in thread_map(refine, range(bs.size), threads):
-        points.append(_tuned_point(prob, int(bs[len(points)]), k, z))
+    for point in thread_map(finish, range(bs.size),
+                            1 if exact is problem else choose_threads(requested, spectrum.n_rows)):
+        points.append(point)
         if progress is not None:
             progress(1)
     return points
+
+
+def _exact_steps(exact: _Problem, prob: _Problem, z: np.ndarray, k_search: int | None,
+                 b: float, contained: TunedPoint | None) -> tuple[int | None, np.ndarray]:
+    """(exact first crossing on the exact spectrum, z) at the point z that the search on the
+    quantised copy (`prob`) found, where it crossed at `k_search` (the hint of the exact
+    branch and bound).  With a constant LR the contained optimizer's optimum (exact already)
+    wins when it crosses earlier, so a richer optimizer never reports more steps than the one
+    it contains."""
+    cfg, horizon = prob.config(z)
+    k = exact.exact(cfg, horizon, b, hint=k_search)[1]
+    if contained is not None and contained.reached and (k is None or contained.steps < k):
+        zc = prob.coords(contained)
+        kc = exact.crossing_of(prob.config(zc)[0], b, contained.steps if k is None else k - 1)
+        if kc is not None:
+            return kc, zc
+    return k, z
 
 
 def _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps, space,
@@ -400,7 +415,8 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
     Constant LR: the modes of each grid point are built once and D(k), N(k) evaluated on a
     geometric ladder of steps (ratio 1.5), so L = D + N / B scores every B at once (reached
     stays False: ladder scores are approximate).  Schedules: the exact recurrence per point and
-    B, capped at 1.5x the best so far (or the constant-LR steps `const_steps`)."""
+    B, capped at 1.5x the best so far (or the constant-LR steps `const_steps`), every B from
+    one run of the B-independent parts (`_Problem.exact_many`)."""
     scores = np.empty((grid.shape[0], bs.size))
     reached = np.zeros((grid.shape[0], bs.size), dtype=bool)
     if problem.closed:
@@ -417,9 +433,10 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         return scores, reached
     for gi, z in enumerate(grid):
         cfg, horizon = problem.config(z)
-        for bi, b in enumerate(bs):
-            cap = 1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
-            scores[gi, bi], k = problem.exact(cfg, horizon, float(b), cap=cap)
+        caps = [1.5 * min(const_steps[bi], scores[:gi, bi].min(initial=np.inf))
+                for bi in range(bs.size)]
+        for bi, (score, k) in enumerate(problem.exact_many(cfg, horizon, bs, caps)):
+            scores[gi, bi] = score
             reached[gi, bi] = k is not None
     return scores, reached
 
@@ -515,8 +532,9 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
         hint = float(max(k, 1)) if k is not None else hint
     if z is None:
         z = z_try
-    cfg, _ = problem.config(z)
-    return problem.exact(cfg, None, b), z, problem
+        cfg, _ = problem.config(z)
+        return problem.exact(cfg, None, b), z, problem
+    return (float(k), k), z, problem      # k is z's exact first crossing (crossing_before)
 
 
 def _exact_descent(problem: _Problem, z: np.ndarray, k: int, b: float,

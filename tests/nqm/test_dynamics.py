@@ -125,3 +125,19 @@ def test_critically_damped_direction_stays_accurate():
     got = expected_loss(s, cfg, 1.0, 400)
     ref = reference(s, cfg, 1.0, n=400)
     np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_recurrence_parts_give_every_batch_size(small_spectrum, cfg):
+    """D_t + N_t / B from one run equals the direct recurrence at each B, and the run stops
+    where the smallest batch size first reaches the target."""
+    from nqm.dynamics import recurrence_parts
+    lrs = cfg.lr * Schedule("cosine", warmup=0.1, final=0.05).multipliers(150)
+    full, _ = recurrence_losses(small_spectrum, cfg, 2.0, lrs)
+    target = 0.5 * (full.min() + full[0]) if full.min() < full[0] else -1.0
+    D, N = recurrence_parts(small_spectrum, cfg, lrs, target, 2.0)
+    stop = int(np.flatnonzero(full <= target)[0]) if target > 0 else lrs.size
+    assert D.size == N.size == stop + 1
+    for b in (2.0, 16.0, 1024.0):
+        ref, _ = recurrence_losses(small_spectrum, cfg, b, lrs)
+        np.testing.assert_allclose(D + N / b, ref[:stop + 1], rtol=1e-12, atol=0)

@@ -117,3 +117,33 @@ def test_bad_batch_size_and_budget():
         steps_to_target(power_law(d=10), OptimizerConfig(), [0], 0.1)
     with pytest.raises(NQMInputError, match="budget"):
         steps_to_target(power_law(d=10), OptimizerConfig(), [1], 0.1, max_steps=0)
+
+
+def test_first_crossing_with_a_hint_matches_forward_scan():
+    """A hint (anywhere: before, at, after the crossing, or past the budget's end) only orders
+    the branch and bound; the first crossing is the forward scan's."""
+    from nqm.closed_form import Modes
+    from nqm.optimizer import lr_limit
+    checked = 0
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        d = 20
+        h = rng.uniform(0.01, 1.0, d)
+        spec = Spectrum(h=h, c=rng.uniform(0, 3, d) * h,
+                        s0=rng.uniform(0, 2, d) * (rng.random(d) > .3),
+                        count=rng.integers(1, 4, d).astype(float))
+        kind = ["sgd", "momentum", "nesterov"][seed % 3]
+        beta = 0.0 if kind == "sgd" else rng.uniform(0.5, 0.97)
+        lr = rng.uniform(0.2, 0.99) * lr_limit(h, kind, beta, 0.0)
+        modes = Modes.build(spec, OptimizerConfig(kind, lr=lr, momentum=beta))
+        n = 3000
+        for b in (1.0, 64.0):
+            _, curve = scan(spec, modes.config, b, 0.0, n)
+            for q in (0.1, 0.5, 0.9):
+                target = gap_target(curve, q)
+                want = forward_scan(curve, target)
+                checked += want > 10
+                for hint in (1, want - 7, want - 1, want, want + 1, want + 500, n, n + 10):
+                    got = modes.first_crossings([b], target, n, hint=max(hint, 1))[0]
+                    assert got == want, (kind, b, q, hint)
+    assert checked >= 10
