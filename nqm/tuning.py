@@ -550,18 +550,32 @@ def _exact_descent(problem: _Problem, z: np.ndarray, k: int, b: float,
     if n == 2:
         dirs += [np.array([a, c]) for a in (1.0, -1.0) for c in (1.0, -1.0)]
     step = np.full(n, DESCENT_STEP)
+    known: dict[bytes, int | None] = {}
     while step.max() > DESCENT_MIN:
         for d in dirs:
             zc = np.clip(z + d * step, problem.bounds[:, 0], problem.bounds[:, 1])
             if np.array_equal(zc, z):
                 continue
-            kc = problem.crossing_before(zc, b, k - 1)
+            kc = _crossing_cached(problem, known, zc, b, k - 1)
             if kc is not None:
                 z, k = zc, kc
                 break
         else:
             step = step / 3.0
     return z, k
+
+
+def _crossing_cached(problem: _Problem, known: dict, z: np.ndarray, b: float,
+                     cap: int) -> int | None:
+    """`problem.crossing_before(z, b, cap)`, remembering answers in `known` (z's bytes ->
+    exact first crossing, or None: none up to the first cap asked).  The caps of one descent
+    only fall, so a stored None stays None and a stored crossing k answers k if k <= cap; the
+    pattern search's step back to the point it came from then costs nothing."""
+    key = z.tobytes()
+    if key not in known:
+        known[key] = problem.crossing_before(z, b, cap)
+    k = known[key]
+    return k if k is not None and k <= cap else None
 
 
 def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
