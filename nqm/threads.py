@@ -15,20 +15,24 @@ against 1.05-1.12 s; 563 rows 3.3-3.9 s against 2.1-2.2 s; 1,000 rows 1.7-2.0 s 
             = max(1, min(cores, cores - busy))     otherwise
 
 with `cores` the CPUs in this process's affinity mask and `busy` the other processes running
-or waiting to run now (Linux: /proc/loadavg's runnable count less this process; elsewhere the
-one-minute load average, rounded).
+or waiting to run (Linux: the smallest of five readings of /proc/loadavg's runnable count,
+2 ms apart, less this process, so that a process that runs only now and then does not halve
+the pool; elsewhere the one-minute load average, rounded).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from nqm.errors import NQMInputError
 
 MIN_ROWS_PER_THREAD = 200
 ENV = "NQM_THREADS"
+BUSY_SAMPLES = 5        # readings of the runnable count ...
+BUSY_INTERVAL = 0.002   # ... this many seconds apart (`busy_elsewhere`)
 
 
 def available_cores() -> int:
@@ -39,12 +43,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def runnable() -> int:
+    """Processes running or waiting to run now, this one included (Linux /proc/loadavg)."""
+    with open("/proc/loadavg") as fh:
+        return int(fh.read().split()[3].split("/")[0])
+
+
 def busy_elsewhere() -> float:
-    """Processes other than this one running or waiting to run now."""
+    """Processes other than this one running or waiting to run: the fewest of BUSY_SAMPLES
+    readings BUSY_INTERVAL seconds apart.  A process that runs only part of the time (a shell,
+    a monitor) leaves a core free most of the time and is not counted; one that keeps a core
+    busy is in every reading."""
     try:
-        with open("/proc/loadavg") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
-        return max(running - 1, 0)
+        readings = []
+        for i in range(BUSY_SAMPLES):
+            if i:
+                time.sleep(BUSY_INTERVAL)
+            readings.append(runnable())
+        return max(min(readings) - 1, 0)
     except (OSError, ValueError, IndexError):
         pass
     try:

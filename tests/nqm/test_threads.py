@@ -60,3 +60,11 @@ def test_tuning_is_identical_with_one_or_two_threads(kind):
     one = tune(spec, kind, [1, 16, 256, 4096], 0.05, threads=1)
     two = tune(spec, kind, [1, 16, 256, 4096], 0.05, threads=2)
     assert one == two
+
+
+def test_busy_elsewhere_ignores_a_process_missing_from_one_reading(monkeypatch):
+    readings = iter([3, 3, 1, 3, 3])
+    monkeypatch.setattr(threads, "runnable", lambda: next(readings))
+    assert threads.busy_elsewhere() == 0
+    monkeypatch.setattr(threads, "runnable", lambda: 3)
+    assert threads.busy_elsewhere() == 2          # busy in every reading: counted
