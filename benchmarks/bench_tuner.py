@@ -26,6 +26,7 @@ COMMANDS = {
     "momentum": ["--optimizer", "momentum"],
     "nesterov": ["--optimizer", "nesterov"],
     "ema": ["--ema"],
+    "momentum-ema": ["--optimizer", "momentum", "--ema"],
     "cosine-100bins": ["--schedule", "cosine", "--spectrum", "power:d=10000,alpha=1,bins=100",
                        "--batch-sizes", "256:1048576"],
     "exact-1e6": ["--spectrum", "power:d=1000000,alpha=1", "--batch-sizes", "1,64,4096,1048576"],
