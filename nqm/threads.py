@@ -53,14 +53,15 @@ def busy_elsewhere() -> float:
     """Processes other than this one running or waiting to run: the fewest of BUSY_SAMPLES
     readings BUSY_INTERVAL seconds apart.  A process that runs only part of the time (a shell,
     a monitor) leaves a core free most of the time and is not counted; one that keeps a core
-    busy is in every reading."""
+    busy is in every reading.  Stops at a reading of this process alone."""
     try:
-        readings = []
-        for i in range(BUSY_SAMPLES):
-            if i:
-                time.sleep(BUSY_INTERVAL)
-            readings.append(runnable())
-        return max(min(readings) - 1, 0)
+        fewest = runnable()
+        for _ in range(BUSY_SAMPLES - 1):
+            if fewest <= 1:               # nothing else runnable: no reading can be lower
+                break
+            time.sleep(BUSY_INTERVAL)
+            fewest = min(fewest, runnable())
+        return max(fewest - 1, 0)
     except (OSError, ValueError, IndexError):
         pass
     try:
