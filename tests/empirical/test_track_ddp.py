@@ -55,6 +55,8 @@ def _worker(rank, port, out):
     with open(f"{out}/{rank}.json", "w") as fh:
         json.dump({"local": local_sq, "local_ref": local_ref, "big": big, "big_ref": big_ref,
                    "small_mean": small.item(), "b_simple": tracker.b_simple}, fh)
+    del ddp_model                 # the reducer's threads end before the group does
+    dist.barrier()                # neither rank tears gloo down while the other still talks
     dist.destroy_process_group()
 
 
