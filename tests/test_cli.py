@@ -161,6 +161,9 @@ def test_cli_help_imports_no_heavy_modules():
     ["predict", "--batch-sizes", "8:2"],
     ["predict", "--threads", "0"],
     ["simulate", "--lr", "0.1", "--batch-size", "-3", "--steps", "10"],
+    ["predict", "--noise", "loss-following"],
+    ["predict", "--protocol-trials", "0"],
+    ["predict", "--noise", "loss-following", "--label-noise", "1", "--optimizer", "nesterov"],
 ])
 def test_bad_input_fails_before_the_kernels_are_imported(args):
     code = ("import sys; from click.testing import CliRunner; import cli; "

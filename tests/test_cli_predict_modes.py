@@ -3,8 +3,6 @@ library's (`nqm.coupled_tuning.tune`, `nqm.first_passage.first_passage`), fixed 
 fixed results, and bad inputs are one line, exit 2."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -155,16 +153,3 @@ def test_costly_work_is_refused_before_it_starts(args, needle):
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
-
-
-@pytest.mark.parametrize("args", [
-    ["predict", "--noise", "loss-following"],
-    ["predict", "--protocol-trials", "0"],
-    ["predict", "--noise", "loss-following", "--label-noise", "1", "--optimizer", "nesterov"],
-])
-def test_bad_input_fails_before_the_kernels_are_imported(args):
-    code = ("import sys; from click.testing import CliRunner; import cli; "
-            f"r = CliRunner().invoke(cli.cli, {args!r}); "
-            "print(r.exit_code, 'numba' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["2", "False"], out
