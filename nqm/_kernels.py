@@ -65,7 +65,7 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
             realpos[i, 0] = lam >= 0.0
         return logabs, arg, g, q, inv1m, realpos, radii.max()
-    if m == 2 and m0 == 2:   # momentum / Nesterov without EMA: the same formulas in scalars
+    if m == 2:   # momentum / Nesterov (m0 = 2) or SGD + EMA (m0 = 1): the formulas in scalars
         for i in range(d):
             a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
             a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
@@ -73,7 +73,10 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             a11 = A0[i, 1, 1] + lr * A1[i, 1, 1]
             b0 = lr * b1[i, 0]
             b1_ = lr * b1[i, 1]
-            l0, l1 = _quad_roots(a00, a01, a10, a11)
+            if m0 == 2:
+                l0, l1 = _quad_roots(a00, a01, a10, a11)
+            else:        # SGD + EMA: A is lower triangular, its eigenvalues its diagonal
+                l0, l1 = complex(a00, 0.0), complex(a11, 0.0)
             if abs(l0 - l1) < SPLIT:
                 l0 += SPLIT
                 l1 -= SPLIT
@@ -97,45 +100,6 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
             inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
             inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
             inv1m[i, 1, 0] = inv1m[i, 0, 1]
-            inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
-        return logabs, arg, g, q, inv1m, realpos, radii.max()
-    if m == 2:   # SGD + EMA: `_build_one`'s arithmetic in scalars (A is lower triangular)
-        for i in range(d):
-            a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
-            a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
-            a10 = A0[i, 1, 0] + lr * A1[i, 1, 0]
-            a11 = A0[i, 1, 1] + lr * A1[i, 1, 1]
-            b0 = lr * b1[i, 0]
-            b1_ = lr * b1[i, 1]
-            l0 = complex(a00, 0.0)
-            l1 = complex(a11, 0.0)
-            if abs(l0 - l1) < SPLIT:
-                l0 += SPLIT
-                l1 -= SPLIT
-            ab0 = a00 * b0 + a01 * b1_
-            ab1 = a10 * b0 + a11 * b1_
-            af0 = a00 * f[0] + a01 * f[1]
-            af1 = a10 * f[0] + a11 * f[1]
-            eb = e[0] * b0 + e[1] * b1_
-            ef = e[0] * f[0] + e[1] * f[1]
-            eAb = e[0] * ab0 + e[1] * ab1
-            eAf = e[0] * af0 + e[1] * af1
-            g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
-            g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
-            q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
-            q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
-            r = 0.0
-            for j in range(2):
-                lam_j = l0 if j == 0 else l1
-                a = abs(lam_j)
-                r = max(r, a)
-                logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
-                arg[i, j] = math.atan2(lam_j.imag, lam_j.real)
-                realpos[i, j] = lam_j.imag == 0.0 and lam_j.real >= 0.0 and q[i, j].imag == 0.0
-            radii[i] = r
-            inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
-            inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
-            inv1m[i, 1, 0] = 1.0 / (1.0 - l1 * l0)
             inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
         return logabs, arg, g, q, inv1m, realpos, radii.max()
     lam = np.empty(m, dtype=np.complex128)
