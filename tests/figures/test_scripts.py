@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +62,17 @@ def test_calibration_figures_from_a_record(tmp_path):
                                "one_run_bcrit": None}], tmp_path / "s")
     assert [p.suffix for p in written] == [".png", ".pdf"] * 3
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_noise_floor_leave_one_out_worst():
+    from figures.noise_floor import floor_record, leave_one_out_worst
+
+    same = {"sgd": {"1": [5.0, 5.0, 5.0, 5.0]}}
+    assert np.allclose(leave_one_out_worst(same), 1.0)
+    # repeat 0 at B=1 is 2x the median of the others; repeat 3 at B=4 is half of it
+    reps = {"sgd": {"1": [20.0, 10.0, 10.0, 10.0], "4": [4.0, 4.0, 4.0, 2.0]}}
+    assert np.allclose(leave_one_out_worst(reps), [2.0, 1.0, 1.0, 2.0])
+    rec = floor_record({"repeats": 4, "optimizers": {"sgd": {"repeats": {"fp": reps["sgd"]}}}})
+    assert rec["protocols"]["fp"]["fraction_within_goal"] == 0.5
+    with pytest.raises(ValueError, match="same number"):
+        leave_one_out_worst({"sgd": {"1": [1.0, 2.0, 3.0], "4": [1.0, 2.0]}})
