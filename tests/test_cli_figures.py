@@ -193,3 +193,47 @@ def test_help_documents_the_modes_and_the_out_rule():
                    "only --calibration and --measure go together",
                    "--spectrum, --target, --batch-sizes and --threads are refused"):
         assert needle in text, needle
+
+
+@pytest.mark.slow
+def test_measure_command_still_draws_png_only(tmp_path):
+    """`nqm measure` draws with the same function, in PNG only, and lists what it wrote."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 4))
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X_train=x[:90], y_train=y[:90], X_val=x[90:], y_val=y[90:])
+    out = tmp_path / "m"
+    r = run("measure", "--workload", "custom", "--data", tmp_path / "d.npz", "--target", "0.3",
+            "--at-step", "0,5", "--top-k", "2", "--bootstrap", "10", "--slq-steps", "4",
+            "--slq-vectors", "1", "--hessian-examples", "4", "--quiet", "--threads", "1",
+            "--out", out)
+    assert r.exit_code == 0, r.output
+    assert (f"wrote {out}/spectrum.npz, measure.json, measure.csv, spectrum.png, "
+            "noise_scale.png (and per-checkpoint spectrum_*.npz)") in r.stdout.splitlines()
+    assert not list(out.glob("*.pdf"))
+    assert (out / "spectrum.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "noise_scale.png").read_bytes()[:4] == b"\x89PNG"
+    # redrawn from the directory: the same PNG bytes, and PDF beside
+    r = run("figures", "--measure", out, "--out", tmp_path / "f")
+    assert r.exit_code == 0, r.output
+    for name in ("spectrum.png", "noise_scale.png"):
+        assert (tmp_path / "f" / name).read_bytes() == (out / name).read_bytes(), name
+    assert {p.suffix for p in (tmp_path / "f").iterdir()} == {".png", ".pdf"}
+
+
+@pytest.mark.slow
+def test_redrawn_calibration_equals_the_calibrate_plot(tmp_path):
+    """`nqm calibrate --json c.json --plot c.png`, then `nqm figures --calibration c.json`:
+    the same figure, byte for byte, with the transfer's figures and the scatter beside."""
+    r = run("calibrate", "--spectrum", "figures/measure/linreg/spectrum_target.npz", "--runs",
+            "figures/sweeps/linreg-sgd", "--transfer", "figures/sweeps/linreg-momentum",
+            "--json", tmp_path / "c.json", "--plot", tmp_path / "c.png")
+    assert r.exit_code == 0, r.output
+    r = run("figures", "--calibration", tmp_path / "c.json", "--out", tmp_path / "f")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "f" / "c.png").read_bytes() == (tmp_path / "c.png").read_bytes()
+    assert {p.name for p in (tmp_path / "f").glob("*.png")} == {
+        "c.png", "c-examples.png", "c-transfer-momentum.png", "c-transfer-momentum-examples.png",
+        "bcrit_scatter.png"}
