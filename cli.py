@@ -205,14 +205,15 @@ TUNING_OPTIONS = ("spec", "target", "batch_sizes", "threads")
      help="Instead: draw the figures of the `nqm sweep` in this directory (from its "
           "summary.json and records.jsonl or trials.csv), into it unless --out is given.")
 @opt("--calibration", multiple=True, type=FILE, metavar="FILE [FILE ...]",
-     help="Instead: redraw records of `nqm calibrate --json` (or of figures.run_validation): "
-          "per FILE the steps and lr figure OUT/FILE.png|pdf and OUT/FILE-examples.png|pdf "
-          "(and OUT/FILE-transfer-OPT*.png|pdf per transfer), with two or more records "
+     help="Instead: redraw records of `nqm calibrate --json` (or of figures.run_validation). "
+          "Per NAME.json: OUT/NAME.png|pdf (steps and tuned lr against B), "
+          "OUT/NAME-examples.png|pdf (examples against steps), the same two as "
+          "OUT/NAME-transfer-OPT*.png|pdf per transfer; over two or more records "
           "OUT/bcrit_scatter.png|pdf.")
 @opt("--measure", "measure_dir", type=click.Path(file_okay=False), default=None,
      help="Instead (or with --calibration): redraw the `nqm measure` directory's spectrum "
           "and noise scale along training as OUT/spectrum.png|pdf, OUT/noise_scale.png|pdf.")
-@click.argument("more_records", nargs=-1, type=FILE)
+@click.argument("more_records", nargs=-1, type=FILE, metavar="[FILE]...")
 @QUIET
 @NQM_THREADS
 @_input_errors
@@ -230,7 +231,8 @@ def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, calibratio
       --sweep DIR            the sweep's steps and examples, targets and sensitivity figures;
       --calibration FILE...  theory against experiment from calibration records;
       --measure DIR          the measured spectrum and the noise scale along training.
-    Give one of these; only --calibration and --measure go together."""
+    Give one of these; only --calibration and --measure go together.  Every file is
+    checked before anything is drawn."""
     ctx = click.get_current_context()
     calibration = (*calibration, *more_records)
     if more_records and len(calibration) == len(more_records):
@@ -516,6 +518,7 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
     from figures.record_figures import measure_figures
     from figures.text import measure_lines
     from nqm.records import Measurement
+    from nqm.spectrum import load as load_spectrum
 
     mcfg = MeasureConfig(top_k=top_k, kind=curvature, examples=examples,
                          hessian_examples=hessian_examples, slq_vectors=slq_vectors,
@@ -527,7 +530,8 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
         record = run_measure(config, out_dir, bar.update, None if quiet else _stderr, _stderr)
     _echo(measure_lines(record))
     out = Path(out_dir)
-    drawn = measure_figures(Measurement(record, out / "spectrum.npz"), out, formats=("png",))
+    drawn = measure_figures(Measurement(record, load_spectrum(out / "spectrum.npz")), out,
+                            formats=("png",))
     files = ", ".join(["spectrum.npz, measure.json, measure.csv", *(p.name for p in drawn)])
     click.echo(f"wrote {out}/{files} (and per-checkpoint spectrum_*.npz)")
     click.echo(f"next: nqm predict --spectrum {out / 'spectrum.npz'} --target LOSS")

@@ -19,7 +19,6 @@ from figures.calibration import bcrit_scatter, calibration_figure, examples_figu
 from figures.plots import measured_spectrum, noise_along_training
 from nqm.errors import NQMInputError
 from nqm.records import CalibrationFile, Measurement, scatter_rows
-from nqm.spectrum import load as load_spectrum
 
 #: names of the figures that are not per calibration file
 SHARED_NAMES = ("bcrit_scatter", "spectrum", "noise_scale")
@@ -72,7 +71,7 @@ def measure_figures(measurement: Measurement, out: Path,
     checkpoints, B_simple and B_noise along training (noise_scale.*), in each of `formats`.
     Returns the paths written."""
     along, workload = measurement.along, measurement.record["workload"]
-    spectrum = load_spectrum(measurement.spectrum_path)
+    spectrum = measurement.spectrum
     last = along[-1]
     written = []
     for fmt in formats:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nqm.errors import NQMInputError
+from nqm.spectrum import Spectrum
+from nqm.spectrum import load as load_spectrum
 
 #: keys of a calibration record (main or transfer) that its figures read
 RECORD_KEYS = ("optimizer", "points", "curve", "critical_batch_size")
@@ -115,10 +117,10 @@ def scatter_rows(files: list[CalibrationFile]) -> list[dict]:
 
 @dataclass(frozen=True)
 class Measurement:
-    """A `nqm measure` directory: its measure.json record and the path of its spectrum.npz."""
+    """A `nqm measure` directory: its measure.json record and its spectrum.npz, read."""
 
     record: dict
-    spectrum_path: Path
+    spectrum: Spectrum
 
     @property
     def along(self) -> list[dict]:
@@ -141,7 +143,4 @@ def load_measurement(directory) -> Measurement:
     if gaps or "workload" not in rec:
         raise NQMInputError(f"{path} is not a `nqm measure` record: it lacks "
                             f"{', '.join(gaps or ['workload'])}")
-    spectrum = d / "spectrum.npz"
-    if not spectrum.is_file():
-        raise NQMInputError(f"spectrum file not found: {spectrum}")
-    return Measurement(rec, spectrum)
+    return Measurement(rec, load_spectrum(d / "spectrum.npz"))

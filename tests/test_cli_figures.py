@@ -157,6 +157,17 @@ def test_bad_measure_directory(tmp_path, where, needle):
     assert not (tmp_path / "f").exists()
 
 
+def test_bad_spectrum_in_measure_directory_stops_before_any_figure(tmp_path):
+    bad = tmp_path / "m"
+    bad.mkdir()
+    (bad / "measure.json").write_text((ROOT / MEASURE / "measure.json").read_text())
+    (bad / "spectrum.npz").write_bytes(b"nope")
+    r = run("figures", "--calibration", f"{VALIDATION}/linreg-adam.json", "--measure", bad,
+            "--out", tmp_path / "f")
+    one_line_error(r, f"{bad / 'spectrum.npz'} is not a readable .npz spectrum file")
+    assert not (tmp_path / "f").exists()
+
+
 def test_files_without_calibration_are_refused(record, tmp_path):
     one_line_error(run("figures", record, "--out", tmp_path / "f"),
                    f"unexpected argument {record}: calibration records follow --calibration")

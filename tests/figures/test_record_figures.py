@@ -130,6 +130,6 @@ def test_measure_figures_png_and_pdf(tmp_path, measure_drawn):
 
 def test_measure_figures_of_one_checkpoint_have_no_noise_scale(tmp_path):
     m = load_measurement(ROOT / "figures" / "measure" / "linreg")
-    one = Measurement({**m.record, "along_training": m.along[:1]}, m.spectrum_path)
+    one = Measurement({**m.record, "along_training": m.along[:1]}, m.spectrum)
     assert [p.name for p in measure_figures(one, tmp_path, formats=("png",))] == ["spectrum.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["spectrum.png"]

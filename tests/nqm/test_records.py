@@ -107,7 +107,8 @@ def test_measurement_directory():
     m = load_measurement(MEASURE / "linreg")
     data = json.loads((MEASURE / "linreg" / "measure.json").read_text())
     assert m.record == data and m.along == data["along_training"] and len(m.along) > 1
-    assert m.spectrum_path == MEASURE / "linreg" / "spectrum.npz"
+    assert m.spectrum.meta["source"] == str(MEASURE / "linreg" / "spectrum.npz")
+    assert m.spectrum.n_rows == data["spectrum_rows"]
 
 
 @pytest.mark.parametrize("setup, needle", [
@@ -119,6 +120,8 @@ def test_measurement_directory():
         '{"workload": "x", "along_training": [{"label": "init"}]}'), "it lacks b_noise"),
     (lambda d: (d / "measure.json").write_text(
         (MEASURE / "linreg" / "measure.json").read_text()), "spectrum file not found"),
+    (lambda d: [(d / "measure.json").write_text((MEASURE / "linreg" / "measure.json").read_text()),
+                (d / "spectrum.npz").write_bytes(b"not a zip")], "spectrum.npz"),
 ])
 def test_unreadable_measurement_directory(tmp_path, setup, needle):
     setup(tmp_path)
