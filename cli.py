@@ -246,18 +246,19 @@ def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, calibratio
         return _sweep_figures(sweep_dir, out_dir if explicit else sweep_dir)
     out = Path(out_dir) if explicit else _fresh_dir(Path(out_dir))
     if noise_log:
-        return _plot_noise_log(noise_log, out)
-    if calibration or measure_dir:
-        return _record_figures(calibration, measure_dir, out)
-    _tuned_figures(spec, target, batch_sizes, out, quiet, threads)
+        _plot_noise_log(noise_log, out)
+    elif calibration or measure_dir:
+        _record_figures(calibration, measure_dir, out)
+    else:
+        _tuned_figures(spec, target, batch_sizes, out, quiet, threads)
+    if out != Path(out_dir):      # said after the work, so that an error stays one line
+        _stderr(f"{out_dir} is not empty: wrote to {out} instead (--out DIR to choose)")
 
 
 def _check_figure_modes(ctx, modes: list[str]) -> None:
     """At most one redraw mode (--calibration with --measure is one), and no tuning options
     with any of them."""
-    flag = {"noise_log": "--noise-log", "sweep_dir": "--sweep", "calibration": "--calibration",
-            "measure_dir": "--measure", "spec": "--spectrum", "target": "--target",
-            "batch_sizes": "--batch-sizes", "threads": "--threads"}
+    flag = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
     if len(modes) > 1 and set(modes) != {"calibration", "measure_dir"}:
         a, b = _conflicting_pair(modes)
         raise InputError(f"give {flag[a]} or {flag[b]}, not both")
@@ -283,8 +284,6 @@ def _fresh_dir(path: Path) -> Path:
     while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
-    if candidate != path:
-        _stderr(f"{path} is not empty: writing to {candidate} (--out DIR to choose)")
     return candidate
 
 

@@ -83,11 +83,11 @@ def test_default_out_is_a_fresh_directory(noise_log, tmp_path, monkeypatch):
     r = run("figures", "--noise-log", noise_log)
     assert r.exit_code == 0, r.output
     first = {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").iterdir()}
-    assert list(first) == ["noise_scale_tracked.png"] and "writing to" not in r.stderr
+    assert list(first) == ["noise_scale_tracked.png"] and "wrote to" not in r.stderr
     for n in (2, 3):
         r = run("figures", "--noise-log", noise_log)
         assert r.exit_code == 0, r.output
-        assert f"out/figures is not empty: writing to out/figures-{n}" in r.stderr
+        assert f"out/figures is not empty: wrote to out/figures-{n} instead" in r.stderr
         assert {p.name for p in (tmp_path / "out" / f"figures-{n}").iterdir()} == set(first)
     assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").iterdir()} == first
 
@@ -101,12 +101,20 @@ def test_a_file_named_like_the_default_is_not_overwritten(noise_log, tmp_path, m
     assert (tmp_path / "out" / "figures").read_text() == "mine"
 
 
+def test_error_with_a_busy_default_out_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "figures").mkdir(parents=True)
+    (tmp_path / "out" / "figures" / "old.png").write_bytes(b"x")
+    one_line_error(run("figures", "--calibration", "nowhere.json"), "not found: nowhere.json")
+    assert not (tmp_path / "out" / "figures-2").exists()
+
+
 def test_explicit_out_is_written_into(noise_log, tmp_path):
     (tmp_path / "noise_scale_tracked.png").write_bytes(b"old")
     r = run("figures", "--noise-log", noise_log, "--out", tmp_path)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "noise_scale_tracked.png").read_bytes()[:4] == b"\x89PNG"
-    assert "writing to" not in r.stderr
+    assert "wrote to" not in r.stderr
 
 
 def one_line_error(r, needle):
