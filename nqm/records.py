@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def _check_record(rec, path: Path, keys: tuple[str, ...], where: str = "") -> No
             raise NQMInputError(f"{not_rec}: '{key}' entries lack {', '.join(gaps)}")
     if not isinstance(rec["critical_batch_size"], dict):
         raise NQMInputError(f"{not_rec}: 'critical_batch_size' must be an object")
+    if not isinstance(rec["optimizer"], str) or not re.fullmatch(r"[\w.+-]+", rec["optimizer"]):
+        raise NQMInputError(f"{path}{where}: 'optimizer' must be a plain name (it names "
+                            f"figure files), not {rec['optimizer']!r}")
 
 
 def load_calibration(path) -> CalibrationFile:

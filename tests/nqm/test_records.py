@@ -77,6 +77,9 @@ def _broken(tmp_path, edit):
     (lambda r: r.update(critical_batch_size=3), "'critical_batch_size' must be an object"),
     (lambda r: r.update(transfer={}), "'transfer' must be a list"),
     (lambda r: r["transfer"][1].pop("points"), "(transfer 1) is not a calibration record"),
+    (lambda r: r["transfer"][0].update(optimizer="../x"), "(transfer 0): 'optimizer' must be a "
+                                                           "plain name"),
+    (lambda r: r.update(optimizer=3), "'optimizer' must be a plain name"),
 ])
 def test_malformed_record_names_what_is_wrong(tmp_path, edit, needle):
     with pytest.raises(NQMInputError, match="bad.json") as exc:
