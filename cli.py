@@ -186,9 +186,16 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
         loss_curve(result, plot_path)
 
 
+FIGURE_MODES = ("noise_log", "sweep_dir", "calibration", "measure_dir")
+TUNING_OPTIONS = ("spec", "target", "batch_sizes", "threads")
+
+
 @cli.command()
 @opt("--out", "out_dir", default="out/figures", show_default=True, type=DIR,
-     help="Directory for the figures and summaries (the committed copy is figures/nqm).")
+     help="Directory for the figures.  Without --out: out/figures, or out/figures-2, -3, ... "
+          "if that holds files (nothing is overwritten); --sweep without --out writes into "
+          "the sweep directory.  An explicit --out is written into, replacing files of the "
+          "same names (the committed copy of the tuned figures: --out figures/nqm).")
 @SPECTRUM
 @opt("--target", type=float, default=0.01, show_default=True)
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True)
@@ -197,25 +204,91 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
 @opt("--sweep", "sweep_dir", type=click.Path(file_okay=False, exists=True), default=None,
      help="Instead: draw the figures of the `nqm sweep` in this directory (from its "
           "summary.json and records.jsonl or trials.csv), into it unless --out is given.")
+@opt("--calibration", multiple=True, type=FILE, metavar="FILE [FILE ...]",
+     help="Instead: redraw records of `nqm calibrate --json` (or of figures.run_validation). "
+          "Per NAME.json: OUT/NAME.png|pdf (steps and tuned lr against B), "
+          "OUT/NAME-examples.png|pdf (examples against steps), the same two as "
+          "OUT/NAME-transfer-OPT*.png|pdf per transfer; over two or more records "
+          "OUT/bcrit_scatter.png|pdf.")
+@opt("--measure", "measure_dir", type=click.Path(file_okay=False), default=None,
+     help="Instead (or with --calibration): redraw the `nqm measure` directory's spectrum "
+          "and noise scale along training as OUT/spectrum.png|pdf, OUT/noise_scale.png|pdf.")
+@click.argument("more_records", nargs=-1, type=FILE, metavar="[FILE]...")
 @QUIET
 @NQM_THREADS
 @_input_errors
-def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, quiet, threads):
+def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, calibration, measure_dir,
+            more_records, quiet, threads):
     """Tune SGD, momentum, Nesterov, preconditioned SGD and SGD+EMA on one spectrum and write
     OUT/steps_vs_batch_by_optimizer.png plus a JSON and CSV summary per optimizer.  The files
     hold no wall-clock times: a rerun with the same versions and Numba thread count gives
     byte-identical JSON and CSV (the thread count changes the last digits of tuned rates).
-    With --noise-log, plot that tracked B_simple against step instead (nothing is tuned).
-    With --sweep DIR: the sweep's steps and examples, targets and metaparameter sensitivity
-    figures instead."""
-    if noise_log and sweep_dir is not None:
-        raise InputError("give --noise-log or --sweep, not both")
-    if noise_log:
-        return _plot_noise_log(noise_log, Path(out_dir))
+
+    \b
+    Or redraw results (nothing is tuned: --spectrum, --target, --batch-sizes and --threads
+    are refused, --quiet has nothing to silence):
+      --noise-log FILE       the tracked B_simple against step;
+      --sweep DIR            the sweep's steps and examples, targets and sensitivity figures;
+      --calibration FILE...  theory against experiment from calibration records;
+      --measure DIR          the measured spectrum and the noise scale along training.
+    Give one of these; only --calibration and --measure go together.  Every file is
+    checked before anything is drawn."""
+    ctx = click.get_current_context()
+    calibration = (*calibration, *more_records)
+    if more_records and len(calibration) == len(more_records):
+        raise InputError(f"unexpected argument {more_records[0]}: calibration records follow "
+                         "--calibration")
+    given = {"noise_log": noise_log, "sweep_dir": sweep_dir, "calibration": calibration,
+             "measure_dir": measure_dir}
+    _check_figure_modes(ctx, [m for m in FIGURE_MODES if given[m]])
+    explicit = ctx.get_parameter_source("out_dir").name == "COMMANDLINE"
     if sweep_dir is not None:
-        explicit = click.get_current_context().get_parameter_source("out_dir")
-        _sweep_figures(sweep_dir, out_dir if explicit.name == "COMMANDLINE" else sweep_dir)
-        return
+        return _sweep_figures(sweep_dir, out_dir if explicit else sweep_dir)
+    out = Path(out_dir) if explicit else _fresh_dir(Path(out_dir))
+    if noise_log:
+        _plot_noise_log(noise_log, out)
+    elif calibration or measure_dir:
+        _record_figures(calibration, measure_dir, out)
+    else:
+        _tuned_figures(spec, target, batch_sizes, out, quiet, threads)
+    if out != Path(out_dir):      # said after the work, so that an error stays one line
+        _stderr(f"{out_dir} is not empty: wrote to {out} instead (--out DIR to choose)")
+
+
+def _check_figure_modes(ctx, modes: list[str]) -> None:
+    """At most one redraw mode (--calibration with --measure is one), and no tuning options
+    with any of them."""
+    flag = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+    if len(modes) > 1 and set(modes) != {"calibration", "measure_dir"}:
+        a, b = _conflicting_pair(modes)
+        raise InputError(f"give {flag[a]} or {flag[b]}, not both")
+    if modes:
+        for name in TUNING_OPTIONS:
+            if ctx.get_parameter_source(name).name == "COMMANDLINE":
+                raise InputError(f"{flag[name]} only applies when tuning (nothing is tuned "
+                                 f"with {flag[modes[0]]})")
+
+
+def _conflicting_pair(modes: list[str]) -> tuple[str, str]:
+    """The first two modes that cannot go together."""
+    for i, a in enumerate(modes):
+        for b in modes[i + 1:]:
+            if {a, b} != {"calibration", "measure_dir"}:
+                return a, b
+    raise AssertionError(modes)
+
+
+def _fresh_dir(path: Path) -> Path:
+    """`path` if it does not exist or is empty, else the first free `path`-2, -3, ..."""
+    candidate, n = path, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _tuned_figures(spec, target, batch_sizes, out: Path, quiet, threads) -> None:
+    """`nqm figures` without a redraw option: tune five optimizers on one spectrum."""
     from figures.plots import compare_optimizers as plot_compare
     from figures.plots import steps_vs_batch
     from figures.text import compare_lines
@@ -225,7 +298,6 @@ def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, quiet, thr
 
     spectrum = parse_spec(spec)
     config = CompareConfig(target=target, batch_sizes=batch_sizes, threads=threads)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _compile_notice()
     with _bar(len(OPTIMIZER_SET) * len(batch_sizes), "tuning", quiet) as bar:
@@ -241,6 +313,27 @@ def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, quiet, thr
                  title=f"NQM {spectrum.meta.get('source', spec)}, target {target:g}")
     click.echo("(" + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()) + ")")
     click.echo(f"wrote {out}/")
+
+
+def _record_figures(calibration: tuple[str, ...], measure_dir: str | None, out: Path) -> None:
+    """`nqm figures --calibration/--measure`: every file is read and checked before any
+    figure is drawn, so a bad file leaves nothing half written."""
+    from figures.record_figures import calibration_figures, check_names, measure_figures
+    from nqm.records import load_calibration, load_measurement
+
+    files = [load_calibration(p) for p in calibration]
+    check_names(files)
+    measurement = load_measurement(measure_dir) if measure_dir else None
+    out.mkdir(parents=True, exist_ok=True)
+    written = calibration_figures(files, out) if files else []
+    if files and not any(p.stem == "bcrit_scatter" for p in written):
+        _stderr("no B_crit scatter: it needs two or more records with a measured B_crit")
+    if measurement is not None:
+        written += measure_figures(measurement, out)
+        if len(measurement.along) == 1:
+            _stderr(f"{measure_dir}: one checkpoint: no noise-scale figure")
+    click.echo(f"wrote {len(written)} files to {out}/: "
+               + ", ".join(sorted({p.stem for p in written})))
 
 
 def _plot_noise_log(path, out: Path) -> None:
@@ -421,8 +514,9 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
     from empirical.device import resolve_device
     from empirical.measure import MeasureConfig
     from empirical.measure_run import MeasureRunConfig, run_measure
-    from figures.plots import measured_spectrum, noise_along_training
+    from figures.record_figures import measure_figures
     from figures.text import measure_lines
+    from nqm.records import Measurement
     from nqm.spectrum import load as load_spectrum
 
     mcfg = MeasureConfig(top_k=top_k, kind=curvature, examples=examples,
@@ -434,13 +528,10 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
     with _LateBar(config.n_points, "checkpoints", quiet) as bar:
         record = run_measure(config, out_dir, bar.update, None if quiet else _stderr, _stderr)
     _echo(measure_lines(record))
-    out, along = Path(out_dir), record["along_training"]
-    measured_spectrum(along[-1], load_spectrum(out / "spectrum.npz"), out / "spectrum.png",
-                      title=f"{workload} at {along[-1]['label']} ({curvature})")
-    files = "spectrum.npz, measure.json, measure.csv, spectrum.png"
-    if len(along) > 1:
-        noise_along_training(along, out / "noise_scale.png", title=f"{workload}: noise scale")
-        files += ", noise_scale.png"
+    out = Path(out_dir)
+    drawn = measure_figures(Measurement(record, load_spectrum(out / "spectrum.npz")), out,
+                            formats=("png",))
+    files = ", ".join(["spectrum.npz, measure.json, measure.csv", *(p.name for p in drawn)])
     click.echo(f"wrote {out}/{files} (and per-checkpoint spectrum_*.npz)")
     click.echo(f"next: nqm predict --spectrum {out / 'spectrum.npz'} --target LOSS")
 

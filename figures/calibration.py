@@ -32,18 +32,18 @@ def _xy(rows, key):
     return (np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float))
 
 
-def steps_panel(ax, record: dict, title: str) -> None:
+def steps_panel(ax, record: dict, title: str, nqm_label: str = "NQM (calibrated)") -> None:
     """Measured steps (with trial counts), the calibrated NQM curve, the null hyperbola (dashed),
     the fit points circled and the mccandlish critical batch sizes as vertical lines."""
     rows = record["points"]
     b, s = _xy(rows, "measured")
-    ax.loglog(b, s, "o", color="black", label="measured (best of trials)")
+    ax.loglog(b, s, "o", color="black", label="measured: best of n trials (n beside)")
     for r in rows:
         if r["measured"] is not None and r.get("trials"):
             ax.annotate(f"{r['trials']}", (r["batch_size"], r["measured"]), fontsize=6,
                         textcoords="offset points", xytext=(4, 4), color="0.4")
     cb, cs = _xy(record["curve"], "steps")
-    ax.loglog(cb, cs, "-", color="tab:blue", label="NQM (calibrated)")
+    ax.loglog(cb, cs, "-", color="tab:blue", label=nqm_label)
     fit_b = [r["batch_size"] for r in rows if r["used_in_fit"]]
     fit_s = [r["measured"] for r in rows if r["used_in_fit"]]
     if fit_b:
@@ -62,7 +62,7 @@ def steps_panel(ax, record: dict, title: str) -> None:
     ax.set_ylabel("steps to target")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7)
 
 
 def lr_panel(ax, record: dict, title: str) -> None:
@@ -76,25 +76,27 @@ def lr_panel(ax, record: dict, title: str) -> None:
     ax.set_ylabel("lr / (1 - beta)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7)
 
 
-def calibration_figure(record: dict, path, title: str) -> list[Path]:
+def calibration_figure(record: dict, path, title: str,
+                       nqm_label: str = "NQM (calibrated)") -> list[Path]:
     """Steps and learning rate against batch size, side by side."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    steps_panel(a, record, f"{title}: steps to target")
+    steps_panel(a, record, f"{title}: steps to target", nqm_label)
     lr_panel(b, record, f"{title}: tuned learning rate")
     return _save(fig, path)
 
 
-def examples_figure(record: dict, path, title: str) -> list[Path]:
+def examples_figure(record: dict, path, title: str,
+                    nqm_label: str = "NQM (calibrated)") -> list[Path]:
     """Shallue et al.'s Figure 1 view: examples B x S against steps S, measured and NQM, with
     perfect scaling (examples constant) as the reference."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     b, s = _xy(record["points"], "measured")
     ax.loglog(s, b * s, "o-", color="black", label="measured")
     cb, cs = _xy(record["curve"], "steps")
-    ax.loglog(cs, cb * cs, "-", color="tab:blue", label="NQM (calibrated)")
+    ax.loglog(cs, cb * cs, "-", color="tab:blue", label=nqm_label)
     if s.size:
         ax.axhline(b[0] * s[0], color="0.5", ls=":", label="perfect scaling")
     ax.set_xlabel("steps to target S")
@@ -106,20 +108,24 @@ def examples_figure(record: dict, path, title: str) -> list[Path]:
 
 
 def bcrit_scatter(rows: list[dict], path) -> list[Path]:
-    """Predicted against measured mccandlish B_crit over all workloads and optimizers (NQM and
-    null model), with the 1:1 line and a 2x band."""
+    """Predicted against measured mccandlish B_crit over all workloads and optimizers (NQM,
+    null model, one-run NQM and, for rows with 'bcrit_transfer', the NQM transferred without
+    refit), with the 1:1 line and a 2x band."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for key, marker, color, label in (("bcrit_nqm", "o", "tab:blue", "NQM (fit on ends)"),
                                       ("bcrit_null", "s", "tab:orange", "null hyperbola"),
                                       ("one_run_bcrit", "^", "tab:green",
-                                       "NQM, one run (smallest B)")):
+                                       "NQM, one run (smallest B)"),
+                                      ("bcrit_transfer", "D", "tab:purple",
+                                       "NQM transferred from another optimizer")):
         pts = [(r["bcrit_measured"], r[key]) for r in rows
                if r["bcrit_measured"] and r.get(key)]
         if pts:
             m, p = np.array(pts).T
             ax.loglog(m, p, marker, color=color, mfc="none", label=label)
     vals = [v for r in rows for v in (r["bcrit_measured"], r.get("bcrit_nqm"),
-                                      r.get("bcrit_null"), r.get("one_run_bcrit")) if v]
+                                      r.get("bcrit_null"), r.get("one_run_bcrit"),
+                                      r.get("bcrit_transfer")) if v]
     lo, hi = min(vals) / 3, max(vals) * 3
     grid = np.geomspace(lo, hi, 10)
     ax.loglog(grid, grid, "k-", lw=1, label="1:1")
