@@ -1,0 +1,201 @@
+"""What a sweep measures, without simulation: a quantile of one run's loss at evaluated steps.
+
+A sweep (Shallue et al. 2019, arXiv 1811.03600) reports the best of N trials' first evaluated
+step whose loss is <= the target (`nqm.first_passage` simulates it).  Here it is approximated
+deterministically.  For a constant learning rate the NQM iterate of one run is a linear
+function of Gaussian noise (Zhang et al. 2019, arXiv 1907.04164), so in direction i
+
+    delta_i(k) ~ N(m_i(k), v_i(k)),   m_i(k) = sqrt(s0_i) d_i(k),   v_i(k) = (c_i / B) n_i(k),
+
+with d_i and n_i the deterministic and noise responses of `nqm.closed_form.Modes`
+(d_i(k) = Re sum_j q_ij lam_ij^k, n_i(k) = Re sum_jl g_ij g_il (1 - (lam_ij lam_il)^k) /
+(1 - lam_ij lam_il)); theta(0) = sqrt(s0) is deterministic, as in the simulated sweep.
+A row with count_i stands for r_i = max(round(count_i), 1) independent directions of weight
+w_i = count_i / r_i (as `nqm.first_passage.Directions`), so for L = 1/2 sum count_i h_i delta_i^2
+
+    E L(k)   = sum_i 1/2 count_i h_i (m_i^2 + v_i)                 (= D(k) + N(k)/B, exact)
+    Var L(k) = sum_i 1/2 r_i w_i^2 h_i^2 (v_i^2 + 2 m_i^2 v_i)     (exact for Gaussian delta).
+
+Assumed (approximations): L(k) is Gamma distributed with that mean and variance (a weighted
+sum of non-central chi-squares, matched in two moments); the best of N trials' first crossing
+is the first evaluated step k where the `quantile` q of L(k) is <= the target (the marginal at
+each step stands in for the first passage, and the N trials, which share one noise stream and
+differ only in their learning rates, count as a few effective independent runs: q ~ 1/N_eff);
+the learning rate (and momentum) is the one whose q-crossing is earliest, as if the sweep's
+trials sampled it finely.  Evaluations at steps 1, 2, ... at most `eval_ratio` apart
+(`nqm.first_passage.eval_schedule`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.stats import gamma
+
+from nqm.closed_form import Modes
+from nqm.errors import NQMInputError
+from nqm.first_passage import eval_schedule
+from nqm.optimizer import OptimizerConfig, check_precond, lr_limit
+from nqm.spectrum import Spectrum
+
+
+@dataclass(frozen=True)
+class PassageConfig:
+    """The approximation's choices: the quantile q, the evaluation spacing, and the tuning
+    grid (lr log-spaced from `lr_span` below the stability limit up to it, refined twice around
+    the best; 1 - beta log-spaced over `one_minus_beta_range` for momentum, plus beta = 0)."""
+
+    quantile: float = 0.1
+    eval_ratio: float = 1.05
+    lr_points: int = 40
+    lr_span: float = 1e-5
+    refine_points: int = 9
+    beta_points: int = 7
+    one_minus_beta_range: tuple[float, float] = (1e-3, 1.0)
+
+    def __post_init__(self):
+        if not 0.0 < self.quantile < 1.0:
+            raise NQMInputError(f"quantile must be in (0, 1), got {self.quantile}")
+        if not self.eval_ratio > 1.0:
+            raise NQMInputError(f"eval_ratio must be > 1, got {self.eval_ratio}")
+        for name in ("lr_points", "refine_points", "beta_points"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or v < 2:
+                raise NQMInputError(f"{name} must be an integer >= 2, got {v}")
+        if not 0.0 < self.lr_span < 1.0:
+            raise NQMInputError(f"lr_span must be in (0, 1), got {self.lr_span}")
+        lo, hi = self.one_minus_beta_range
+        if not 0.0 < lo < hi <= 1.0:
+            raise NQMInputError(f"one_minus_beta_range must satisfy 0 < lo < hi <= 1, "
+                                f"got {lo}, {hi}")
+
+
+def quantile_for_trials(n_trials: int) -> float:
+    """q = 1 / (1 + N_eff), N_eff = sqrt(N) / 2: the trials of a sweep share one noise stream
+    and only those near the best lr compete, so N trials act as a few independent runs.
+    Chosen by matching the simulated sweep (`nqm.first_passage`) on the linreg spectrum:
+    N = 64 -> q = 0.2, N = 16 -> q = 1/3 (docs/NEW_fpcal.md)."""
+    if isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1:
+        raise NQMInputError(f"trials must be an integer >= 1, got {n_trials}")
+    return 1.0 / (1.0 + 0.5 * math.sqrt(n_trials))
+
+
+class PassagePoint(NamedTuple):
+    """Tuned result at one batch size (the fields `nqm.calibrate` reads of a tuned point)."""
+
+    batch_size: int
+    steps: int | None
+    reached: bool
+    lr: float
+    momentum: float
+
+
+def responses(modes: Modes, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(d, n): each row's deterministic and noise responses at the steps ks, shape (K, rows)."""
+    lam = np.exp(modes.logabs + 1j * modes.arg)                       # (rows, m)
+    k = np.asarray(ks, dtype=np.float64)[:, None, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.real(np.sum(modes.q * lam**k, axis=-1))
+        pair = lam[:, :, None] * lam[:, None, :]                      # (rows, m, m)
+        gg = modes.g[:, :, None] * modes.g[:, None, :]
+        n = np.real(np.sum(gg * (1.0 - pair[None] ** k[..., None]) * modes.inv1m,
+                           axis=(-2, -1)))
+    return d, n
+
+
+def loss_moments(spectrum: Spectrum, d: np.ndarray, n: np.ndarray,
+                 batch_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(E L(k), Var L(k)) of the module docstring from the responses (d, n) at one batch size."""
+    reps = np.maximum(np.rint(spectrum.count), 1.0)
+    m2 = spectrum.s0 * d**2
+    v = spectrum.c * n / batch_size
+    mean = 0.5 * np.sum(spectrum.count * spectrum.h * (m2 + v), axis=-1)
+    var = 0.5 * np.sum(spectrum.count**2 / reps * spectrum.h**2 * (v**2 + 2.0 * m2 * v),
+                       axis=-1)
+    return mean, var
+
+
+def gamma_quantile(mean: np.ndarray, var: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of the Gamma law with this mean and variance (the mean where var = 0)."""
+    mean, var = np.broadcast_arrays(np.asarray(mean, float), np.asarray(var, float))
+    out = mean.copy()
+    ok = (var > 0) & (mean > 0) & np.isfinite(mean) & np.isfinite(var)
+    shape = mean[ok] ** 2 / var[ok]
+    out[ok] = gamma.ppf(q, shape, scale=var[ok] / mean[ok])
+    return out
+
+
+def first_quantile_crossing(q_loss: np.ndarray, ks: np.ndarray, target: float) -> int | None:
+    """The first step of ks whose loss quantile is <= target (None if none)."""
+    hit = np.flatnonzero(q_loss <= target)
+    return int(ks[hit[0]]) if hit.size else None
+
+
+def crossing_steps(spectrum: Spectrum, config: OptimizerConfig, batch_sizes, target: float,
+                   ks: np.ndarray, quantile: float) -> list[int | None]:
+    """The q-crossing of one (lr, beta) at every batch size (None: unstable or not reached)."""
+    modes = Modes.build(spectrum, config)
+    if not modes.stable:
+        return [None] * len(batch_sizes)
+    d, n = responses(modes, ks)
+    out = []
+    for b in batch_sizes:
+        mean, var = loss_moments(spectrum, d, n, float(b))
+        out.append(first_quantile_crossing(gamma_quantile(mean, var, quantile), ks, target))
+    return out
+
+
+def _betas(kind: str, cfg: PassageConfig) -> np.ndarray:
+    if kind == "sgd":
+        return np.zeros(1)
+    lo, hi = np.log(cfg.one_minus_beta_range)
+    return np.unique(np.concatenate([[0.0], 1.0 - np.exp(np.linspace(lo, hi, cfg.beta_points))]))
+
+
+def _score(steps):
+    return math.inf if steps is None else steps
+
+
+def tune_passage(spectrum: Spectrum, kind: str, batch_sizes, target: float,
+                 precond: float = 0.0, max_steps: int = 10**6,
+                 config: PassageConfig = PassageConfig()) -> list[PassagePoint]:
+    """Per batch size, the (lr, beta) with the earliest q-crossing (module docstring): a grid
+    in log lr below the stability limit (and 1 - beta), then two finer lr grids around the
+    best lr at its beta.  `kind` is sgd or momentum (heavy ball)."""
+    if kind not in ("sgd", "momentum"):
+        raise NQMInputError(f"the first-passage predictor models sgd and momentum, not '{kind}'")
+    check_precond(precond)
+    ks = np.asarray(eval_schedule(int(max_steps), config.eval_ratio), dtype=np.int64)
+    sizes = sorted({int(b) for b in batch_sizes})
+    best = {b: (math.inf, None, 0.0) for b in sizes}       # (steps, lr, beta)
+
+    def visit(lr, beta):
+        cfg = OptimizerConfig(kind=kind, lr=float(lr), momentum=float(beta), precond=precond)
+        for b, s in zip(sizes, crossing_steps(spectrum, cfg, sizes, target, ks,
+                                              config.quantile)):
+            if _score(s) < best[b][0]:
+                best[b] = (s, float(lr), float(beta))
+
+    for beta in _betas(kind, config):
+        limit = lr_limit(spectrum.h, kind, beta, precond) * (1.0 - 1e-9)
+        for lr in np.exp(np.linspace(math.log(limit * config.lr_span), math.log(limit),
+                                     config.lr_points)):
+            visit(lr, beta)
+    for b in sizes:
+        ratio = (1.0 / config.lr_span) ** (1.0 / (config.lr_points - 1))
+        for _ in range(2):
+            steps, lr, beta = best[b]
+            if lr is None:
+                break
+            limit = lr_limit(spectrum.h, kind, beta, precond) * (1.0 - 1e-9)
+            for x in np.exp(np.linspace(math.log(lr / ratio), math.log(lr * ratio),
+                                        config.refine_points)):
+                if x < limit:
+                    visit(x, beta)
+            ratio = ratio ** (2.0 / (config.refine_points - 1))
+    return [PassagePoint(b, best[b][0] if best[b][1] is not None else None,
+                         best[b][1] is not None, best[b][1] or 0.0, best[b][2])
+            for b in sizes]
