@@ -139,6 +139,7 @@ class _Model:
         self.max_steps, self.threads, self.passage = max_steps, threads, passage
         self.l0 = spectrum.initial_loss()
         self._memo: dict = {}
+        self._passage_table = None
 
     def points(self, fraction: float, kappa: float, batch_sizes) -> list:
         from nqm.tuning import tune
@@ -148,16 +149,23 @@ class _Model:
             s = self.spectrum
             scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
             if self.passage is not None:
-                from nqm.passage_quantile import tune_passage
-
-                self._memo[key] = tune_passage(scaled, self.kind, list(batch_sizes),
-                                               fraction * self.l0, precond=self.precond,
-                                               max_steps=self.max_steps, config=self.passage)
+                self._memo[key] = self._table().tune(fraction * self.l0, batch_sizes, kappa)
                 return self._memo[key]
             self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
                                    precond=self.precond, max_steps=self.max_steps,
                                    threads=self.threads)
         return self._memo[key]
+
+    def _table(self):
+        """The first-passage predictor's moments on this spectrum, computed once (to the next
+        power of ten of the step budget, so that the calibration's modes share one table)."""
+        if self._passage_table is None:
+            from nqm.passage_quantile import table_for
+
+            budget = 10 ** math.ceil(math.log10(self.max_steps))
+            self._passage_table = table_for(self.spectrum, self.kind, self.precond, budget,
+                                            self.passage)
+        return self._passage_table
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
         p = self.points(fraction, kappa, (batch_size,))[0]

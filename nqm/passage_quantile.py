@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import gamma
+from scipy.special import gammaincinv
 
 from nqm.closed_form import Modes
 from nqm.errors import NQMInputError
@@ -45,14 +45,14 @@ from nqm.spectrum import Spectrum
 @dataclass(frozen=True)
 class PassageConfig:
     """The approximation's choices: the quantile q, the evaluation spacing, and the tuning
-    grid (lr log-spaced from `lr_span` below the stability limit up to it, refined twice around
-    the best; 1 - beta log-spaced over `one_minus_beta_range` for momentum, plus beta = 0)."""
+    grid (`lr_points` learning rates log-spaced from `lr_span` times the stability limit up to
+    it; for momentum `beta_points` values of 1 - beta log-spaced over `one_minus_beta_range`,
+    and beta = 0)."""
 
-    quantile: float = 0.1
+    quantile: float = 0.2
     eval_ratio: float = 1.05
-    lr_points: int = 40
+    lr_points: int = 120
     lr_span: float = 1e-5
-    refine_points: int = 9
     beta_points: int = 7
     one_minus_beta_range: tuple[float, float] = (1e-3, 1.0)
 
@@ -61,7 +61,7 @@ class PassageConfig:
             raise NQMInputError(f"quantile must be in (0, 1), got {self.quantile}")
         if not self.eval_ratio > 1.0:
             raise NQMInputError(f"eval_ratio must be > 1, got {self.eval_ratio}")
-        for name in ("lr_points", "refine_points", "beta_points"):
+        for name in ("lr_points", "beta_points"):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or v < 2:
                 raise NQMInputError(f"{name} must be an integer >= 2, got {v}")
@@ -94,15 +94,15 @@ class PassagePoint(NamedTuple):
 
 
 def responses(modes: Modes, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(d, n): each row's deterministic and noise responses at the steps ks, shape (K, rows)."""
-    lam = np.exp(modes.logabs + 1j * modes.arg)                       # (rows, m)
+    """(d, n): each row's deterministic and noise responses at the steps ks, shape (K, rows).
+    With P_j = lam_j^k: d = Re sum_j q_j P_j and n = Re sum_jl G_jl (1 - P_j P_l),
+    G_jl = g_j g_l / (1 - lam_j lam_l)."""
     k = np.asarray(ks, dtype=np.float64)[:, None, None]
     with np.errstate(over="ignore", invalid="ignore"):
-        d = np.real(np.sum(modes.q * lam**k, axis=-1))
-        pair = lam[:, :, None] * lam[:, None, :]                      # (rows, m, m)
-        gg = modes.g[:, :, None] * modes.g[:, None, :]
-        n = np.real(np.sum(gg * (1.0 - pair[None] ** k[..., None]) * modes.inv1m,
-                           axis=(-2, -1)))
+        p = np.exp(k * modes.logabs) * np.exp(1j * (k * modes.arg))     # (K, rows, m)
+        d = np.real(np.sum(modes.q * p, axis=-1))
+        G = modes.g[:, :, None] * modes.g[:, None, :] * modes.inv1m      # (rows, m, m)
+        n = np.real(np.sum(G, axis=(-2, -1)) - np.einsum("krj,rjl,krl->kr", p, G, p))
     return d, n
 
 
@@ -124,7 +124,7 @@ def gamma_quantile(mean: np.ndarray, var: np.ndarray, q: float) -> np.ndarray:
     out = mean.copy()
     ok = (var > 0) & (mean > 0) & np.isfinite(mean) & np.isfinite(var)
     shape = mean[ok] ** 2 / var[ok]
-    out[ok] = gamma.ppf(q, shape, scale=var[ok] / mean[ok])
+    out[ok] = gammaincinv(shape, q) * (var[ok] / mean[ok])
     return out
 
 
@@ -135,17 +135,26 @@ def first_quantile_crossing(q_loss: np.ndarray, ks: np.ndarray, target: float) -
 
 
 def crossing_steps(spectrum: Spectrum, config: OptimizerConfig, batch_sizes, target: float,
-                   ks: np.ndarray, quantile: float) -> list[int | None]:
-    """The q-crossing of one (lr, beta) at every batch size (None: unstable or not reached)."""
+                   ks: np.ndarray, quantile: float, chunk: int = 96) -> list[int | None]:
+    """The q-crossing of one (lr, beta) at every batch size (None: unstable or not reached).
+    The steps are taken `chunk` at a time, stopping once every batch size has crossed."""
     modes = Modes.build(spectrum, config)
+    out: dict = {b: None for b in batch_sizes}
     if not modes.stable:
-        return [None] * len(batch_sizes)
-    d, n = responses(modes, ks)
-    out = []
-    for b in batch_sizes:
-        mean, var = loss_moments(spectrum, d, n, float(b))
-        out.append(first_quantile_crossing(gamma_quantile(mean, var, quantile), ks, target))
-    return out
+        return list(out.values())
+    pending = list(batch_sizes)
+    for start in range(0, len(ks), chunk):
+        part = ks[start:start + chunk]
+        d, n = responses(modes, part)
+        for b in list(pending):
+            mean, var = loss_moments(spectrum, d, n, float(b))
+            hit = first_quantile_crossing(gamma_quantile(mean, var, quantile), part, target)
+            if hit is not None:
+                out[b] = hit
+                pending.remove(b)
+        if not pending:
+            break
+    return list(out.values())
 
 
 def _betas(kind: str, cfg: PassageConfig) -> np.ndarray:
@@ -155,47 +164,87 @@ def _betas(kind: str, cfg: PassageConfig) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], 1.0 - np.exp(np.linspace(lo, hi, cfg.beta_points))]))
 
 
-def _score(steps):
-    return math.inf if steps is None else steps
+class PassageTable:
+    """The moments of every (lr, beta) of the tuning grid at every evaluated step, reduced to
+    four sums per step so that any target, noise scale kappa (c -> kappa c) and batch size B
+    is scored without recomputing responses.  With x = kappa / B, a_i = s0_i d_i^2 and
+    b_i = c_i n_i (module docstring: m_i^2 = a_i, v_i = x b_i):
+
+        E L   = D + x N,         D = 1/2 sum count h a,   N = 1/2 sum count h b,
+        Var L = x^2 V2 + x V1,   V2 = 1/2 sum r w^2 h^2 b^2,   V1 = sum r w^2 h^2 a b.
+
+    The grid: for each beta (`_betas`), `lr_points` learning rates log-spaced from `lr_span`
+    times the stability limit up to it."""
+
+    def __init__(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
+                 config: PassageConfig = PassageConfig()):
+        if kind not in ("sgd", "momentum"):
+            raise NQMInputError(f"the first-passage predictor models sgd and momentum, "
+                                f"not '{kind}'")
+        check_precond(precond)
+        self.config = config
+        self.ks = np.asarray(eval_schedule(int(max_steps), config.eval_ratio), dtype=np.int64)
+        self.settings, sums = [], []
+        ch = 0.5 * spectrum.count * spectrum.h
+        w2h2 = spectrum.count**2 / np.maximum(np.rint(spectrum.count), 1.0) * spectrum.h**2
+        for beta in _betas(kind, config):
+            limit = lr_limit(spectrum.h, kind, beta, precond) * (1.0 - 1e-9)
+            for lr in limit * np.exp(np.linspace(math.log(config.lr_span), 0.0,
+                                                 config.lr_points)):
+                modes = Modes.build(spectrum, OptimizerConfig(kind=kind, lr=float(lr),
+                                                              momentum=float(beta),
+                                                              precond=precond))
+                if not modes.stable:
+                    continue
+                d, n = responses(modes, self.ks)
+                a, b = spectrum.s0 * d**2, spectrum.c * n
+                sums.append(np.stack([a @ ch, b @ ch, 0.5 * (b**2 @ w2h2), (a * b) @ w2h2]))
+                self.settings.append((float(lr), float(beta)))
+        self.sums = np.array(sums)                                   # (settings, 4, K)
+
+    def crossings(self, target: float, batch_size: float, noise_scale: float = 1.0):
+        """Per setting, the first evaluated step whose loss quantile is <= target (-1: none)."""
+        x = noise_scale / batch_size
+        D, N, V2, V1 = (self.sums[:, j] for j in range(4))
+        q = gamma_quantile(D + x * N, x * x * V2 + x * V1, self.config.quantile)
+        hit = q <= target
+        first = np.argmax(hit, axis=1)
+        return np.where(hit.any(axis=1), self.ks[first], -1)
+
+    def tune(self, target: float, batch_sizes, noise_scale: float = 1.0) -> list[PassagePoint]:
+        """Per batch size, the setting with the earliest q-crossing (the smallest lr of ties)."""
+        out = []
+        for b in sorted({int(v) for v in batch_sizes}):
+            steps = self.crossings(target, float(b), noise_scale)
+            ok = np.flatnonzero(steps > 0)
+            if not ok.size:
+                out.append(PassagePoint(b, None, False, 0.0, 0.0))
+                continue
+            j = ok[np.argmin(steps[ok])]
+            lr, beta = self.settings[j]
+            out.append(PassagePoint(b, int(steps[j]), True, lr, beta))
+        return out
+
+
+_TABLES: dict = {}
+MAX_TABLES = 8   # tables kept for reuse (a calibration builds a few on one spectrum)
+
+
+def table_for(spectrum: Spectrum, kind: str, precond: float, max_steps: int,
+              config: PassageConfig = PassageConfig()) -> PassageTable:
+    """`PassageTable(...)`, reused while the same spectrum and settings come again."""
+    key = (spectrum.h.tobytes(), spectrum.c.tobytes(), spectrum.s0.tobytes(),
+           spectrum.count.tobytes(), kind, float(precond), int(max_steps), config)
+    if key not in _TABLES:
+        if len(_TABLES) >= MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = PassageTable(spectrum, kind, precond, max_steps, config)
+    return _TABLES[key]
 
 
 def tune_passage(spectrum: Spectrum, kind: str, batch_sizes, target: float,
                  precond: float = 0.0, max_steps: int = 10**6,
                  config: PassageConfig = PassageConfig()) -> list[PassagePoint]:
-    """Per batch size, the (lr, beta) with the earliest q-crossing (module docstring): a grid
-    in log lr below the stability limit (and 1 - beta), then two finer lr grids around the
-    best lr at its beta.  `kind` is sgd or momentum (heavy ball)."""
-    if kind not in ("sgd", "momentum"):
-        raise NQMInputError(f"the first-passage predictor models sgd and momentum, not '{kind}'")
-    check_precond(precond)
-    ks = np.asarray(eval_schedule(int(max_steps), config.eval_ratio), dtype=np.int64)
-    sizes = sorted({int(b) for b in batch_sizes})
-    best = {b: (math.inf, None, 0.0) for b in sizes}       # (steps, lr, beta)
-
-    def visit(lr, beta):
-        cfg = OptimizerConfig(kind=kind, lr=float(lr), momentum=float(beta), precond=precond)
-        for b, s in zip(sizes, crossing_steps(spectrum, cfg, sizes, target, ks,
-                                              config.quantile)):
-            if _score(s) < best[b][0]:
-                best[b] = (s, float(lr), float(beta))
-
-    for beta in _betas(kind, config):
-        limit = lr_limit(spectrum.h, kind, beta, precond) * (1.0 - 1e-9)
-        for lr in np.exp(np.linspace(math.log(limit * config.lr_span), math.log(limit),
-                                     config.lr_points)):
-            visit(lr, beta)
-    for b in sizes:
-        ratio = (1.0 / config.lr_span) ** (1.0 / (config.lr_points - 1))
-        for _ in range(2):
-            steps, lr, beta = best[b]
-            if lr is None:
-                break
-            limit = lr_limit(spectrum.h, kind, beta, precond) * (1.0 - 1e-9)
-            for x in np.exp(np.linspace(math.log(lr / ratio), math.log(lr * ratio),
-                                        config.refine_points)):
-                if x < limit:
-                    visit(x, beta)
-            ratio = ratio ** (2.0 / (config.refine_points - 1))
-    return [PassagePoint(b, best[b][0] if best[b][1] is not None else None,
-                         best[b][1] is not None, best[b][1] or 0.0, best[b][2])
-            for b in sizes]
+    """Per batch size, the (lr, beta) of the grid with the earliest q-crossing (module
+    docstring; `PassageTable`).  `kind` is sgd or momentum (heavy ball)."""
+    return table_for(spectrum, kind, precond, max_steps, config).tune(target, batch_sizes)
