@@ -51,14 +51,15 @@ def f_rule(workload: str, spectra: Path) -> float | None:
                                 LOSS_FLOOR.get(workload, 0.0))
 
 
-def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected"):
+def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
+         quantile=None):
     return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
-                                                      predict=predict),
+                                                      predict=predict, quantile=quantile),
                      transfer=transfer, f_rule=rule)
 
 
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
-             predict: str = "expected") -> dict:
+             predict: str = "expected", quantile: float | None = None) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(spectra / workload / "spectrum_target.npz")
     rule = f_rule(workload, spectra)
@@ -66,13 +67,13 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, predict=predict)
+        how = {"predict": predict, "quantile": quantile}
+        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
                                  transfer=tuple(s for o, s in sweeps.items() if o != opt)
-                                 if opt == "sgd" else (), predict=predict),
-                    "one_run": _run(spectrum, sweep, "smallest", rule, threads,
-                                    predict=predict)}
+                                 if opt == "sgd" else (), **how),
+                    "one_run": _run(spectrum, sweep, "smallest", rule, threads, **how)}
     return out
 
 
@@ -176,6 +177,9 @@ def main():
     ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
                     help="what the NQM predicts: the expected loss's crossing, or the best of "
                          "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
+    ap.add_argument("--quantile", type=float, default=None,
+                    help="first-passage: the loss quantile (default from the trials per batch "
+                         "size, nqm.passage_quantile.quantile_for_trials)")
     ap.add_argument("--workloads", default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--spectra", default=str(ROOT / "measure"),
@@ -193,7 +197,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for w in names:
-        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict)
+        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")

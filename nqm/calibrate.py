@@ -149,7 +149,8 @@ class _Model:
             s = self.spectrum
             scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
             if self.passage is not None:
-                self._memo[key] = self._table().tune(fraction * self.l0, batch_sizes, kappa)
+                self._memo[key] = self._table().tune(fraction * self.l0, batch_sizes, kappa,
+                                                     self.passage.quantile)
                 return self._memo[key]
             self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
                                    precond=self.precond, max_steps=self.max_steps,

@@ -29,7 +29,7 @@ trials sampled it finely.  Evaluations at steps 1, 2, ... at most `eval_ratio` a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -202,20 +202,24 @@ class PassageTable:
                 self.settings.append((float(lr), float(beta)))
         self.sums = np.array(sums)                                   # (settings, 4, K)
 
-    def crossings(self, target: float, batch_size: float, noise_scale: float = 1.0):
-        """Per setting, the first evaluated step whose loss quantile is <= target (-1: none)."""
+    def crossings(self, target: float, batch_size: float, noise_scale: float = 1.0,
+                  quantile: float | None = None):
+        """Per setting, the first evaluated step whose loss quantile (default the config's)
+        is <= target (-1: none)."""
         x = noise_scale / batch_size
         D, N, V2, V1 = (self.sums[:, j] for j in range(4))
-        q = gamma_quantile(D + x * N, x * x * V2 + x * V1, self.config.quantile)
+        q = gamma_quantile(D + x * N, x * x * V2 + x * V1,
+                           self.config.quantile if quantile is None else quantile)
         hit = q <= target
         first = np.argmax(hit, axis=1)
         return np.where(hit.any(axis=1), self.ks[first], -1)
 
-    def tune(self, target: float, batch_sizes, noise_scale: float = 1.0) -> list[PassagePoint]:
+    def tune(self, target: float, batch_sizes, noise_scale: float = 1.0,
+             quantile: float | None = None) -> list[PassagePoint]:
         """Per batch size, the setting with the earliest q-crossing (the smallest lr of ties)."""
         out = []
         for b in sorted({int(v) for v in batch_sizes}):
-            steps = self.crossings(target, float(b), noise_scale)
+            steps = self.crossings(target, float(b), noise_scale, quantile)
             ok = np.flatnonzero(steps > 0)
             if not ok.size:
                 out.append(PassagePoint(b, None, False, 0.0, 0.0))
@@ -232,9 +236,11 @@ MAX_TABLES = 8   # tables kept for reuse (a calibration builds a few on one spec
 
 def table_for(spectrum: Spectrum, kind: str, precond: float, max_steps: int,
               config: PassageConfig = PassageConfig()) -> PassageTable:
-    """`PassageTable(...)`, reused while the same spectrum and settings come again."""
+    """`PassageTable(...)`, reused while the same spectrum and settings come again (the
+    quantile is not part of the table: `PassageTable.tune` takes it)."""
     key = (spectrum.h.tobytes(), spectrum.c.tobytes(), spectrum.s0.tobytes(),
-           spectrum.count.tobytes(), kind, float(precond), int(max_steps), config)
+           spectrum.count.tobytes(), kind, float(precond), int(max_steps),
+           replace(config, quantile=0.5))
     if key not in _TABLES:
         if len(_TABLES) >= MAX_TABLES:
             _TABLES.pop(next(iter(_TABLES)))
@@ -247,4 +253,5 @@ def tune_passage(spectrum: Spectrum, kind: str, batch_sizes, target: float,
                  config: PassageConfig = PassageConfig()) -> list[PassagePoint]:
     """Per batch size, the (lr, beta) of the grid with the earliest q-crossing (module
     docstring; `PassageTable`).  `kind` is sgd or momentum (heavy ball)."""
-    return table_for(spectrum, kind, precond, max_steps, config).tune(target, batch_sizes)
+    return table_for(spectrum, kind, precond, max_steps, config).tune(
+        target, batch_sizes, quantile=config.quantile)
