@@ -582,10 +582,17 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @opt("--plot", "plot_path", type=FILE, help="Steps and tuned lr vs B (PNG and PDF).")
 @opt("--noise-log", type=FILE, default=None,
      help="A noise-scale log (empirical.track): its B_simple as a further B_crit predictor.")
+@opt("--predict", "prediction", type=click.Choice(["expected", "first-passage"]),
+     default="expected", show_default=True,
+     help="What the NQM predicts: the expected loss's first crossing, or what the sweep "
+          "measures (the best of its trials' first evaluated crossing, approximated).")
+@opt("--quantile", type=float, default=None,
+     help="first-passage: the quantile of one run's loss that must meet the target "
+          "(default: 1 / (1 + sqrt(trials) / 2) from the sweep's trials).")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              noise_log, threads):
+              noise_log, prediction, quantile, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -600,8 +607,11 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     spectrum, sweep = load(spectrum_path), load_sweep(runs)
     others = tuple(load_sweep(t) for t in transfer)
     tracked = load_noise_log(noise_log) if noise_log else None
+    if quantile is not None and prediction != "first-passage":
+        raise InputError("--quantile needs --predict first-passage")
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
-                             proxy=tuple(parse_proxy(proxy).items()), threads=threads)
+                             proxy=tuple(parse_proxy(proxy).items()), threads=threads,
+                             predict=prediction, quantile=quantile)
     _compile_notice()
     record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
     _echo(calibrate_lines(record))

@@ -21,6 +21,10 @@ def calibrate_lines(record: dict) -> list[str]:
            f"f = {_g(f['target_fraction'])} (train-loss rule {_g(f['target_fraction_rule'])}), "
            f"noise scale kappa = {_g(f['noise_scale'])}"
            + (f"  [{'; '.join(f['at_bound'])}]" if f["at_bound"] else ""),
+           *([f"NQM predicts what the sweep measures: the best of {record['prediction']['trials']}"
+              f" trials' first evaluated crossing (quantile "
+              f"{record['prediction']['quantile']:.3g} of one run's loss)"]
+             if "prediction" in record else []),
            f"{'batch':>7} {'measured':>9} {'NQM':>9} {'null':>9} {'fit':>4} "
            f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}"]
     for p in record["points"]:

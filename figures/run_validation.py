@@ -10,6 +10,9 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
              against the null hyperbola through the same two points;
   one-run    f fitted on the smallest batch size alone, kappa = 1;
   transfer   the SGD sweep's fitted (f, kappa) predicts the momentum and Adam sweeps, no refit;
+  --predict first-passage: every mode predicts what the sweep measures (the best of its
+             trials' first evaluated crossing, `nqm.passage_quantile`) instead of the
+             expected loss's crossing;
   adam proxy the exponent p of Adam's stand-in (H^-p preconditioned SGD) scanned over
              PROXY_GRID on the transfer from SGD: chosen on PROXY_FIT_ON, judged on the rest.
 
@@ -48,12 +51,15 @@ def f_rule(workload: str, spectra: Path) -> float | None:
                                 LOSS_FLOOR.get(workload, 0.0))
 
 
-def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
-    return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads),
+def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
+         quantile=None):
+    return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
+                                                      predict=predict, quantile=quantile),
                      transfer=transfer, f_rule=rule)
 
 
-def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path) -> dict:
+def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
+             predict: str = "expected", quantile: float | None = None) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(spectra / workload / "spectrum_target.npz")
     rule = f_rule(workload, spectra)
@@ -61,11 +67,13 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path)
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads) if rule else None,
+        how = {"predict": predict, "quantile": quantile}
+        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
+                    if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
                                  transfer=tuple(s for o, s in sweeps.items() if o != opt)
-                                 if opt == "sgd" else ()),
-                    "one_run": _run(spectrum, sweep, "smallest", rule, threads)}
+                                 if opt == "sgd" else (), **how),
+                    "one_run": _run(spectrum, sweep, "smallest", rule, threads, **how)}
     return out
 
 
@@ -163,7 +171,15 @@ def table(summary: list[dict]) -> str:
 def main():
     """Command line: validate, write records and figures, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "validation"))
+    ap.add_argument("--out", default=None,
+                    help="default figures/validation (figures/validation/first-passage with "
+                         "--predict first-passage)")
+    ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
+                    help="what the NQM predicts: the expected loss's crossing, or the best of "
+                         "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
+    ap.add_argument("--quantile", type=float, default=None,
+                    help="first-passage: the loss quantile (default from the trials per batch "
+                         "size, nqm.passage_quantile.quantile_for_trials)")
     ap.add_argument("--workloads", default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--spectra", default=str(ROOT / "measure"),
@@ -176,11 +192,12 @@ def main():
     spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
     names = (args.workloads.split(",") if args.workloads else
              sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
-    out = Path(args.out)
+    out = Path(args.out) if args.out else ROOT / "validation" / (
+        "first-passage" if args.predict == "first-passage" else "")
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for w in names:
-        results[w] = validate(w, args.threads, spectra, sweep_dir)
+        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")

@@ -20,6 +20,13 @@ root finding (`fit`) solves it to LOG_TOL in log f and log kappa.
 With one fit batch size only f is fitted (kappa = 1: the measured noise).  A fitted value that
 cannot meet its point inside its bounds stays on the bound and is flagged.
 
+What is predicted (`CalibrateConfig.predict`): "expected" (the default) is the first step where
+the expected loss E L(k) <= target, as everywhere in `nqm`; "first-passage" is what a sweep
+measures, the best of N trials' first evaluated crossing, approximated by the first evaluated
+step where the q-quantile of one run's loss is <= target, lr (and beta) tuned for it
+(`nqm.passage_quantile`; q = `quantile`, or from the sweep's trials per batch size by
+`nqm.passage_quantile.quantile_for_trials`).
+
 Null model (McCandlish et al. 2018): the hyperbola S(B) = S_min + E_min / B through the same fit
 points (two points determine it; with one there is none).  Errors are judged only on batch sizes
 not used in the fit: the worst max(pred/meas, meas/pred).
@@ -44,6 +51,7 @@ LOG_TOL = 1e-3        # root finding stops within this in log f and log kappa
 BUDGET_FACTOR = 100   # the NQM's step budget: this many times the largest measured step count
 FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
 METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
+PREDICTIONS = ("expected", "first-passage")
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,15 @@ class CalibrateConfig:
     fit_on: str | tuple[int, ...] = "ends"
     proxy: tuple[tuple[str, tuple[str, float]], ...] = tuple(DEFAULT_PROXY.items())
     threads: int | None = None
+    predict: str = "expected"
+    quantile: float | None = None
 
     def __post_init__(self):
+        if self.predict not in PREDICTIONS:
+            raise NQMInputError(f"predict must be one of {', '.join(PREDICTIONS)}, "
+                                f"got {self.predict!r}")
+        if self.quantile is not None and not 0.0 < self.quantile < 1.0:
+            raise NQMInputError(f"quantile must be in (0, 1), got {self.quantile}")
         if isinstance(self.fit_on, str):
             if self.fit_on not in ("ends", "smallest", "none"):
                 raise NQMInputError(f"fit_on must be 'ends', 'smallest', 'none' or batch sizes, "
@@ -119,11 +134,12 @@ class _Model:
     """Tuned NQM steps of one optimizer on the spectrum with (f, kappa), memoised."""
 
     def __init__(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
-                 threads: int | None):
+                 threads: int | None, passage=None):
         self.spectrum, self.kind, self.precond = spectrum, kind, precond
-        self.max_steps, self.threads = max_steps, threads
+        self.max_steps, self.threads, self.passage = max_steps, threads, passage
         self.l0 = spectrum.initial_loss()
         self._memo: dict = {}
+        self._passage_table = None
 
     def points(self, fraction: float, kappa: float, batch_sizes) -> list:
         from nqm.tuning import tune
@@ -132,10 +148,25 @@ class _Model:
         if key not in self._memo:
             s = self.spectrum
             scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
+            if self.passage is not None:
+                self._memo[key] = self._table().tune(fraction * self.l0, batch_sizes, kappa,
+                                                     self.passage.quantile)
+                return self._memo[key]
             self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
                                    precond=self.precond, max_steps=self.max_steps,
                                    threads=self.threads)
         return self._memo[key]
+
+    def _table(self):
+        """The first-passage predictor's moments on this spectrum, computed once (to the next
+        power of ten of the step budget, so that the calibration's modes share one table)."""
+        if self._passage_table is None:
+            from nqm.passage_quantile import table_for
+
+            budget = 10 ** math.ceil(math.log10(self.max_steps))
+            self._passage_table = table_for(self.spectrum, self.kind, self.precond, budget,
+                                            self.passage)
+        return self._passage_table
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
         p = self.points(fraction, kappa, (batch_size,))[0]
@@ -293,6 +324,25 @@ def sweep_warnings(sweep: SweepData, spectrum: Spectrum) -> list[str]:
     return out
 
 
+def sweep_trials(sweep: SweepData) -> int:
+    """The sweep's trials per batch size (the median over its batch sizes)."""
+    from statistics import median_low
+
+    return int(median_low([p.trials for p in sweep.points if p.trials] or [0]))
+
+
+def passage_config(config: CalibrateConfig, sweep: SweepData):
+    """The first-passage predictor's settings for this sweep (None: predict the expected loss).
+    The quantile is `config.quantile` or the rule for the sweep's trials per batch size."""
+    if config.predict != "first-passage":
+        return None
+    from nqm.passage_quantile import PassageConfig, quantile_for_trials
+
+    q = config.quantile if config.quantile is not None else \
+        quantile_for_trials(sweep_trials(sweep))
+    return PassageConfig(quantile=q)
+
+
 def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
     """Refuse a sweep of another workload than the one the spectrum was measured on."""
     workload = spectrum.meta.get("workload")
@@ -318,7 +368,8 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     f_rule = f_rule if f_rule is not None else spectrum.meta.get("target_fraction")
     max_steps = int(BUDGET_FACTOR * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
-    model = _Model(spectrum, kind, precond, max_steps, config.threads)
+    model = _Model(spectrum, kind, precond, max_steps, config.threads,
+                   passage_config(config, sweep))
     if fit_on:
         fitted = fit(model, sweep, fit_on)
     elif f_rule is None:
@@ -342,12 +393,17 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         "warnings": sweep_warnings(sweep, spectrum),
         "transfer": [],
     }
+    if model.passage is not None:
+        record["prediction"] = {"predict": config.predict,
+                                "quantile": model.passage.quantile,
+                                "trials": sweep_trials(sweep)}
     if noise_log is not None:
         record["tracked_b_simple"] = judge_tracked(noise_log, sweep.target,
                                                    main["critical_batch_size"])
     for t in transfer:
         t_kind, t_pre = config.nqm_optimizer(t.optimizer)
-        t_model = _Model(spectrum, t_kind, t_pre, max_steps, config.threads)
+        t_model = _Model(spectrum, t_kind, t_pre, max_steps, config.threads,
+                         passage_config(config, t))
         t_main = predict_sweep(t_model, fitted, t, (), None)
         record["transfer"].append({"optimizer": t.optimizer,
                                    "nqm_optimizer": {"kind": t_kind, "precond": t_pre},

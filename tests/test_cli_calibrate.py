@@ -88,3 +88,26 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
                  "sweep-sgd/summary.json", "sweep-momentum/summary.json",
                  "measure/spectrum.npz"):
         assert (tmp_path / name).exists(), name
+
+
+def test_calibrate_first_passage_option(tmp_path):
+    r = run("calibrate", "--spectrum", "figures/measure/linreg/spectrum_target.npz", "--runs",
+            "figures/sweeps/linreg-sgd", "--predict", "first-passage", "--quantile", "0.25",
+            "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    assert rec["prediction"] == {"predict": "first-passage", "quantile": 0.25, "trials": 64}
+    assert "best of 64 trials' first evaluated crossing (quantile 0.25" in r.stdout
+    assert all(p["predicted"] is not None for p in rec["points"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--predict", "median"], "Invalid value for '--predict'"),
+    (["--predict", "first-passage", "--quantile", "2"], "quantile must be in (0, 1), got 2"),
+    (["--quantile", "0.2"], "--quantile needs --predict first-passage"),
+])
+def test_calibrate_first_passage_bad_input(args, needle):
+    r = run("calibrate", "--spectrum", "figures/measure/linreg/spectrum_target.npz", "--runs",
+            "figures/sweeps/linreg-sgd", *args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.output and "Traceback" not in r.output

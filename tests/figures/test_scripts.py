@@ -72,7 +72,10 @@ def test_noise_floor_leave_one_out_worst():
     # repeat 0 at B=1 is 2x the median of the others; repeat 3 at B=4 is half of it
     reps = {"sgd": {"1": [20.0, 10.0, 10.0, 10.0], "4": [4.0, 4.0, 4.0, 2.0]}}
     assert np.allclose(leave_one_out_worst(reps), [2.0, 1.0, 1.0, 2.0])
-    rec = floor_record({"repeats": 4, "optimizers": {"sgd": {"repeats": {"fp": reps["sgd"]}}}})
-    assert rec["protocols"]["fp"]["fraction_within_goal"] == 0.5
+    reps["sgd"]["16"] = [1.0, 1.0, 1.0, 1.0]
+    rec = floor_record({"repeats": 4, "optimizers": {"sgd": {"repeats": {"fp": reps["sgd"]}}}},
+                       draws=100)
+    assert rec["every_point"]["fp"]["fraction_within_goal"] == 0.5
+    assert set(rec["held_out"]) >= {"sigma", "measured", "half", "double"}
     with pytest.raises(ValueError, match="same number"):
         leave_one_out_worst({"sgd": {"1": [1.0, 2.0, 3.0], "4": [1.0, 2.0]}})
