@@ -35,3 +35,4 @@ def test_goals_of_the_reference_validation_match_its_report():
     assert g["largest"][0] == pytest.approx(16.39, abs=0.005)
     assert g["largest"][1] == "charlm momentum"
     assert g["median_worst"] == pytest.approx(1.49, abs=0.005)
+
