@@ -589,10 +589,15 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @opt("--quantile", type=float, default=None,
      help="first-passage: the quantile of one run's loss that must meet the target "
           "(default: 1 / (1 + sqrt(trials) / 2) from the sweep's trials).")
+@opt("--slow-row", is_flag=True, default=False,
+     help="Keep the directions the measurement dropped (h <= h_floor) as one row at "
+          "h = F * h_floor holding their even share of |theta_init - theta_ref|^2.")
+@opt("--slow-row-factor", type=float, default=1.0, show_default=True,
+     help="F of --slow-row.")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              noise_log, prediction, quantile, threads):
+              noise_log, prediction, quantile, slow_row, slow_row_factor, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -604,7 +609,15 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     from nqm.spectrum import load
     from nqm.sweep_data import load_sweep, parse_proxy
 
-    spectrum, sweep = load(spectrum_path), load_sweep(runs)
+    if slow_row_factor != 1.0 and not (slow_row and slow_row_factor > 0):
+        raise InputError(f"--slow-row-factor must be > 0 and goes with --slow-row, got "
+                         f"{slow_row_factor}{'' if slow_row else ' without --slow-row'}")
+    if slow_row:
+        from empirical.adapter import spectrum_with_slow_row
+        spectrum = spectrum_with_slow_row(spectrum_path, slow_row_factor)
+    else:
+        spectrum = load(spectrum_path)
+    sweep = load_sweep(runs)
     others = tuple(load_sweep(t) for t in transfer)
     tracked = load_noise_log(noise_log) if noise_log else None
     if quantile is not None and prediction != "first-passage":

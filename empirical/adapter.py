@@ -20,13 +20,23 @@ Bulk noise and distance (the assumptions, stated).
   T_b <= 0, q = 1, i.e. Sigma proportional to A in the bulk, the NQM paper's C = H).
 - Distance: the remaining |d|^2 - sum_i s0_i is spread evenly over the P - k bulk directions
   (isotropic displacement outside the top directions).
+
+The dropped directions as one slow row instead (`nqm.slow_row`, `spectrum_with_slow_row`): the
+metadata carry what it needs (`h_floor`, `dropped_directions`, `bulk_noise_exponent` and
+`displacement_sq` = |d|^2; spectra written before `displacement_sq` was recorded take it from the
+`measure.json` beside them).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from empirical.measure import Measurement
+from nqm.errors import NQMInputError
+from nqm.slow_row import SlowRowConfig, needed_metadata, with_slow_row
 from nqm.spectrum import (
     Spectrum,
     read_npz,  # noqa: F401  (the custom workload's data file, safely)
@@ -103,9 +113,36 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
         "seed": m.config.seed, "k": int(k), "curvature": m.config.kind,
         "method": "Lanczos top-k + SLQ bulk (deflated) + per-example gradients",
         "n_params": m.dim, "n_examples": m.n_examples, "h_floor": h_floor,
-        "dropped_directions": dropped, "bulk_noise_exponent": q, "bulk_bins": int(centres.size),
+        "dropped_directions": dropped, "displacement_sq": float(m.displacement_sq),
+        "bulk_noise_exponent": q, "bulk_bins": int(centres.size),
         "metric": float(m.metric) if np.isfinite(m.metric) else None,
         "train_loss": float(m.train_loss), "loss_floor": loss_floor,
         **({} if loss_init is None else {
             "train_loss_init": float(loss_init),
             "target_fraction": target_fraction_rule(loss_init, m.train_loss, loss_floor)})})
+
+
+def displacement_sq(spectrum: Spectrum, path: str | Path) -> float:
+    """|theta_init - theta_ref|^2 of a measured spectrum: its metadata, else the point of the
+    `measure.json` beside the file whose label is the spectrum's checkpoint."""
+    if spectrum.meta.get("displacement_sq") is not None:
+        return float(spectrum.meta["displacement_sq"])
+    record = Path(path).parent / "measure.json"
+    label = spectrum.meta.get("checkpoint")
+    try:
+        points = json.loads(record.read_text())["along_training"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NQMInputError(f"{path}: no displacement_sq in its metadata and no readable "
+                            f"{record} to take it from") from None
+    found = [p.get("displacement_sq") for p in points if p.get("label") == label]
+    if not found or found[0] is None:
+        raise NQMInputError(f"{record} has no displacement_sq for checkpoint {label!r}")
+    return float(found[0])
+
+
+def spectrum_with_slow_row(path: str | Path, h_factor: float = 1.0) -> Spectrum:
+    """The measured spectrum at `path` with its dropped directions as one slow row
+    (`nqm.slow_row.with_slow_row`, h_slow = h_factor * h_floor)."""
+    spectrum = load_spectrum(path)
+    needed_metadata(spectrum.meta)
+    return with_slow_row(spectrum, SlowRowConfig(displacement_sq(spectrum, path), h_factor))

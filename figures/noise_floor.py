@@ -109,6 +109,7 @@ def floor_record(validation: dict, goal: float = 1.25, draws: int = 20000,
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: both floors from the validation record, written beside it and printed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--validation", type=Path, default=DEFAULT)
     ap.add_argument("--goal", type=float, default=1.25)

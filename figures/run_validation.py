@@ -1,6 +1,7 @@
 """Theory meets experiment: the NQM of every measured spectrum against every reference sweep.
 
     python -m figures.run_validation [--out figures/validation] [--workloads a,b] [--threads N]
+                                     [--slow-row [--slow-row-factor F]]
 
 For every workload W with a measured spectrum (figures/measure/W/spectrum_target.npz) and every
 reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
@@ -16,6 +17,9 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
   adam proxy the exponent p of Adam's stand-in (H^-p preconditioned SGD) scanned over
              PROXY_GRID on the transfer from SGD: chosen on PROXY_FIT_ON, judged on the rest.
 
+With --slow-row every spectrum gets its dropped directions back as one row at
+h = F * h_floor (`empirical.adapter.spectrum_with_slow_row`; F = 1 by default).
+
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
 OUT/<W>-<OPT>-examples.png|pdf and OUT/bcrit_scatter.png|pdf; prints a Markdown table.
@@ -27,9 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
-from empirical.adapter import target_fraction_rule
+from empirical.adapter import spectrum_with_slow_row, target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.spectrum import load
@@ -44,11 +49,23 @@ PROXY_FIT_ON = ("linreg", "logreg-digits")
 
 
 def f_rule(workload: str, spectra: Path) -> float | None:
-    """The train-loss rule from the reference measurement's train losses (init, target)."""
+    """The train-loss rule from the reference measurement's train losses (init, target); None
+    (no zero-run) with a one-line note when the measurement lacks either point."""
     m = json.loads((spectra / workload / "measure.json").read_text())
     pts = {p["label"]: p for p in m["along_training"]}
+    missing = [k for k in ("init", "target") if k not in pts]
+    if missing:
+        print(f"{workload}: measure.json has no {' or '.join(missing)} point, so no train-loss "
+              "rule: zero-run skipped (measure with --at-step 0 --at-target)", file=sys.stderr)
+        return None
     return target_fraction_rule(pts["init"]["train_loss"], pts["target"]["train_loss"],
                                 LOSS_FLOOR.get(workload, 0.0))
+
+
+def load_spectrum(path: Path, slow_row: float | None):
+    """The spectrum at `path`; with `slow_row` = F its dropped directions as one row at
+    h = F * h_floor."""
+    return load(path) if slow_row is None else spectrum_with_slow_row(path, slow_row)
 
 
 def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
@@ -59,9 +76,10 @@ def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected"
 
 
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
-             predict: str = "expected", quantile: float | None = None) -> dict:
+             predict: str = "expected", quantile: float | None = None,
+             slow_row: float | None = None) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
-    spectrum = load(spectra / workload / "spectrum_target.npz")
+    spectrum = load_spectrum(spectra / workload / "spectrum_target.npz", slow_row)
     rule = f_rule(workload, spectra)
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
@@ -77,13 +95,14 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
     return out
 
 
-def adam_proxy_scan(names, threads, spectra: Path, sweep_dir: Path) -> dict:
+def adam_proxy_scan(names, threads, spectra: Path, sweep_dir: Path,
+                    slow_row: float | None = None) -> dict:
     """Worst error of the SGD fit transferred to the Adam sweep, for every p of PROXY_GRID."""
     from statistics import median
 
     scan = {}
     for w in names:
-        spectrum = load(spectra / w / "spectrum_target.npz")
+        spectrum = load_spectrum(spectra / w / "spectrum_target.npz", slow_row)
         sgd, adam = (load_sweep(sweep_dir / f"{w}-{o}") for o in ("sgd", "adam"))
         for p in PROXY_GRID:
             proxy = {**dict(CalibrateConfig().proxy), "adam": ("sgd", p)}
@@ -188,7 +207,14 @@ def main():
     ap.add_argument("--sweeps", default=str(ROOT / "sweeps"),
                     help="directory of sweeps W-OPT/summary.json (default: the reference sweeps)")
     ap.add_argument("--no-proxy-scan", action="store_true")
+    ap.add_argument("--slow-row", action="store_true",
+                    help="keep each spectrum's dropped directions as one row at h = F * h_floor")
+    ap.add_argument("--slow-row-factor", type=float, default=1.0, metavar="F",
+                    help="F of --slow-row (default 1: the drop threshold itself)")
     args = ap.parse_args()
+    if args.slow_row_factor <= 0:
+        ap.error(f"--slow-row-factor must be > 0, got {args.slow_row_factor}")
+    slow_row = args.slow_row_factor if args.slow_row else None
     spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
     names = (args.workloads.split(",") if args.workloads else
              sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
@@ -197,7 +223,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for w in names:
-        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile)
+        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile,
+                              slow_row)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -211,7 +238,7 @@ def main():
     (out / "table.md").write_text(table(summary) + "\n")
     if args.no_proxy_scan:
         return
-    scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir)
+    scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir, slow_row)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")
     print(f"\nAdam proxy p: {scan['median_on_chosen']} on {scan['chosen_on']}; best "
           f"{scan['best_p']}; held out: {scan['held_out']}")

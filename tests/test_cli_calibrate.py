@@ -51,6 +51,46 @@ def test_calibrate_bad_input_is_one_line_exit_2(args, needle):
     assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--slow-row", "--slow-row-factor", "0"], "--slow-row-factor must be > 0 and goes with "
+                                              "--slow-row, got 0.0"),
+    (["--slow-row-factor", "10"], "got 10.0 without --slow-row"),
+])
+def test_calibrate_bad_slow_row_options_are_one_line_exit_2(args, needle):
+    r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, *args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+def test_calibrate_slow_row_needs_a_measured_spectrum(tmp_path):
+    from nqm.spectrum import Spectrum
+
+    Spectrum(h=[1.0], c=[1.0], s0=[1.0], count=[1.0],
+             meta={"workload": "mlp-digits"}).save(tmp_path / "s.npz")
+    r = run("calibrate", "--spectrum", str(tmp_path / "s.npz"), "--runs", RUNS, "--slow-row")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and "metadata lack h_floor, dropped_directions" in r.stderr
+
+
+@pytest.mark.slow
+def test_calibrate_slow_row_fits_the_spectrum_with_the_dropped_directions(tmp_path):
+    import numpy as np
+
+    from nqm.spectrum import load
+
+    base = load(SPEC)
+    r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, "--slow-row", "--slow-row-factor",
+            "10", "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    sp = json.loads((tmp_path / "c.json").read_text())["spectrum"]
+    assert sp["rows"] == base.n_rows + 1
+    assert sp["slow_row_count"] == pytest.approx(base.meta["dropped_directions"])
+    assert sp["slow_row_h"] == pytest.approx(10 * base.meta["h_floor"])
+    assert sp["dimension"] == pytest.approx(base.dimension + base.meta["dropped_directions"])
+    held = float(np.sum(base.count * base.s0)) + sp["slow_row_count"] * sp["slow_row_s0"]
+    assert held == pytest.approx(sp["slow_row_displacement_sq"])
+
+
 def test_calibrate_refuses_a_sweep_with_one_reached_point(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(
         {"workload": "mlp-digits", "optimizer": "sgd", "target": 0.025,

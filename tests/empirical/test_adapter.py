@@ -75,3 +75,48 @@ def test_unmatchable_bulk_noise_falls_back_to_sigma_proportional_to_h():
 def test_no_positive_curvature_is_refused():
     with pytest.raises(ValueError, match="no positive eigenvalue"):
         to_spectrum(measurement(top=-np.abs(TOP), nodes=-np.abs(NODES)))
+
+
+def test_slow_row_from_the_metadata_holds_every_dropped_direction_and_all_of_d(tmp_path):
+    from empirical.adapter import spectrum_with_slow_row
+
+    sp = to_spectrum(measurement(displacement_sq=3.0), bins=12, floor=1e-6)
+    assert sp.meta["displacement_sq"] == 3.0
+    sp.save(tmp_path / "s.npz")
+    slow = spectrum_with_slow_row(tmp_path / "s.npz")
+    assert slow.dimension == pytest.approx(4 + BULK_DIM)       # nothing dropped any more
+    assert float(np.sum(slow.count * slow.s0)) == pytest.approx(3.0)
+    assert slow.h[-1] == pytest.approx(sp.meta["h_floor"])
+    assert slow.count[-1] == pytest.approx(sp.meta["dropped_directions"])
+
+
+def _old_spectrum(tmp_path, points):
+    """A spectrum written before `displacement_sq` was in its metadata, with its measure.json."""
+    import json
+
+    sp = to_spectrum(measurement(displacement_sq=3.0), bins=12, floor=1e-6)
+    meta = {k: v for k, v in sp.meta.items() if k != "displacement_sq"}
+    type(sp)(h=sp.h, c=sp.c, s0=sp.s0, count=sp.count, meta=meta).save(tmp_path / "s.npz")
+    (tmp_path / "measure.json").write_text(json.dumps({"along_training": points}))
+    return tmp_path / "s.npz"
+
+
+def test_old_spectra_take_the_displacement_from_their_measure_json(tmp_path):
+    from empirical.adapter import spectrum_with_slow_row
+
+    path = _old_spectrum(tmp_path, [{"label": "init", "displacement_sq": 99.0},
+                                    {"label": "target", "displacement_sq": 5.0}])
+    slow = spectrum_with_slow_row(path)
+    assert float(np.sum(slow.count * slow.s0)) == pytest.approx(5.0)
+
+
+def test_old_spectra_without_their_point_are_refused_in_one_line(tmp_path):
+    from empirical.adapter import spectrum_with_slow_row
+    from nqm.errors import NQMInputError
+
+    path = _old_spectrum(tmp_path, [{"label": "init", "displacement_sq": 99.0}])
+    with pytest.raises(NQMInputError, match="has no displacement_sq for checkpoint 'target'"):
+        spectrum_with_slow_row(path)
+    (tmp_path / "measure.json").unlink()
+    with pytest.raises(NQMInputError, match="no displacement_sq in its metadata and no readable"):
+        spectrum_with_slow_row(path)

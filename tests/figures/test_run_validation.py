@@ -1,0 +1,53 @@
+"""figures.run_validation: the train-loss rule's inputs and the --slow-row option."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from figures import run_validation
+from nqm.spectrum import load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _measure(tmp_path, labels):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "measure.json").write_text(json.dumps(
+        {"along_training": [{"label": k, "train_loss": v} for k, v in labels.items()]}))
+    return tmp_path
+
+
+def test_f_rule_reads_init_and_target(tmp_path):
+    assert run_validation.f_rule("w", _measure(tmp_path, {"init": 2.0, "target": 0.5})) == 0.25
+
+
+@pytest.mark.parametrize("labels, missing", [({"target": 0.5}, "init"),
+                                             ({"init": 2.0, "step 5": 1.0}, "target")])
+def test_f_rule_without_a_point_skips_the_zero_run_in_one_line(tmp_path, capsys, labels,
+                                                                missing):
+    assert run_validation.f_rule("w", _measure(tmp_path, labels)) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"measure.json has no {missing} point" in err
+
+
+def test_load_spectrum_with_a_slow_row_adds_the_dropped_directions():
+    path = ROOT / "figures/measure/charlm/spectrum_target.npz"
+    base, slow = load(path), run_validation.load_spectrum(path, 1.0)
+    assert run_validation.load_spectrum(path, None).n_rows == base.n_rows
+    assert slow.n_rows == base.n_rows + 1
+    assert slow.count[-1] == pytest.approx(base.meta["dropped_directions"])
+    disp = json.loads((path.parent / "measure.json").read_text())["displacement_sq"]
+    assert float(np.sum(slow.count * slow.s0)) == pytest.approx(disp)
+    assert run_validation.load_spectrum(path, 10.0).h[-1] == pytest.approx(
+        10 * base.meta["h_floor"])
+
+
+def test_a_bad_slow_row_factor_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["run_validation", "--slow-row", "--slow-row-factor", "0"])
+    with pytest.raises(SystemExit) as exc:
+        run_validation.main()
+    assert exc.value.code == 2 and "--slow-row-factor must be > 0, got 0.0" in \
+        capsys.readouterr().err
