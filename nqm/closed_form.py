@@ -53,9 +53,18 @@ class Modes:
     spectrum: Spectrum
     config: OptimizerConfig
 
-    def _scratch(self) -> np.ndarray:
-        """Working space for one kernel call (the powers lam^k), never shared between calls."""
+    def scratch(self) -> np.ndarray | None:
+        """Working space for one kernel call (the powers lam^k), never shared between calls;
+        None for one real mode per row (SGD), which needs none."""
+        if self.logabs.shape[1] == 1:
+            return None
         return np.empty(self.logabs.shape, dtype=np.complex128)
+
+    @property
+    def kernel_arg(self) -> np.ndarray | None:
+        """`arg` as the kernels take it: None for one real mode per row (SGD), so that numba
+        compiles only that case (`nqm._kernels.dn_at`)."""
+        return None if self.logabs.shape[1] == 1 else self.arg
 
     @property
     def stable(self) -> bool:
@@ -75,21 +84,23 @@ class Modes:
     # ------------------------------------------------------------------ evaluation
     def dn(self, k: int) -> tuple[float, float]:
         """(D(k), N(k)): the loss at step k is D + N / B."""
-        return _kernels.dn_at(k, self.logabs, self.arg, self.g, self.q, self.inv1m,
-                              self.wdet, self.wn, self._scratch())
+        return _kernels.dn_at(k, self.logabs, self.kernel_arg, self.g, self.q, self.inv1m,
+                              self.wdet, self.wn, self.scratch())
 
     def dn_ladder(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(D(k), N(k)) at every k of an integer array (one kernel call)."""
-        return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.arg, self.g,
-                                  self.q, self.inv1m, self.wdet, self.wn, self._scratch())
+        return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.kernel_arg,
+                                  self.g, self.q, self.inv1m, self.wdet, self.wn,
+                                  self.scratch())
 
     def dn_ladder_until(self, ks, target: float, batch_size: float):
         """`dn_ladder` up to the first k of `ks` where the loss at `batch_size` is <= target,
         that k's values repeated after it (enough to find the first ladder crossing of every
         batch size >= `batch_size`)."""
-        return _kernels.dn_ladder_until(np.asarray(ks, dtype=np.int64), self.logabs, self.arg,
+        return _kernels.dn_ladder_until(np.asarray(ks, dtype=np.int64), self.logabs,
+                                        self.kernel_arg,
                                         self.g, self.q, self.inv1m, self.wdet, self.wn,
-                                        self._scratch(), float(target), 1.0 / batch_size)
+                                        self.scratch(), float(target), 1.0 / batch_size)
 
     def loss(self, k: int, batch_size: float) -> float:
         D, N = self.dn(k)
@@ -117,9 +128,9 @@ class Modes:
         `hint`, where the crossing is expected, makes it cheaper when close; the result does
         not depend on it."""
         inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
-        return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
+        return _kernels.first_crossings(self.logabs, self.kernel_arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,
-                                        float(target), int(k_max), self._scratch(),
+                                        float(target), int(k_max), self.scratch(),
                                         -1 if hint is None else int(hint))
 
 

@@ -144,8 +144,8 @@ class _Problem:
         if self.initial_loss <= self.target:
             return 0.0
         status, value = _kernels.surrogate_crossing(
-            modes.logabs, modes.arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
-            np.empty(modes.logabs.shape, dtype=np.complex128), 1.0 / batch_size,
+            modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
+            modes.scratch(), 1.0 / batch_size,
             self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
             PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
         if status:
