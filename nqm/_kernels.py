@@ -466,6 +466,19 @@ def _one_mode_lower(k1, k2, logabs, g, q, inv1m, wdet, wn, inv_b, lb):
             lb[j] += min(l1, l2)
 
 
+@njit(cache=True)
+def _push_back_from(end, stack, sp):
+    """Push intervals [end - 4 (2^(j+1) - 1) + 1, end - 4 (2^j - 1)], j = 0, 1, ..., covering
+    [0, end], right to left (the leftmost on top); returns the new stack size."""
+    j = 0
+    while end - LEAF * (2**j - 1) >= 0:
+        stack[sp, 0] = max(end - LEAF * (2**(j + 1) - 1) + 1, 0)
+        stack[sp, 1] = end - LEAF * (2**j - 1)
+        sp += 1
+        j += 1
+    return sp
+
+
 @njit(cache=True, nogil=True)
 def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work,
                     hint=-1):
@@ -477,9 +490,11 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`; `arg`
     and `work` None, as for `dn_at`), otherwise `dn_lower`'s.
     A `hint` 0 < hint <= k_max (where the crossing is expected; -1: none) only orders the
-    work: [0, hint - 1] is one interval, then [hint, k_max] is covered by intervals of 4, 8,
-    16, ... steps from hint on, so a crossing at or just after the hint costs a few
-    evaluations instead of a descent from k_max; the result is the same.
+    work: [0, hint - 1] is covered by intervals of 4, 8, 16, ... steps counted back from
+    hint - 1 (`_push_back_from`), then [hint, k_max] by intervals of 4, 8, 16, ... steps from
+    hint on, so a crossing at or just after the hint costs a few evaluations instead of a
+    descent from k_max; the result is the same.  A hint > k_max (none expected up to k_max)
+    covers [0, k_max] by intervals counted back from k_max.
     """
     nb = inv_b.size
     m = logabs.shape[1]
@@ -504,9 +519,9 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
             stack[sp, 0] = hint + LEAF * (2**j - 1)
             stack[sp, 1] = min(hint + LEAF * (2**(j + 1) - 1) - 1, k_max)
             sp += 1
-        stack[sp, 0] = 0
-        stack[sp, 1] = hint - 1
-        sp += 1
+        sp = _push_back_from(hint - 1, stack, sp)
+    elif hint > k_max:
+        sp = _push_back_from(k_max, stack, sp)
     else:
         stack[0, 0] = 0
         stack[0, 1] = k_max

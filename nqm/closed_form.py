@@ -26,12 +26,29 @@ relative accuracy in its own terms; eigenvalues closer than 1e-7 are split by th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from nqm import _kernels
-from nqm.optimizer import OptimizerConfig, transition
+from nqm.optimizer import OptimizerConfig, direction_powers, transition
 from nqm.spectrum import Spectrum
+
+
+class SpectrumParts(NamedTuple):
+    """What `Modes.build` needs of a spectrum for a preconditioner exponent p, whatever the
+    optimizer: the loss weights wdet = 1/2 count h s0 and wn = 1/2 count h c, and the powers
+    (h^(1-p), h^-p) of `nqm.optimizer.transition`."""
+
+    wdet: np.ndarray
+    wn: np.ndarray
+    powers: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, spectrum: Spectrum, precond: float) -> SpectrumParts:
+        w = 0.5 * spectrum.count * spectrum.h
+        return cls(wdet=w * spectrum.s0, wn=w * spectrum.c,
+                   powers=direction_powers(spectrum.h, precond))
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,14 +88,19 @@ class Modes:
         return self.spectral_radius < 1.0
 
     @classmethod
-    def build(cls, spectrum: Spectrum, config: OptimizerConfig) -> Modes:
-        tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema)
+    def build(cls, spectrum: Spectrum, config: OptimizerConfig,
+              parts: SpectrumParts | None = None) -> Modes:
+        """The modes of `config` on `spectrum`; `parts` (`SpectrumParts.of(spectrum,
+        config.precond)`) saves recomputing what does not depend on the configuration."""
+        if parts is None:
+            parts = SpectrumParts.of(spectrum, config.precond)
+        tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema,
+                        powers=parts.powers)
         m0 = 1 if config.kind == "sgd" else 2
         logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
             tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
-        w = 0.5 * spectrum.count * spectrum.h
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
-                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
+                   wdet=parts.wdet, wn=parts.wn, spectral_radius=float(radius),
                    spectrum=spectrum, config=config)
 
     # ------------------------------------------------------------------ evaluation
@@ -125,8 +147,8 @@ class Modes:
     def first_crossings(self, batch_sizes, target: float, k_max: int,
                         hint: int | None = None) -> np.ndarray:
         """First step k <= k_max with L(k) <= target for each batch size (-1: not reached).
-        `hint`, where the crossing is expected, makes it cheaper when close; the result does
-        not depend on it."""
+        `hint`, where the crossing is expected, makes it cheaper when close (a hint above
+        k_max: none expected); the result does not depend on it."""
         inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
         return _kernels.first_crossings(self.logabs, self.kernel_arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,

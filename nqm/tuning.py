@@ -42,10 +42,16 @@ from scipy.optimize import minimize, minimize_scalar
 
 from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
-from nqm.closed_form import Modes
+from nqm.closed_form import Modes, SpectrumParts
 from nqm.critical import crossing_fraction
 from nqm.dynamics import lr_sequence, recurrence_losses, recurrence_parts
-from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
+from nqm.optimizer import (
+    OptimizerConfig,
+    check_kind,
+    check_precond,
+    lr_limit,
+    stability_factor,
+)
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
 from nqm.spectrum import Spectrum
@@ -102,12 +108,21 @@ class _Problem:
             names.append("horizon")
             bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
+        self.parts = SpectrumParts.of(spectrum, precond)
+        # lr_limit(h, kind, beta, precond) = stability_factor(kind, beta) / h_scale
+        self.h_scale = float(np.max(np.asarray(spectrum.h) ** (1.0 - precond)))
+
+    def modes(self, cfg: OptimizerConfig) -> Modes:
+        """`Modes.build` on this problem's spectrum."""
+        return Modes.build(self.spectrum, cfg, self.parts)
 
     def config(self, z) -> tuple[OptimizerConfig, int | None]:
-        p = dict(zip(self.names, np.clip(z, self.bounds[:, 0], self.bounds[:, 1])))
+        zs = z if hasattr(z, "__len__") else (z,)      # Brent passes a scalar
+        p = {name: min(max(float(v), lo), hi)          # np.clip on scalars
+             for name, v, (lo, hi) in zip(self.names, zs, self.bounds.tolist())}
         beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
         gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
-        lim = lr_limit(self.spectrum.h, self.kind, beta, self.precond)
+        lim = stability_factor(self.kind, beta) / self.h_scale
         horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
         cfg = OptimizerConfig(self.kind, lr=math.exp(p["lr"]) * lim, momentum=beta,
                               precond=self.precond, ema=gamma)
@@ -152,13 +167,23 @@ class _Problem:
             return self.penalty(math.exp(value) * self.target)
         return value
 
-    def ladder_score(self, ks: np.ndarray, losses: np.ndarray) -> float:
+    def ladder_scores(self, ks: np.ndarray, D: np.ndarray, N: np.ndarray,
+                      bs: np.ndarray) -> list[float]:
+        """`ladder_score` at every batch size of `bs` from the ladder's D(k) and N(k)."""
+        losses = D[None, :] + N[None, :] / bs[:, None]
+        hit = losses <= self.target
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+        return [self.ladder_score(ks, row, i) for row, i in zip(losses, first)]
+
+    def ladder_score(self, ks: np.ndarray, losses: np.ndarray, i: int | None = None) -> float:
         """Approximate steps from losses on a step ladder: the first ladder step at or below the
-        target, interpolated in (log k, log L) from the step before it (grid stage only)."""
-        hit = np.flatnonzero(losses <= self.target)
-        if hit.size == 0:
+        target (its index `i` if known, -1: none), interpolated in (log k, log L) from the step
+        before it (grid stage only)."""
+        if i is None:
+            hit = np.flatnonzero(losses <= self.target)
+            i = int(hit[0]) if hit.size else -1
+        if i < 0:
             return self.penalty(losses[-1])
-        i = int(hit[0])
         if i == 0:
             return float(ks[0])
         l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], TINY))
@@ -173,7 +198,7 @@ class _Problem:
         that has not reached the target by then cannot win and scores at least `cap`.
         `hint`: where a constant LR's crossing is expected (speed only)."""
         if self.schedule is None or self.schedule.is_constant:
-            modes = Modes.build(self.spectrum, cfg)
+            modes = self.modes(cfg)
             k = int(modes.first_crossings([batch_size], self.target, self.max_steps,
                                           hint=hint)[0])
             if k >= 0:
@@ -231,17 +256,22 @@ class _Problem:
         frac = crossing_fraction(l0, l1, self.log_target)      # l0 > log target >= l1
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
-    def crossing_before(self, z, batch_size: float, cap: int) -> int | None:
+    def crossing_before(self, z, batch_size: float, cap: int,
+                        unlikely: bool = False) -> int | None:
         """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
-        branch and bound stops at `cap`, so a point that cannot win costs little."""
-        return self.crossing_of(self.config(z)[0], batch_size, cap)
+        branch and bound stops at `cap`, so a point that cannot win costs little.
+        `unlikely`: no crossing is expected up to `cap` (the branch and bound then covers
+        the steps from `cap` backwards; the result is the same)."""
+        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely)
 
-    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int) -> int | None:
+    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int,
+                    unlikely: bool = False) -> int | None:
         """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        modes = Modes.build(self.spectrum, cfg)
-        k = int(modes.first_crossings([batch_size], self.target, int(cap))[0])
+        modes = self.modes(cfg)
+        k = int(modes.first_crossings([batch_size], self.target, int(cap),
+                                      hint=int(cap) + 1 if unlikely else None)[0])
         return k if k >= 0 else None
 
     def binding(self, z) -> list[int]:
@@ -424,12 +454,11 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         ladder = np.unique(np.round(np.geomspace(1, problem.max_steps, n_rungs))).astype(int)
 
         def ladder_losses(z):
-            modes = Modes.build(problem.spectrum, problem.config(z)[0])
+            modes = problem.modes(problem.config(z)[0])
             return modes.dn_ladder_until(ladder, problem.target, float(bs[0]))
 
         for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
-            for bi, b in enumerate(bs):
-                scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
+            scores[gi] = problem.ladder_scores(ladder, D, N, bs.astype(np.float64))
         return scores, reached
     for gi, z in enumerate(grid):
         cfg, horizon = problem.config(z)
@@ -460,7 +489,7 @@ class _Objective:
         p = self.problem
         cfg, horizon = p.config(z)
         if p.closed:
-            val = p.surrogate_closed(Modes.build(p.spectrum, cfg), self.batch_size, self.hint)
+            val = p.surrogate_closed(p.modes(cfg), self.batch_size, self.hint)
         else:
             val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
             self.best = min(self.best, val)
@@ -573,7 +602,7 @@ def _crossing_cached(problem: _Problem, known: dict, z: np.ndarray, b: float,
     pattern search's step back to the point it came from then costs nothing."""
     key = z.tobytes()
     if key not in known:
-        known[key] = problem.crossing_before(z, b, cap)
+        known[key] = problem.crossing_before(z, b, cap, unlikely=True)
     k = known[key]
     return k if k is not None and k <= cap else None
 
