@@ -53,6 +53,60 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
 
 
 @njit(cache=True, nogil=True)
+def build_modes_sgd(u, w, lr):
+    """`build_modes` of plain SGD from u = h^(1-p) and w = h^-p alone: the arrays of
+    `nqm.optimizer.transition` (A0 = 1, A1 = -u, b1 = -w, f = e = 1) are formed here with
+    the same arithmetic, so the result is bit for bit `build_modes`'s."""
+    d = u.size
+    A0 = np.ones((d, 1, 1))
+    A1 = np.empty((d, 1, 1))
+    b1 = np.empty((d, 1))
+    for i in range(d):
+        A1[i, 0, 0] = -u[i]
+        b1[i, 0] = -w[i]
+    one = np.ones(1)
+    return _build_modes_1(A0, A1, b1, one, one, lr)
+
+
+@njit(cache=True, nogil=True)
+def build_modes_pair(u, w, nesterov, beta, gamma, lr):
+    """`build_modes` of a 2 x 2 map from u = h^(1-p), w = h^-p and scalars, its arrays formed
+    here with the arithmetic of `nqm.optimizer.transition` (bit for bit `build_modes`'s):
+    heavy-ball (nesterov False) or Nesterov momentum beta when gamma < 0, else SGD with
+    iterate averaging gamma (beta = 0)."""
+    d = u.size
+    A0 = np.zeros((d, 2, 2))
+    A1 = np.zeros((d, 2, 2))
+    b1 = np.empty((d, 2))
+    f = np.zeros(2)
+    e = np.zeros(2)
+    f[0] = 1.0
+    for i in range(d):
+        A0[i, 0, 0] = 1.0
+        A1[i, 0, 0] = -u[i]
+        b1[i, 0] = -w[i]
+        if gamma < 0.0:
+            A0[i, 0, 1] = beta
+            A0[i, 1, 1] = beta
+            A1[i, 1, 0] = -u[i]
+            if nesterov:
+                A1[i, 0, 1] = -beta * u[i]
+                A1[i, 1, 1] = -beta * u[i]
+            b1[i, 1] = -w[i]
+        else:
+            A0[i, 1, 0] = (1.0 - gamma) * A0[i, 0, 0]
+            A1[i, 1, 0] = (1.0 - gamma) * A1[i, 0, 0]
+            A0[i, 1, 1] = gamma
+            b1[i, 1] = (1.0 - gamma) * b1[i, 0]
+    if gamma < 0.0:
+        e[0] = 1.0
+        return _build_modes_2(A0, A1, b1, f, e, lr, 2)
+    f[1] = 1.0
+    e[1] = 1.0
+    return _build_modes_2(A0, A1, b1, f, e, lr, 1)
+
+
+@njit(cache=True, nogil=True)
 def _build_modes_1(A0, A1, b1, f, e, lr):
     """`build_modes` for SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without
     cancellation."""
@@ -751,7 +805,7 @@ def cache_is_warm() -> bool:
     file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (_build_modes_1, dn_at, dn_ladder_until, first_crossings,
-                             surrogate_crossing))
+                   for f in (build_modes_sgd, _build_modes_1, dn_at, dn_ladder_until,
+                             first_crossings, surrogate_crossing))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

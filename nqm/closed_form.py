@@ -94,11 +94,19 @@ class Modes:
         config.precond)`) saves recomputing what does not depend on the configuration."""
         if parts is None:
             parts = SpectrumParts.of(spectrum, config.precond)
-        tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema,
-                        powers=parts.powers)
-        m0 = 1 if config.kind == "sgd" else 2
-        logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
-            tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
+        u, w = parts.powers
+        lr, kind = float(config.lr), config.kind
+        if kind == "sgd" and config.ema is None:
+            built = _kernels.build_modes_sgd(u, w, lr)
+        elif config.ema is None or kind == "sgd":      # the transition's arrays in the kernel
+            built = _kernels.build_modes_pair(u, w, kind == "nesterov", float(config.momentum),
+                                              -1.0 if config.ema is None else float(config.ema),
+                                              lr)
+        else:
+            tr = transition(spectrum.h, kind, config.momentum, config.precond, config.ema,
+                            powers=parts.powers)
+            built = _kernels.build_modes(tr.A0, tr.A1, tr.b1, tr.f, tr.e, lr, 2)
+        logabs, arg, g, q, inv1m, realpos, radius = built
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
                    wdet=parts.wdet, wn=parts.wn, spectral_radius=float(radius),
                    spectrum=spectrum, config=config)
