@@ -257,21 +257,25 @@ class _Problem:
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
     def crossing_before(self, z, batch_size: float, cap: int,
-                        unlikely: bool = False) -> int | None:
+                        unlikely: bool = False, near: float | None = None) -> int | None:
         """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
         branch and bound stops at `cap`, so a point that cannot win costs little.
-        `unlikely`: no crossing is expected up to `cap` (the branch and bound then covers
-        the steps from `cap` backwards; the result is the same)."""
-        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely)
+        Where to look first (the result is the same): `unlikely`, no crossing is expected up
+        to `cap` (the steps are covered from `cap` backwards); `near`, one is expected there."""
+        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
 
     def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int,
-                    unlikely: bool = False) -> int | None:
+                    unlikely: bool = False, near: float | None = None) -> int | None:
         """`crossing_before` for a configuration."""
         if cap < 0:
             return None
+        hint = None
+        if unlikely:
+            hint = int(cap) + 1
+        elif near is not None and 1.0 <= near <= cap:
+            hint = int(near)
         modes = self.modes(cfg)
-        k = int(modes.first_crossings([batch_size], self.target, int(cap),
-                                      hint=int(cap) + 1 if unlikely else None)[0])
+        k = int(modes.first_crossings([batch_size], self.target, int(cap), hint=hint)[0])
         return k if k >= 0 else None
 
     def binding(self, z) -> list[int]:
@@ -539,9 +543,12 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
         objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
         optima = [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
         optima.sort(key=lambda o: o[1])
-        for zc, _val in optima + [(z0, None) for z0 in starts[-1:]]:
+        for zc, val in optima + [(z0, None) for z0 in starts[-1:]]:
             zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
-            kc = problem.crossing_before(zc, b, problem.max_steps if k is None else k - 1)
+            if k is None:      # expected near the surrogate's crossing
+                kc = problem.crossing_before(zc, b, problem.max_steps, near=val)
+            else:              # only a better point matters: the proof that none is cheap
+                kc = problem.crossing_before(zc, b, k - 1, unlikely=True)
             if kc is not None:
                 z, k = zc, kc
         if z is None:          # nothing reaches the target yet: the surrogate's best
