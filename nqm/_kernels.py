@@ -107,6 +107,39 @@ def build_modes_pair(u, w, nesterov, beta, gamma, lr):
 
 
 @njit(cache=True, nogil=True)
+def build_modes_momentum_ema(u, w, nesterov, beta, gamma, lr):
+    """`build_modes` of heavy-ball (nesterov False) or Nesterov momentum beta with iterate
+    averaging gamma from u = h^(1-p), w = h^-p and scalars, the 3 x 3 arrays formed here with
+    the arithmetic of `nqm.optimizer.transition` (bit for bit `build_modes`'s)."""
+    d = u.size
+    A0 = np.zeros((d, 3, 3))
+    A1 = np.zeros((d, 3, 3))
+    b1 = np.zeros((d, 3))
+    for i in range(d):
+        A0[i, 0, 0] = 1.0
+        A1[i, 0, 0] = -u[i]
+        b1[i, 0] = -w[i]
+        A0[i, 0, 1] = beta
+        A0[i, 1, 1] = beta
+        A1[i, 1, 0] = -u[i]
+        if nesterov:
+            A1[i, 0, 1] = -beta * u[i]
+            A1[i, 1, 1] = -beta * u[i]
+        b1[i, 1] = -w[i]
+        for s in range(2):
+            A0[i, 2, s] = (1.0 - gamma) * A0[i, 0, s]
+            A1[i, 2, s] = (1.0 - gamma) * A1[i, 0, s]
+        A0[i, 2, 2] = gamma
+        b1[i, 2] = (1.0 - gamma) * b1[i, 0]
+    f = np.zeros(3)
+    e = np.zeros(3)
+    f[0] = 1.0
+    f[2] = 1.0
+    e[2] = 1.0
+    return _build_modes_general(A0, A1, b1, f, e, lr, 2)
+
+
+@njit(cache=True, nogil=True)
 def _build_modes_1(A0, A1, b1, f, e, lr):
     """`build_modes` for SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without
     cancellation."""

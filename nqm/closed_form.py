@@ -103,9 +103,9 @@ class Modes:
                                               -1.0 if config.ema is None else float(config.ema),
                                               lr)
         else:
-            tr = transition(spectrum.h, kind, config.momentum, config.precond, config.ema,
-                            powers=parts.powers)
-            built = _kernels.build_modes(tr.A0, tr.A1, tr.b1, tr.f, tr.e, lr, 2)
+            built = _kernels.build_modes_momentum_ema(u, w, kind == "nesterov",
+                                                      float(config.momentum),
+                                                      float(config.ema), lr)
         logabs, arg, g, q, inv1m, realpos, radius = built
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
                    wdet=parts.wdet, wn=parts.wn, spectral_radius=float(radius),
