@@ -54,18 +54,29 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
 
 @njit(cache=True, nogil=True)
 def build_modes_sgd(u, w, lr):
-    """`build_modes` of plain SGD from u = h^(1-p) and w = h^-p alone: the arrays of
-    `nqm.optimizer.transition` (A0 = 1, A1 = -u, b1 = -w, f = e = 1) are formed here with
-    the same arithmetic, so the result is bit for bit `build_modes`'s."""
+    """`build_modes` of plain SGD from u = h^(1-p) and w = h^-p alone: `_build_modes_1` with
+    the arrays of `nqm.optimizer.transition` (A0 = 1, A1 = -u, b1 = -w, f = e = 1) written
+    into its arithmetic, so the result is bit for bit `build_modes`'s."""
     d = u.size
-    A0 = np.ones((d, 1, 1))
-    A1 = np.empty((d, 1, 1))
-    b1 = np.empty((d, 1))
+    logabs = np.empty((d, 1))
+    arg = np.empty((d, 1))
+    g = np.empty((d, 1), dtype=np.complex128)
+    q = np.empty((d, 1), dtype=np.complex128)
+    inv1m = np.empty((d, 1, 1), dtype=np.complex128)
+    realpos = np.empty((d, 1), dtype=np.bool_)
+    radius = 0.0
     for i in range(d):
-        A1[i, 0, 0] = -u[i]
-        b1[i, 0] = -w[i]
-    one = np.ones(1)
-    return _build_modes_1(A0, A1, b1, one, one, lr)
+        lam = 1.0 + lr * -u[i]
+        one_minus = (1.0 - 1.0) - lr * -u[i]
+        a = abs(lam)
+        radius = max(radius, a)
+        logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
+        g[i, 0] = lr * -w[i] * 1.0
+        q[i, 0] = 1.0
+        inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
+        realpos[i, 0] = lam >= 0.0
+    return logabs, arg, g, q, inv1m, realpos, radius
 
 
 @njit(cache=True, nogil=True)
@@ -838,7 +849,7 @@ def cache_is_warm() -> bool:
     file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (build_modes_sgd, _build_modes_1, dn_at, dn_ladder_until,
+                   for f in (build_modes_sgd, dn_at, dn_ladder_until,
                              first_crossings, surrogate_crossing))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

@@ -49,7 +49,6 @@ from nqm.optimizer import (
     OptimizerConfig,
     check_kind,
     check_precond,
-    lr_limit,
     stability_factor,
 )
 from nqm.schedule import Schedule
@@ -132,7 +131,7 @@ class _Problem:
         """Search coordinates of a tuned point of this or a contained optimizer (the missing
         momentum / EMA coordinates take the value that switches them off: beta = gamma = 0;
         a constant-LR point gets a horizon equal to its step count)."""
-        lim = lr_limit(self.spectrum.h, self.kind, point.momentum, self.precond)
+        lim = stability_factor(self.kind, point.momentum) / self.h_scale
         z = {"lr": math.log(point.lr / lim), "momentum": math.log1p(-point.momentum),
              "ema": math.log1p(-(point.ema or 0.0)),
              "horizon": math.log(max(point.steps or self.max_steps, 1))}
@@ -681,5 +680,4 @@ def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> Tun
     return TunedPoint(batch_size=b, steps=k, reached=k is not None, lr=cfg.lr,
                       momentum=cfg.momentum, ema=cfg.ema, horizon=horizon, at_edge=bool(edges),
                       edges=edges,
-                      lr_limit=lr_limit(problem.spectrum.h, problem.kind, cfg.momentum,
-                                        problem.precond))
+                      lr_limit=stability_factor(problem.kind, cfg.momentum) / problem.h_scale)
