@@ -81,40 +81,27 @@ def build_modes_sgd(u, w, lr):
 
 @njit(cache=True, nogil=True)
 def build_modes_pair(u, w, nesterov, beta, gamma, lr):
-    """`build_modes` of a 2 x 2 map from u = h^(1-p), w = h^-p and scalars, its arrays formed
-    here with the arithmetic of `nqm.optimizer.transition` (bit for bit `build_modes`'s):
-    heavy-ball (nesterov False) or Nesterov momentum beta when gamma < 0, else SGD with
-    iterate averaging gamma (beta = 0)."""
+    """`build_modes` of a 2 x 2 map from u = h^(1-p), w = h^-p and scalars: heavy-ball
+    (nesterov False) or Nesterov momentum beta when gamma < 0, else SGD with iterate averaging
+    gamma.  The entries A0 + lr A1 and lr b1 of `nqm.optimizer.transition` are written out
+    with its arithmetic, so the result is bit for bit `build_modes`'s."""
     d = u.size
-    A0 = np.zeros((d, 2, 2))
-    A1 = np.zeros((d, 2, 2))
-    b1 = np.empty((d, 2))
-    f = np.zeros(2)
-    e = np.zeros(2)
-    f[0] = 1.0
+    logabs, arg, g, q, inv1m, realpos = _pair_arrays(d)
+    radius = 0.0
     for i in range(d):
-        A0[i, 0, 0] = 1.0
-        A1[i, 0, 0] = -u[i]
-        b1[i, 0] = -w[i]
-        if gamma < 0.0:
-            A0[i, 0, 1] = beta
-            A0[i, 1, 1] = beta
-            A1[i, 1, 0] = -u[i]
-            if nesterov:
-                A1[i, 0, 1] = -beta * u[i]
-                A1[i, 1, 1] = -beta * u[i]
-            b1[i, 1] = -w[i]
-        else:
-            A0[i, 1, 0] = (1.0 - gamma) * A0[i, 0, 0]
-            A1[i, 1, 0] = (1.0 - gamma) * A1[i, 0, 0]
-            A0[i, 1, 1] = gamma
-            b1[i, 1] = (1.0 - gamma) * b1[i, 0]
-    if gamma < 0.0:
-        e[0] = 1.0
-        return _build_modes_2(A0, A1, b1, f, e, lr, 2)
-    f[1] = 1.0
-    e[1] = 1.0
-    return _build_modes_2(A0, A1, b1, f, e, lr, 1)
+        x1 = -u[i]                      # A1[0, 0]
+        if gamma < 0.0:                 # A0 = [[1, beta], [0, beta]], b1 = (-w, -w)
+            n1 = -beta * u[i] if nesterov else 0.0          # A1[0, 1] = A1[1, 1]
+            r = _pair_row(i, 1.0 + lr * x1, beta + lr * n1, 0.0 + lr * x1, beta + lr * n1,
+                          lr * -w[i], lr * -w[i], 1.0, 0.0, 1.0, 0.0, 2,
+                          logabs, arg, g, q, inv1m, realpos)
+        else:                           # A0 = [[1, 0], [1 - gamma, gamma]]
+            r = _pair_row(i, 1.0 + lr * x1, 0.0 + lr * 0.0,
+                          (1.0 - gamma) * 1.0 + lr * ((1.0 - gamma) * x1), gamma + lr * 0.0,
+                          lr * -w[i], lr * ((1.0 - gamma) * -w[i]), 1.0, 1.0, 0.0, 1.0, 1,
+                          logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
+    return logabs, arg, g, q, inv1m, realpos, radius
 
 
 @njit(cache=True, nogil=True)
@@ -176,52 +163,67 @@ def _build_modes_1(A0, A1, b1, f, e, lr):
     return logabs, arg, g, q, inv1m, realpos, radius
 
 
+@njit(cache=True)
+def _pair_row(i, a00, a01, a10, a11, b0, b1_, f0, f1, e0, e1, m0,
+              logabs, arg, g, q, inv1m, realpos):
+    """Row i of `_build_modes_2` from the entries of A = [[a00, a01], [a10, a11]],
+    b = (b0, b1_), f = (f0, f1), e = (e0, e1); returns max |lam| of the row."""
+    f = (f0, f1)
+    e = (e0, e1)
+    radius = 0.0
+    if m0 == 2:
+        l0, l1 = _quad_roots(a00, a01, a10, a11)
+    else:        # SGD + EMA: A is lower triangular, its eigenvalues its diagonal
+        l0, l1 = complex(a00, 0.0), complex(a11, 0.0)
+    if abs(l0 - l1) < SPLIT:
+        l0 += SPLIT
+        l1 -= SPLIT
+    eb = e[0] * b0 + e[1] * b1_
+    ef = e[0] * f[0] + e[1] * f[1]
+    eAb = e[0] * (a00 * b0 + a01 * b1_) + e[1] * (a10 * b0 + a11 * b1_)
+    eAf = e[0] * (a00 * f[0] + a01 * f[1]) + e[1] * (a10 * f[0] + a11 * f[1])
+    g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
+    g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
+    q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
+    q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
+    for j in range(2):
+        lam = l0 if j == 0 else l1
+        a = abs(lam)
+        radius = max(radius, a)
+        logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, j] = math.atan2(lam.imag, lam.real)
+        realpos[i, j] = lam.imag == 0.0 and lam.real >= 0.0 and q[i, j].imag == 0.0
+    inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
+    inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
+    inv1m[i, 1, 0] = inv1m[i, 0, 1]
+    inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
+    return radius
+
+
 @njit(cache=True, nogil=True)
 def _build_modes_2(A0, A1, b1, f, e, lr, m0):
     """`build_modes` for a 2 x 2 map: momentum / Nesterov (m0 = 2) or SGD + EMA (m0 = 1), the
-    formulas in scalars."""
+    formulas in scalars (`_pair_row`)."""
     d = A0.shape[0]
-    logabs = np.empty((d, 2))
-    arg = np.empty((d, 2))
-    g = np.empty((d, 2), dtype=np.complex128)
-    q = np.empty((d, 2), dtype=np.complex128)
-    inv1m = np.empty((d, 2, 2), dtype=np.complex128)
-    realpos = np.empty((d, 2), dtype=np.bool_)
+    logabs, arg, g, q, inv1m, realpos = _pair_arrays(d)
     radius = 0.0
     for i in range(d):
-        a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
-        a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
-        a10 = A0[i, 1, 0] + lr * A1[i, 1, 0]
-        a11 = A0[i, 1, 1] + lr * A1[i, 1, 1]
-        b0 = lr * b1[i, 0]
-        b1_ = lr * b1[i, 1]
-        if m0 == 2:
-            l0, l1 = _quad_roots(a00, a01, a10, a11)
-        else:        # SGD + EMA: A is lower triangular, its eigenvalues its diagonal
-            l0, l1 = complex(a00, 0.0), complex(a11, 0.0)
-        if abs(l0 - l1) < SPLIT:
-            l0 += SPLIT
-            l1 -= SPLIT
-        eb = e[0] * b0 + e[1] * b1_
-        ef = e[0] * f[0] + e[1] * f[1]
-        eAb = e[0] * (a00 * b0 + a01 * b1_) + e[1] * (a10 * b0 + a11 * b1_)
-        eAf = e[0] * (a00 * f[0] + a01 * f[1]) + e[1] * (a10 * f[0] + a11 * f[1])
-        g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
-        g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
-        q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
-        q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
-        for j in range(2):
-            lam = l0 if j == 0 else l1
-            a = abs(lam)
-            radius = max(radius, a)
-            logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
-            arg[i, j] = math.atan2(lam.imag, lam.real)
-            realpos[i, j] = lam.imag == 0.0 and lam.real >= 0.0 and q[i, j].imag == 0.0
-        inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
-        inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
-        inv1m[i, 1, 0] = inv1m[i, 0, 1]
-        inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
+        r = _pair_row(i, A0[i, 0, 0] + lr * A1[i, 0, 0], A0[i, 0, 1] + lr * A1[i, 0, 1],
+                      A0[i, 1, 0] + lr * A1[i, 1, 0], A0[i, 1, 1] + lr * A1[i, 1, 1],
+                      lr * b1[i, 0], lr * b1[i, 1], f[0], f[1], e[0], e[1], m0,
+                      logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
     return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True)
+def _pair_arrays(d):
+    """Empty logabs, arg, g, q, inv1m, realpos for d rows of two modes."""
+    return (np.empty((d, 2)), np.empty((d, 2)), np.empty((d, 2), dtype=np.complex128),
+            np.empty((d, 2), dtype=np.complex128), np.empty((d, 2, 2), dtype=np.complex128),
+            np.empty((d, 2), dtype=np.bool_))
+
+
 
 
 @njit(cache=True, nogil=True)
