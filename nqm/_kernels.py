@@ -567,9 +567,17 @@ def _one_mode_lower(k1, k2, logabs, g, q, inv1m, wdet, wn, inv_b, lb):
 
 
 @njit(cache=True)
-def _push_back_from(end, stack, sp):
-    """Push intervals [end - 4 (2^(j+1) - 1) + 1, end - 4 (2^j - 1)], j = 0, 1, ..., covering
-    [0, end], right to left (the leftmost on top); returns the new stack size."""
+def _push_before(end, one_mode, stack, sp):
+    """Push intervals covering [0, end] where no crossing is expected; returns the new stack
+    size.  One mode per row: [0, end] itself (its bound, the sum of the rows' minima, is
+    the loss at `end` when every row falls, so one evaluation settles it).  Otherwise
+    [end - 4 (2^(j+1) - 1) + 1, end - 4 (2^j - 1)], j = 0, 1, ..., right to left (the
+    leftmost on top): short intervals where the loss is near the target, long ones where
+    the bound has room."""
+    if one_mode:
+        stack[sp, 0] = 0
+        stack[sp, 1] = end
+        return sp + 1
     j = 0
     while end - LEAF * (2**j - 1) >= 0:
         stack[sp, 0] = max(end - LEAF * (2**(j + 1) - 1) + 1, 0)
@@ -590,11 +598,11 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`; `arg`
     and `work` None, as for `dn_at`), otherwise `dn_lower`'s.
     A `hint` 0 < hint <= k_max (where the crossing is expected; -1: none) only orders the
-    work: [0, hint - 1] is covered by intervals of 4, 8, 16, ... steps counted back from
-    hint - 1 (`_push_back_from`), then [hint, k_max] by intervals of 4, 8, 16, ... steps from
-    hint on, so a crossing at or just after the hint costs a few evaluations instead of a
-    descent from k_max; the result is the same.  A hint > k_max (none expected up to k_max)
-    covers [0, k_max] by intervals counted back from k_max.
+    work: [0, hint - 1] first (`_push_before`: with several modes, intervals of 4, 8, 16, ...
+    steps counted back from hint - 1), then [hint, k_max] by intervals of 4, 8, 16, ... steps
+    from hint on, so a crossing at or just after the hint costs a few evaluations instead of
+    a descent from k_max; the result is the same.  A hint > k_max (none expected up to
+    k_max) covers [0, k_max] as `_push_before` does.
     """
     nb = inv_b.size
     m = logabs.shape[1]
@@ -619,9 +627,9 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
             stack[sp, 0] = hint + LEAF * (2**j - 1)
             stack[sp, 1] = min(hint + LEAF * (2**(j + 1) - 1) - 1, k_max)
             sp += 1
-        sp = _push_back_from(hint - 1, stack, sp)
+        sp = _push_before(hint - 1, arg is None, stack, sp)
     elif hint > k_max:
-        sp = _push_back_from(k_max, stack, sp)
+        sp = _push_before(k_max, arg is None, stack, sp)
     else:
         stack[0, 0] = 0
         stack[0, 1] = k_max
