@@ -32,7 +32,6 @@ def _quad_roots(a00, a01, a10, a11):
     return complex(half_tr, root), complex(half_tr, -root)
 
 
-@njit(cache=True, nogil=True)
 def build_modes(A0, A1, b1, f, e, lr, m0):
     """Eigen-modes of A = A0 + lr A1 per direction, for `nqm.closed_form.Modes`.
 
@@ -42,8 +41,194 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
     gives e'A^t v = sum_j c_j(v) lam_j^t with
         c_j(v) = e' prod_{l != j} (A - lam_l I) v / prod_{l != j} (lam_j - lam_l),
     so g = c(lr b1) and q = c(f).  Returns logabs, arg, g, q, inv1m = 1 / (1 - lam_j lam_l),
-    realpos and the spectral radius.
+    realpos and the spectral radius.  One kernel per state size m (1: SGD; 2: momentum,
+    Nesterov or SGD + EMA; 3: momentum + EMA), so a command compiles only the one it uses.
     """
+    m = A0.shape[1]
+    if m == 1:
+        return _build_modes_1(A0, A1, b1, f, e, float(lr))
+    if m == 2:
+        return _build_modes_2(A0, A1, b1, f, e, float(lr), int(m0))
+    return _build_modes_general(A0, A1, b1, f, e, float(lr), int(m0))
+
+
+@njit(cache=True, nogil=True)
+def build_modes_sgd(u, w, lr):
+    """`build_modes` of plain SGD from u = h^(1-p) and w = h^-p alone: `_build_modes_1` with
+    the arrays of `nqm.optimizer.transition` (A0 = 1, A1 = -u, b1 = -w, f = e = 1) written
+    into its arithmetic, so the result is bit for bit `build_modes`'s."""
+    d = u.size
+    logabs = np.empty((d, 1))
+    arg = np.empty((d, 1))
+    g = np.empty((d, 1), dtype=np.complex128)
+    q = np.empty((d, 1), dtype=np.complex128)
+    inv1m = np.empty((d, 1, 1), dtype=np.complex128)
+    realpos = np.empty((d, 1), dtype=np.bool_)
+    radius = 0.0
+    for i in range(d):
+        lam = 1.0 + lr * -u[i]
+        one_minus = (1.0 - 1.0) - lr * -u[i]
+        a = abs(lam)
+        radius = max(radius, a)
+        logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
+        g[i, 0] = lr * -w[i] * 1.0
+        q[i, 0] = 1.0
+        inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
+        realpos[i, 0] = lam >= 0.0
+    return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True, nogil=True)
+def build_modes_pair(u, w, nesterov, beta, gamma, lr):
+    """`build_modes` of a 2 x 2 map from u = h^(1-p), w = h^-p and scalars: heavy-ball
+    (nesterov False) or Nesterov momentum beta when gamma < 0, else SGD with iterate averaging
+    gamma.  The entries A0 + lr A1 and lr b1 of `nqm.optimizer.transition` are written out
+    with its arithmetic, so the result is bit for bit `build_modes`'s."""
+    d = u.size
+    logabs, arg, g, q, inv1m, realpos = _pair_arrays(d)
+    radius = 0.0
+    for i in range(d):
+        x1 = -u[i]                      # A1[0, 0]
+        if gamma < 0.0:                 # A0 = [[1, beta], [0, beta]], b1 = (-w, -w)
+            n1 = -beta * u[i] if nesterov else 0.0          # A1[0, 1] = A1[1, 1]
+            r = _pair_row(i, 1.0 + lr * x1, beta + lr * n1, 0.0 + lr * x1, beta + lr * n1,
+                          lr * -w[i], lr * -w[i], 1.0, 0.0, 1.0, 0.0, 2,
+                          logabs, arg, g, q, inv1m, realpos)
+        else:                           # A0 = [[1, 0], [1 - gamma, gamma]]
+            r = _pair_row(i, 1.0 + lr * x1, 0.0 + lr * 0.0,
+                          (1.0 - gamma) * 1.0 + lr * ((1.0 - gamma) * x1), gamma + lr * 0.0,
+                          lr * -w[i], lr * ((1.0 - gamma) * -w[i]), 1.0, 1.0, 0.0, 1.0, 1,
+                          logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
+    return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True, nogil=True)
+def build_modes_momentum_ema(u, w, nesterov, beta, gamma, lr):
+    """`build_modes` of heavy-ball (nesterov False) or Nesterov momentum beta with iterate
+    averaging gamma from u = h^(1-p), w = h^-p and scalars, the 3 x 3 arrays formed here with
+    the arithmetic of `nqm.optimizer.transition` (bit for bit `build_modes`'s)."""
+    d = u.size
+    A0 = np.zeros((d, 3, 3))
+    A1 = np.zeros((d, 3, 3))
+    b1 = np.zeros((d, 3))
+    for i in range(d):
+        A0[i, 0, 0] = 1.0
+        A1[i, 0, 0] = -u[i]
+        b1[i, 0] = -w[i]
+        A0[i, 0, 1] = beta
+        A0[i, 1, 1] = beta
+        A1[i, 1, 0] = -u[i]
+        if nesterov:
+            A1[i, 0, 1] = -beta * u[i]
+            A1[i, 1, 1] = -beta * u[i]
+        b1[i, 1] = -w[i]
+        for s in range(2):
+            A0[i, 2, s] = (1.0 - gamma) * A0[i, 0, s]
+            A1[i, 2, s] = (1.0 - gamma) * A1[i, 0, s]
+        A0[i, 2, 2] = gamma
+        b1[i, 2] = (1.0 - gamma) * b1[i, 0]
+    f = np.zeros(3)
+    e = np.zeros(3)
+    f[0] = 1.0
+    f[2] = 1.0
+    e[2] = 1.0
+    return _build_modes_general(A0, A1, b1, f, e, lr, 2)
+
+
+@njit(cache=True, nogil=True)
+def _build_modes_1(A0, A1, b1, f, e, lr):
+    """`build_modes` for SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without
+    cancellation."""
+    d = A0.shape[0]
+    logabs = np.empty((d, 1))
+    arg = np.empty((d, 1))
+    g = np.empty((d, 1), dtype=np.complex128)
+    q = np.empty((d, 1), dtype=np.complex128)
+    inv1m = np.empty((d, 1, 1), dtype=np.complex128)
+    realpos = np.empty((d, 1), dtype=np.bool_)
+    radius = 0.0
+    for i in range(d):
+        lam = A0[i, 0, 0] + lr * A1[i, 0, 0]
+        one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
+        a = abs(lam)
+        radius = max(radius, a)
+        logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
+        g[i, 0] = lr * b1[i, 0] * e[0]
+        q[i, 0] = f[0] * e[0]
+        inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
+        realpos[i, 0] = lam >= 0.0
+    return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True)
+def _pair_row(i, a00, a01, a10, a11, b0, b1_, f0, f1, e0, e1, m0,
+              logabs, arg, g, q, inv1m, realpos):
+    """Row i of `_build_modes_2` from the entries of A = [[a00, a01], [a10, a11]],
+    b = (b0, b1_), f = (f0, f1), e = (e0, e1); returns max |lam| of the row."""
+    f = (f0, f1)
+    e = (e0, e1)
+    radius = 0.0
+    if m0 == 2:
+        l0, l1 = _quad_roots(a00, a01, a10, a11)
+    else:        # SGD + EMA: A is lower triangular, its eigenvalues its diagonal
+        l0, l1 = complex(a00, 0.0), complex(a11, 0.0)
+    if abs(l0 - l1) < SPLIT:
+        l0 += SPLIT
+        l1 -= SPLIT
+    eb = e[0] * b0 + e[1] * b1_
+    ef = e[0] * f[0] + e[1] * f[1]
+    eAb = e[0] * (a00 * b0 + a01 * b1_) + e[1] * (a10 * b0 + a11 * b1_)
+    eAf = e[0] * (a00 * f[0] + a01 * f[1]) + e[1] * (a10 * f[0] + a11 * f[1])
+    g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
+    g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
+    q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
+    q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
+    for j in range(2):
+        lam = l0 if j == 0 else l1
+        a = abs(lam)
+        radius = max(radius, a)
+        logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
+        arg[i, j] = math.atan2(lam.imag, lam.real)
+        realpos[i, j] = lam.imag == 0.0 and lam.real >= 0.0 and q[i, j].imag == 0.0
+    inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
+    inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
+    inv1m[i, 1, 0] = inv1m[i, 0, 1]
+    inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
+    return radius
+
+
+@njit(cache=True, nogil=True)
+def _build_modes_2(A0, A1, b1, f, e, lr, m0):
+    """`build_modes` for a 2 x 2 map: momentum / Nesterov (m0 = 2) or SGD + EMA (m0 = 1), the
+    formulas in scalars (`_pair_row`)."""
+    d = A0.shape[0]
+    logabs, arg, g, q, inv1m, realpos = _pair_arrays(d)
+    radius = 0.0
+    for i in range(d):
+        r = _pair_row(i, A0[i, 0, 0] + lr * A1[i, 0, 0], A0[i, 0, 1] + lr * A1[i, 0, 1],
+                      A0[i, 1, 0] + lr * A1[i, 1, 0], A0[i, 1, 1] + lr * A1[i, 1, 1],
+                      lr * b1[i, 0], lr * b1[i, 1], f[0], f[1], e[0], e[1], m0,
+                      logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
+    return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True)
+def _pair_arrays(d):
+    """Empty logabs, arg, g, q, inv1m, realpos for d rows of two modes."""
+    return (np.empty((d, 2)), np.empty((d, 2)), np.empty((d, 2), dtype=np.complex128),
+            np.empty((d, 2), dtype=np.complex128), np.empty((d, 2, 2), dtype=np.complex128),
+            np.empty((d, 2), dtype=np.bool_))
+
+
+
+
+@njit(cache=True, nogil=True)
+def _build_modes_general(A0, A1, b1, f, e, lr, m0):
+    """`build_modes` for any block lower-triangular map of size m <= 3 (`_build_one`)."""
     d, m, _ = A0.shape
     logabs = np.empty((d, m))
     arg = np.empty((d, m))
@@ -52,56 +237,6 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
     inv1m = np.empty((d, m, m), dtype=np.complex128)
     realpos = np.empty((d, m), dtype=np.bool_)
     radii = np.zeros(d)
-    if m == 1:   # SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without cancellation
-        for i in range(d):
-            lam = A0[i, 0, 0] + lr * A1[i, 0, 0]
-            one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
-            a = abs(lam)
-            radii[i] = a
-            logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
-            arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
-            g[i, 0] = lr * b1[i, 0] * e[0]
-            q[i, 0] = f[0] * e[0]
-            inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
-            realpos[i, 0] = lam >= 0.0
-        return logabs, arg, g, q, inv1m, realpos, radii.max()
-    if m == 2:   # momentum / Nesterov (m0 = 2) or SGD + EMA (m0 = 1): the formulas in scalars
-        for i in range(d):
-            a00 = A0[i, 0, 0] + lr * A1[i, 0, 0]
-            a01 = A0[i, 0, 1] + lr * A1[i, 0, 1]
-            a10 = A0[i, 1, 0] + lr * A1[i, 1, 0]
-            a11 = A0[i, 1, 1] + lr * A1[i, 1, 1]
-            b0 = lr * b1[i, 0]
-            b1_ = lr * b1[i, 1]
-            if m0 == 2:
-                l0, l1 = _quad_roots(a00, a01, a10, a11)
-            else:        # SGD + EMA: A is lower triangular, its eigenvalues its diagonal
-                l0, l1 = complex(a00, 0.0), complex(a11, 0.0)
-            if abs(l0 - l1) < SPLIT:
-                l0 += SPLIT
-                l1 -= SPLIT
-            eb = e[0] * b0 + e[1] * b1_
-            ef = e[0] * f[0] + e[1] * f[1]
-            eAb = e[0] * (a00 * b0 + a01 * b1_) + e[1] * (a10 * b0 + a11 * b1_)
-            eAf = e[0] * (a00 * f[0] + a01 * f[1]) + e[1] * (a10 * f[0] + a11 * f[1])
-            g[i, 0] = (eAb - l1 * eb) / (l0 - l1)
-            g[i, 1] = (eAb - l0 * eb) / (l1 - l0)
-            q[i, 0] = (eAf - l1 * ef) / (l0 - l1)
-            q[i, 1] = (eAf - l0 * ef) / (l1 - l0)
-            r = 0.0
-            for j in range(2):
-                lam = l0 if j == 0 else l1
-                a = abs(lam)
-                r = max(r, a)
-                logabs[i, j] = math.log(a) if a > 0.0 else -np.inf
-                arg[i, j] = math.atan2(lam.imag, lam.real)
-                realpos[i, j] = lam.imag == 0.0 and lam.real >= 0.0 and q[i, j].imag == 0.0
-            radii[i] = r
-            inv1m[i, 0, 0] = 1.0 / (1.0 - l0 * l0)
-            inv1m[i, 0, 1] = 1.0 / (1.0 - l0 * l1)
-            inv1m[i, 1, 0] = inv1m[i, 0, 1]
-            inv1m[i, 1, 1] = 1.0 / (1.0 - l1 * l1)
-        return logabs, arg, g, q, inv1m, realpos, radii.max()
     lam = np.empty(m, dtype=np.complex128)
     A = np.empty((m, m))
     b = np.empty(m)
@@ -110,7 +245,10 @@ def build_modes(A0, A1, b1, f, e, lr, m0):
     for i in range(d):
         _build_one(i, A0, A1, b1, f, e, lr, m0, m, lam, A, b, Ab, Af,
                    logabs, arg, g, q, inv1m, realpos, radii)
-    return logabs, arg, g, q, inv1m, realpos, radii.max()
+    radius = 0.0
+    for i in range(d):
+        radius = max(radius, radii[i])
+    return logabs, arg, g, q, inv1m, realpos, radius
 
 
 @njit(cache=True)
@@ -205,11 +343,14 @@ def _noise_row(i, m, g, inv1m, work):
 
 @njit(cache=True, nogil=True)
 def dn_at(k, logabs, arg, g, q, inv1m, wdet, wn, work):
-    """(D(k), N(k)) of the module docstring."""
+    """(D(k), N(k)) of the module docstring.
+
+    `arg` and `work` None: one real mode per row (SGD), d^2 = lam^(2k) and
+    n = g^2 (1 - lam^(2k)) / (1 - lam^2), all real; numba then compiles only this case."""
     d, m = logabs.shape
     D = 0.0
     N = 0.0
-    if m == 1:   # one mode (SGD): d^2 = lam^(2k) and n = g^2 (1 - lam^(2k)) / (1 - lam^2), all real
+    if arg is None:
         for i in range(d):
             p2 = math.exp(2.0 * k * logabs[i, 0]) if k > 0 else 1.0
             D += wdet[i] * p2 * (q[i, 0].real * q[i, 0].real)
@@ -425,6 +566,27 @@ def _one_mode_lower(k1, k2, logabs, g, q, inv1m, wdet, wn, inv_b, lb):
             lb[j] += min(l1, l2)
 
 
+@njit(cache=True)
+def _push_before(end, one_mode, stack, sp):
+    """Push intervals covering [0, end] where no crossing is expected; returns the new stack
+    size.  One mode per row: [0, end] itself (its bound, the sum of the rows' minima, is
+    the loss at `end` when every row falls, so one evaluation settles it).  Otherwise
+    [end - 4 (2^(j+1) - 1) + 1, end - 4 (2^j - 1)], j = 0, 1, ..., right to left (the
+    leftmost on top): short intervals where the loss is near the target, long ones where
+    the bound has room."""
+    if one_mode:
+        stack[sp, 0] = 0
+        stack[sp, 1] = end
+        return sp + 1
+    j = 0
+    while end - LEAF * (2**j - 1) >= 0:
+        stack[sp, 0] = max(end - LEAF * (2**(j + 1) - 1) + 1, 0)
+        stack[sp, 1] = end - LEAF * (2**j - 1)
+        sp += 1
+        j += 1
+    return sp
+
+
 @njit(cache=True, nogil=True)
 def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, k_max, work,
                     hint=-1):
@@ -433,22 +595,25 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
     Exact branch and bound, left to right: an interval is skipped only when its lower bound
     exceeds the target for every batch size not yet resolved, so the first k found for a batch
     size is its first crossing even when the loss is not monotone.  The lower bound is the
-    sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`),
-    otherwise `dn_lower`'s.
+    sum of the rows' minima over the interval for one mode per row (`_one_mode_lower`; `arg`
+    and `work` None, as for `dn_at`), otherwise `dn_lower`'s.
     A `hint` 0 < hint <= k_max (where the crossing is expected; -1: none) only orders the
-    work: [0, hint - 1] is one interval, then [hint, k_max] is covered by intervals of 4, 8,
-    16, ... steps from hint on, so a crossing at or just after the hint costs a few
-    evaluations instead of a descent from k_max; the result is the same.
+    work: [0, hint - 1] first (`_push_before`: with several modes, intervals of 4, 8, 16, ...
+    steps counted back from hint - 1), then [hint, k_max] by intervals of 4, 8, 16, ... steps
+    from hint on, so a crossing at or just after the hint costs a few evaluations instead of
+    a descent from k_max; the result is the same.  A hint > k_max (none expected up to
+    k_max) covers [0, k_max] as `_push_before` does.
     """
     nb = inv_b.size
     m = logabs.shape[1]
     lb = np.empty(nb)
     qabs = np.empty(logabs.shape)
     qarg = np.empty(logabs.shape)
-    for i in range(logabs.shape[0]):
-        for j in range(m):
-            qabs[i, j] = abs(q[i, j])
-            qarg[i, j] = math.atan2(q[i, j].imag, q[i, j].real)
+    if arg is not None:
+        for i in range(logabs.shape[0]):
+            for j in range(m):
+                qabs[i, j] = abs(q[i, j])
+                qarg[i, j] = math.atan2(q[i, j].imag, q[i, j].real)
     res = np.full(nb, -1, dtype=np.int64)
     unresolved = nb
     tol = target * (1.0 + 1e-12)
@@ -462,9 +627,9 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
             stack[sp, 0] = hint + LEAF * (2**j - 1)
             stack[sp, 1] = min(hint + LEAF * (2**(j + 1) - 1) - 1, k_max)
             sp += 1
-        stack[sp, 0] = 0
-        stack[sp, 1] = hint - 1
-        sp += 1
+        sp = _push_before(hint - 1, arg is None, stack, sp)
+    elif hint > k_max:
+        sp = _push_before(k_max, arg is None, stack, sp)
     else:
         stack[0, 0] = 0
         stack[0, 1] = k_max
@@ -484,7 +649,7 @@ def first_crossings(logabs, arg, g, q, inv1m, wdet, wn, realpos, inv_b, target, 
                     break
             continue
         need = False
-        if m == 1:
+        if arg is None:
             _one_mode_lower(a, b, logabs, g, q, inv1m, wdet, wn, inv_b, lb)
             for j in range(nb):
                 if res[j] < 0 and lb[j] <= tol:
@@ -689,11 +854,12 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, rn
 
 
 def cache_is_warm() -> bool:
-    """Whether the tuner's kernels are compiled and cached on disk for this source (numba's
-    cache index matches the source file); True when that cannot be told."""
+    """Whether the kernels every tuning uses (SGD's; a richer optimizer tunes SGD first) are
+    compiled and cached on disk for this source (numba's cache index matches the source
+    file); True when that cannot be told."""
     try:
         return all(bool(f._cache._cache_file._load_index())
-                   for f in (build_modes, dn_at, dn_ladder_until, dn_lower, first_crossings,
-                             surrogate_crossing))
+                   for f in (build_modes_sgd, dn_at, dn_ladder_until,
+                             first_crossings, surrogate_crossing))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

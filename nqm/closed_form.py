@@ -26,12 +26,29 @@ relative accuracy in its own terms; eigenvalues closer than 1e-7 are split by th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from nqm import _kernels
-from nqm.optimizer import OptimizerConfig, transition
+from nqm.optimizer import OptimizerConfig, direction_powers, transition
 from nqm.spectrum import Spectrum
+
+
+class SpectrumParts(NamedTuple):
+    """What `Modes.build` needs of a spectrum for a preconditioner exponent p, whatever the
+    optimizer: the loss weights wdet = 1/2 count h s0 and wn = 1/2 count h c, and the powers
+    (h^(1-p), h^-p) of `nqm.optimizer.transition`."""
+
+    wdet: np.ndarray
+    wn: np.ndarray
+    powers: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, spectrum: Spectrum, precond: float) -> SpectrumParts:
+        w = 0.5 * spectrum.count * spectrum.h
+        return cls(wdet=w * spectrum.s0, wn=w * spectrum.c,
+                   powers=direction_powers(spectrum.h, precond))
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,43 +70,67 @@ class Modes:
     spectrum: Spectrum
     config: OptimizerConfig
 
-    def _scratch(self) -> np.ndarray:
-        """Working space for one kernel call (the powers lam^k), never shared between calls."""
+    def scratch(self) -> np.ndarray | None:
+        """Working space for one kernel call (the powers lam^k), never shared between calls;
+        None for one real mode per row (SGD), which needs none."""
+        if self.logabs.shape[1] == 1:
+            return None
         return np.empty(self.logabs.shape, dtype=np.complex128)
+
+    @property
+    def kernel_arg(self) -> np.ndarray | None:
+        """`arg` as the kernels take it: None for one real mode per row (SGD), so that numba
+        compiles only that case (`nqm._kernels.dn_at`)."""
+        return None if self.logabs.shape[1] == 1 else self.arg
 
     @property
     def stable(self) -> bool:
         return self.spectral_radius < 1.0
 
     @classmethod
-    def build(cls, spectrum: Spectrum, config: OptimizerConfig) -> Modes:
-        tr = transition(spectrum.h, config.kind, config.momentum, config.precond, config.ema)
-        m0 = 1 if config.kind == "sgd" else 2
-        logabs, arg, g, q, inv1m, realpos, radius = _kernels.build_modes(
-            tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(config.lr), m0)
-        w = 0.5 * spectrum.count * spectrum.h
+    def build(cls, spectrum: Spectrum, config: OptimizerConfig,
+              parts: SpectrumParts | None = None) -> Modes:
+        """The modes of `config` on `spectrum`; `parts` (`SpectrumParts.of(spectrum,
+        config.precond)`) saves recomputing what does not depend on the configuration."""
+        if parts is None:
+            parts = SpectrumParts.of(spectrum, config.precond)
+        u, w = parts.powers
+        lr, kind = float(config.lr), config.kind
+        if kind == "sgd" and config.ema is None:
+            built = _kernels.build_modes_sgd(u, w, lr)
+        elif config.ema is None or kind == "sgd":      # the transition's arrays in the kernel
+            built = _kernels.build_modes_pair(u, w, kind == "nesterov", float(config.momentum),
+                                              -1.0 if config.ema is None else float(config.ema),
+                                              lr)
+        else:
+            built = _kernels.build_modes_momentum_ema(u, w, kind == "nesterov",
+                                                      float(config.momentum),
+                                                      float(config.ema), lr)
+        logabs, arg, g, q, inv1m, realpos, radius = built
         return cls(logabs=logabs, arg=arg, g=g, q=q, inv1m=inv1m, realpos=realpos,
-                   wdet=w * spectrum.s0, wn=w * spectrum.c, spectral_radius=float(radius),
+                   wdet=parts.wdet, wn=parts.wn, spectral_radius=float(radius),
                    spectrum=spectrum, config=config)
 
     # ------------------------------------------------------------------ evaluation
     def dn(self, k: int) -> tuple[float, float]:
         """(D(k), N(k)): the loss at step k is D + N / B."""
-        return _kernels.dn_at(k, self.logabs, self.arg, self.g, self.q, self.inv1m,
-                              self.wdet, self.wn, self._scratch())
+        return _kernels.dn_at(k, self.logabs, self.kernel_arg, self.g, self.q, self.inv1m,
+                              self.wdet, self.wn, self.scratch())
 
     def dn_ladder(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(D(k), N(k)) at every k of an integer array (one kernel call)."""
-        return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.arg, self.g,
-                                  self.q, self.inv1m, self.wdet, self.wn, self._scratch())
+        return _kernels.dn_ladder(np.asarray(ks, dtype=np.int64), self.logabs, self.kernel_arg,
+                                  self.g, self.q, self.inv1m, self.wdet, self.wn,
+                                  self.scratch())
 
     def dn_ladder_until(self, ks, target: float, batch_size: float):
         """`dn_ladder` up to the first k of `ks` where the loss at `batch_size` is <= target,
         that k's values repeated after it (enough to find the first ladder crossing of every
         batch size >= `batch_size`)."""
-        return _kernels.dn_ladder_until(np.asarray(ks, dtype=np.int64), self.logabs, self.arg,
+        return _kernels.dn_ladder_until(np.asarray(ks, dtype=np.int64), self.logabs,
+                                        self.kernel_arg,
                                         self.g, self.q, self.inv1m, self.wdet, self.wn,
-                                        self._scratch(), float(target), 1.0 / batch_size)
+                                        self.scratch(), float(target), 1.0 / batch_size)
 
     def loss(self, k: int, batch_size: float) -> float:
         D, N = self.dn(k)
@@ -114,12 +155,12 @@ class Modes:
     def first_crossings(self, batch_sizes, target: float, k_max: int,
                         hint: int | None = None) -> np.ndarray:
         """First step k <= k_max with L(k) <= target for each batch size (-1: not reached).
-        `hint`, where the crossing is expected, makes it cheaper when close; the result does
-        not depend on it."""
+        `hint`, where the crossing is expected, makes it cheaper when close (a hint above
+        k_max: none expected); the result does not depend on it."""
         inv_b = 1.0 / np.asarray(batch_sizes, dtype=np.float64)
-        return _kernels.first_crossings(self.logabs, self.arg, self.g, self.q, self.inv1m,
+        return _kernels.first_crossings(self.logabs, self.kernel_arg, self.g, self.q, self.inv1m,
                                         self.wdet, self.wn, self.realpos, inv_b,
-                                        float(target), int(k_max), self._scratch(),
+                                        float(target), int(k_max), self.scratch(),
                                         -1 if hint is None else int(hint))
 
 

@@ -77,13 +77,20 @@ class Transition(NamedTuple):
     e: np.ndarray
 
 
+def direction_powers(h: np.ndarray, precond: float) -> tuple[np.ndarray, np.ndarray]:
+    """(u, w) = (h^(1-p), h^-p): x = lr * u and a = lr * w of the module docstring."""
+    h = np.asarray(h, dtype=np.float64)
+    return h ** (1.0 - precond), h ** (-precond)
+
+
 def transition(h: np.ndarray, kind: str, momentum: float, precond: float,
-               ema: float | None) -> Transition:
-    """Build (A0, A1, b1, f, e) of the module docstring for every direction."""
+               ema: float | None, powers: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> Transition:
+    """Build (A0, A1, b1, f, e) of the module docstring for every direction; `powers`:
+    `direction_powers(h, precond)` if already at hand."""
     h = np.asarray(h, dtype=np.float64)
     d = h.size
-    u = h ** (1.0 - precond)          # x = lr * u
-    w = h ** (-precond)               # a = lr * w
+    u, w = powers if powers is not None else direction_powers(h, precond)
     beta = float(momentum)
     m0 = 1 if kind == "sgd" else 2
     m = m0 + (ema is not None)

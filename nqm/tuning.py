@@ -42,10 +42,15 @@ from scipy.optimize import minimize, minimize_scalar
 
 from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
-from nqm.closed_form import Modes
+from nqm.closed_form import Modes, SpectrumParts
 from nqm.critical import crossing_fraction
 from nqm.dynamics import lr_sequence, recurrence_losses, recurrence_parts
-from nqm.optimizer import OptimizerConfig, check_kind, check_precond, lr_limit
+from nqm.optimizer import (
+    OptimizerConfig,
+    check_kind,
+    check_precond,
+    stability_factor,
+)
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
 from nqm.spectrum import Spectrum
@@ -102,12 +107,21 @@ class _Problem:
             names.append("horizon")
             bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
+        self.parts = SpectrumParts.of(spectrum, precond)
+        # lr_limit(h, kind, beta, precond) = stability_factor(kind, beta) / h_scale
+        self.h_scale = float(np.max(np.asarray(spectrum.h) ** (1.0 - precond)))
+
+    def modes(self, cfg: OptimizerConfig) -> Modes:
+        """`Modes.build` on this problem's spectrum."""
+        return Modes.build(self.spectrum, cfg, self.parts)
 
     def config(self, z) -> tuple[OptimizerConfig, int | None]:
-        p = dict(zip(self.names, np.clip(z, self.bounds[:, 0], self.bounds[:, 1])))
+        zs = z if hasattr(z, "__len__") else (z,)      # Brent passes a scalar
+        p = {name: min(max(float(v), lo), hi)          # np.clip on scalars
+             for name, v, (lo, hi) in zip(self.names, zs, self.bounds.tolist())}
         beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
         gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
-        lim = lr_limit(self.spectrum.h, self.kind, beta, self.precond)
+        lim = stability_factor(self.kind, beta) / self.h_scale
         horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
         cfg = OptimizerConfig(self.kind, lr=math.exp(p["lr"]) * lim, momentum=beta,
                               precond=self.precond, ema=gamma)
@@ -117,7 +131,7 @@ class _Problem:
         """Search coordinates of a tuned point of this or a contained optimizer (the missing
         momentum / EMA coordinates take the value that switches them off: beta = gamma = 0;
         a constant-LR point gets a horizon equal to its step count)."""
-        lim = lr_limit(self.spectrum.h, self.kind, point.momentum, self.precond)
+        lim = stability_factor(self.kind, point.momentum) / self.h_scale
         z = {"lr": math.log(point.lr / lim), "momentum": math.log1p(-point.momentum),
              "ema": math.log1p(-(point.ema or 0.0)),
              "horizon": math.log(max(point.steps or self.max_steps, 1))}
@@ -144,21 +158,31 @@ class _Problem:
         if self.initial_loss <= self.target:
             return 0.0
         status, value = _kernels.surrogate_crossing(
-            modes.logabs, modes.arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
-            np.empty(modes.logabs.shape, dtype=np.complex128), 1.0 / batch_size,
+            modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
+            modes.scratch(), 1.0 / batch_size,
             self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
             PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
         if status:
             return self.penalty(math.exp(value) * self.target)
         return value
 
-    def ladder_score(self, ks: np.ndarray, losses: np.ndarray) -> float:
+    def ladder_scores(self, ks: np.ndarray, D: np.ndarray, N: np.ndarray,
+                      bs: np.ndarray) -> list[float]:
+        """`ladder_score` at every batch size of `bs` from the ladder's D(k) and N(k)."""
+        losses = D[None, :] + N[None, :] / bs[:, None]
+        hit = losses <= self.target
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+        return [self.ladder_score(ks, row, i) for row, i in zip(losses, first)]
+
+    def ladder_score(self, ks: np.ndarray, losses: np.ndarray, i: int | None = None) -> float:
         """Approximate steps from losses on a step ladder: the first ladder step at or below the
-        target, interpolated in (log k, log L) from the step before it (grid stage only)."""
-        hit = np.flatnonzero(losses <= self.target)
-        if hit.size == 0:
+        target (its index `i` if known, -1: none), interpolated in (log k, log L) from the step
+        before it (grid stage only)."""
+        if i is None:
+            hit = np.flatnonzero(losses <= self.target)
+            i = int(hit[0]) if hit.size else -1
+        if i < 0:
             return self.penalty(losses[-1])
-        i = int(hit[0])
         if i == 0:
             return float(ks[0])
         l0, l1 = math.log(losses[i - 1]), math.log(max(losses[i], TINY))
@@ -173,7 +197,7 @@ class _Problem:
         that has not reached the target by then cannot win and scores at least `cap`.
         `hint`: where a constant LR's crossing is expected (speed only)."""
         if self.schedule is None or self.schedule.is_constant:
-            modes = Modes.build(self.spectrum, cfg)
+            modes = self.modes(cfg)
             k = int(modes.first_crossings([batch_size], self.target, self.max_steps,
                                           hint=hint)[0])
             if k >= 0:
@@ -231,17 +255,26 @@ class _Problem:
         frac = crossing_fraction(l0, l1, self.log_target)      # l0 > log target >= l1
         return k - 1 + min(max(frac, 0.0), 1.0), k
 
-    def crossing_before(self, z, batch_size: float, cap: int) -> int | None:
+    def crossing_before(self, z, batch_size: float, cap: int,
+                        unlikely: bool = False, near: float | None = None) -> int | None:
         """Exact first crossing at z if it is at most `cap` (constant LR), else None; the
-        branch and bound stops at `cap`, so a point that cannot win costs little."""
-        return self.crossing_of(self.config(z)[0], batch_size, cap)
+        branch and bound stops at `cap`, so a point that cannot win costs little.
+        Where to look first (the result is the same): `unlikely`, no crossing is expected up
+        to `cap` (the steps are covered from `cap` backwards); `near`, one is expected there."""
+        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
 
-    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int) -> int | None:
+    def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int,
+                    unlikely: bool = False, near: float | None = None) -> int | None:
         """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        modes = Modes.build(self.spectrum, cfg)
-        k = int(modes.first_crossings([batch_size], self.target, int(cap))[0])
+        hint = None
+        if unlikely:
+            hint = int(cap) + 1
+        elif near is not None and 1.0 <= near <= cap:
+            hint = int(near)
+        modes = self.modes(cfg)
+        k = int(modes.first_crossings([batch_size], self.target, int(cap), hint=hint)[0])
         return k if k >= 0 else None
 
     def binding(self, z) -> list[int]:
@@ -424,12 +457,11 @@ def _grid_scores(problem: _Problem, grid: np.ndarray, bs: np.ndarray, const_step
         ladder = np.unique(np.round(np.geomspace(1, problem.max_steps, n_rungs))).astype(int)
 
         def ladder_losses(z):
-            modes = Modes.build(problem.spectrum, problem.config(z)[0])
+            modes = problem.modes(problem.config(z)[0])
             return modes.dn_ladder_until(ladder, problem.target, float(bs[0]))
 
         for gi, (D, N) in enumerate(thread_map(ladder_losses, grid, threads)):
-            for bi, b in enumerate(bs):
-                scores[gi, bi] = problem.ladder_score(ladder, D + N / b)
+            scores[gi] = problem.ladder_scores(ladder, D, N, bs.astype(np.float64))
         return scores, reached
     for gi, z in enumerate(grid):
         cfg, horizon = problem.config(z)
@@ -460,7 +492,7 @@ class _Objective:
         p = self.problem
         cfg, horizon = p.config(z)
         if p.closed:
-            val = p.surrogate_closed(Modes.build(p.spectrum, cfg), self.batch_size, self.hint)
+            val = p.surrogate_closed(p.modes(cfg), self.batch_size, self.hint)
         else:
             val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
             self.best = min(self.best, val)
@@ -510,9 +542,12 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
         objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
         optima = [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
         optima.sort(key=lambda o: o[1])
-        for zc, _val in optima + [(z0, None) for z0 in starts[-1:]]:
+        for zc, val in optima + [(z0, None) for z0 in starts[-1:]]:
             zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
-            kc = problem.crossing_before(zc, b, problem.max_steps if k is None else k - 1)
+            if k is None:      # expected near the surrogate's crossing
+                kc = problem.crossing_before(zc, b, problem.max_steps, near=val)
+            else:              # only a better point matters: the proof that none is cheap
+                kc = problem.crossing_before(zc, b, k - 1, unlikely=True)
             if kc is not None:
                 z, k = zc, kc
         if z is None:          # nothing reaches the target yet: the surrogate's best
@@ -573,7 +608,7 @@ def _crossing_cached(problem: _Problem, known: dict, z: np.ndarray, b: float,
     pattern search's step back to the point it came from then costs nothing."""
     key = z.tobytes()
     if key not in known:
-        known[key] = problem.crossing_before(z, b, cap)
+        known[key] = problem.crossing_before(z, b, cap, unlikely=True)
     k = known[key]
     return k if k is not None and k <= cap else None
 
@@ -645,5 +680,4 @@ def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> Tun
     return TunedPoint(batch_size=b, steps=k, reached=k is not None, lr=cfg.lr,
                       momentum=cfg.momentum, ema=cfg.ema, horizon=horizon, at_edge=bool(edges),
                       edges=edges,
-                      lr_limit=lr_limit(problem.spectrum.h, problem.kind, cfg.momentum,
-                                        problem.precond))
+                      lr_limit=stability_factor(problem.kind, cfg.momentum) / problem.h_scale)

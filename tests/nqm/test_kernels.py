@@ -70,3 +70,25 @@ def test_reference_is_sensitive_to_a_wrong_mode():
     want = tr.e @ np.linalg.matrix_power(A, 5) @ tr.f
     assert abs(np.sum(q[0] * lam[0] ** 5).real - want) < 1e-12
     assert abs(np.sum((q[0] + [1e-6, 0]) * lam[0] ** 5) - want) > 1e-9
+
+
+@pytest.mark.parametrize("kind,momentum,ema,precond", CASES)
+def test_direct_builds_equal_build_modes_bit_for_bit(kind, momentum, ema, precond):
+    """The kernels that form the transition's arrays themselves (`build_modes_sgd`,
+    `build_modes_pair`, `build_modes_momentum_ema`, used by `Modes.build`) against
+    `build_modes` on the arrays of `nqm.optimizer.transition`: identical, not merely close."""
+    lr = 0.6 * lr_limit(H, kind, momentum, precond)
+    tr = transition(H, kind, momentum, precond, ema)
+    want = _kernels.build_modes(tr.A0, tr.A1, tr.b1, tr.f, tr.e, float(lr),
+                                1 if kind == "sgd" else 2)
+    u, w = H ** (1.0 - precond), H ** (-precond)
+    if kind == "sgd" and ema is None:
+        got = _kernels.build_modes_sgd(u, w, float(lr))
+    elif kind != "sgd" and ema is not None:
+        got = _kernels.build_modes_momentum_ema(u, w, kind == "nesterov", float(momentum),
+                                                float(ema), float(lr))
+    else:
+        got = _kernels.build_modes_pair(u, w, kind == "nesterov", float(momentum),
+                                        -1.0 if ema is None else float(ema), float(lr))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
