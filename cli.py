@@ -107,7 +107,7 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
     config = ModesConfig(base, noise, label_noise,
                          _protocol(protocol_trials, repeats, seed, lr_range, budget))
     config.check(spectrum)   # target below the initial loss, memory, cost: before any work
-    _compile_notice()
+    _compile_notice(optimizer, ema)
     units = len(base.batch_sizes) * (1 + (config.protocol is not None))
     with _bar(units, "tuning batch sizes", quiet) as bar:
         result = predict_modes(spectrum, config, progress=bar.update)
@@ -175,7 +175,7 @@ def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, fina
                             parse_schedule(schedule, warmup, final_frac), horizon, target,
                             mc_runs, seed, points)
     config.check(spectrum)
-    _compile_notice()
+    _compile_notice(optimizer, ema)
     result = run_simulate(spectrum, config, warn=_stderr)
     _echo(simulate_lines(result, display_steps(result["steps"], n_steps), n_steps))
     if json_path:
@@ -299,7 +299,7 @@ def _tuned_figures(spec, target, batch_sizes, out: Path, quiet, threads) -> None
     spectrum = parse_spec(spec)
     config = CompareConfig(target=target, batch_sizes=batch_sizes, threads=threads)
     out.mkdir(parents=True, exist_ok=True)
-    _compile_notice()
+    _compile_notice("momentum")         # SGD's kernels and the 2 x 2 ones
     with _bar(len(OPTIMIZER_SET) * len(batch_sizes), "tuning", quiet) as bar:
         results = compare_optimizers(spectrum, config, progress=bar.update)
     seconds = {name: res.pop("elapsed_s") for name, res in results.items()}  # printed only

@@ -120,11 +120,12 @@ class FloatList(click.ParamType):
         return values
 
 
-def _compile_notice() -> None:
-    """One line on stderr when the NQM kernels are about to be compiled (first run only)."""
+def _compile_notice(optimizer: str = "sgd", ema: bool = False) -> None:
+    """One line on stderr when the NQM kernels this optimizer uses are about to be compiled
+    (first run only)."""
     from nqm._kernels import cache_is_warm
 
-    if not cache_is_warm():
+    if not cache_is_warm(1 + (optimizer in ("momentum", "nesterov")) + bool(ema)):
         click.echo("compiling the NQM kernels (once; cached afterwards) ...", err=True)
 
 

@@ -853,13 +853,15 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, rn
     return mean, np.sqrt(var / max(n_runs - 1, 1))
 
 
-def cache_is_warm() -> bool:
-    """Whether the kernels every tuning uses (SGD's; a richer optimizer tunes SGD first) are
-    compiled and cached on disk for this source (numba's cache index matches the source
-    file); True when that cannot be told."""
+def cache_is_warm(state_size: int = 1) -> bool:
+    """Whether the kernels a tuning with this state size uses (1: SGD, 2: momentum, Nesterov
+    or SGD + EMA, 3: momentum + EMA; a richer optimizer tunes SGD first) are compiled and
+    cached on disk for this source (numba's cache index matches the source file); True when
+    that cannot be told."""
+    builds = {2: (build_modes_pair,), 3: (build_modes_momentum_ema,)}.get(state_size, ())
     try:
         return all(bool(f._cache._cache_file._load_index())
                    for f in (build_modes_sgd, dn_at, dn_ladder_until,
-                             first_crossings, surrogate_crossing))
+                             first_crossings, surrogate_crossing, *builds))
     except Exception:   # numba's cache layout is private: say nothing rather than fail
         return True

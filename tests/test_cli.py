@@ -176,13 +176,38 @@ def test_bad_input_fails_before_the_kernels_are_imported(args):
 def test_first_run_says_it_compiles_the_kernels(monkeypatch):
     import nqm._kernels
 
-    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda: False)
+    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda state_size=1: False)
     r = run("predict", "--spectrum", SMALL, "--batch-sizes", "1,64", "--quiet")
     assert r.exit_code == 0, r.output
     assert "compiling the NQM kernels (once" in r.stderr
-    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda: True)
+    monkeypatch.setattr(nqm._kernels, "cache_is_warm", lambda state_size=1: True)
     assert "compiling" not in run("predict", "--spectrum", SMALL, "--batch-sizes", "1,64",
                                   "--quiet").stderr
+
+
+def test_the_compile_notice_asks_about_the_optimizers_own_kernels(monkeypatch):
+    """SGD's kernels cached but not momentum's 2 x 2 build: momentum says it compiles."""
+    import nqm._kernels
+
+    asked = []
+    monkeypatch.setattr(nqm._kernels, "cache_is_warm",
+                        lambda state_size=1: asked.append(state_size) or state_size == 1)
+    args = ("predict", "--spectrum", SMALL, "--batch-sizes", "1,64", "--quiet")
+    assert "compiling" not in run(*args).stderr
+    assert "compiling the NQM kernels" in run(*args, "--optimizer", "momentum").stderr
+    assert "compiling the NQM kernels" in run(*args, "--optimizer", "momentum", "--ema").stderr
+    assert asked == [1, 2, 3]
+
+
+def test_cache_is_warm_checks_the_state_sizes_build_kernel():
+    import nqm._kernels as k
+
+    assert isinstance(k.cache_is_warm(1), bool) and isinstance(k.cache_is_warm(3), bool)
+    k.build_modes_momentum_ema._cache._cache_file._load_index = lambda: {}
+    try:
+        assert k.cache_is_warm(3) is False
+    finally:
+        del k.build_modes_momentum_ema._cache._cache_file._load_index
 
 
 def test_figures_writes_comparison_and_summaries(tmp_path):
