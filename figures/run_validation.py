@@ -13,6 +13,10 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
   adam proxy the exponent p of Adam's stand-in (H^-p preconditioned SGD) scanned over
              PROXY_GRID on the transfer from SGD: chosen on PROXY_FIT_ON, judged on the rest.
 
+With --noise loss-following every mode uses noise that follows the loss,
+kappa c (L + l_noise) / (L_ref + l_noise), l_noise from the noise line through the reference
+measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy scan.
+
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
 OUT/<W>-<OPT>-examples.png|pdf and OUT/bcrit_scatter.png|pdf; prints a Markdown table.
@@ -48,24 +52,37 @@ def f_rule(workload: str, spectra: Path) -> float | None:
                                 LOSS_FLOOR.get(workload, 0.0))
 
 
-def _run(spectrum, sweep, fit_on, rule, threads, transfer=()):
-    return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads),
+def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), line=None):
+    return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
+                                                      noise_line=line),
                      transfer=transfer, f_rule=rule)
 
 
-def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path) -> dict:
+def noise_line(workload: str, spectra: Path, spectrum):
+    """The loss-following noise line of the workload's reference measurement."""
+    from nqm.noise_line import line_from_measure
+
+    return line_from_measure(spectra / workload / "measure.json", spectrum.initial_loss(),
+                             {**spectrum.meta,
+                              "loss_floor": LOSS_FLOOR.get(workload, 0.0)})
+
+
+def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
+             noise: str = "constant") -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(spectra / workload / "spectrum_target.npz")
     rule = f_rule(workload, spectra)
+    line = noise_line(workload, spectra, spectrum) if noise == "loss-following" else None
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads) if rule else None,
+        out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, line=line)
+                    if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
                                  transfer=tuple(s for o, s in sweeps.items() if o != opt)
-                                 if opt == "sgd" else ()),
-                    "one_run": _run(spectrum, sweep, "smallest", rule, threads)}
+                                 if opt == "sgd" else (), line=line),
+                    "one_run": _run(spectrum, sweep, "smallest", rule, threads, line=line)}
     return out
 
 
@@ -172,6 +189,10 @@ def main():
     ap.add_argument("--sweeps", default=str(ROOT / "sweeps"),
                     help="directory of sweeps W-OPT/summary.json (default: the reference sweeps)")
     ap.add_argument("--no-proxy-scan", action="store_true")
+    ap.add_argument("--noise", choices=("constant", "loss-following"), default="constant",
+                    help="the NQM's gradient noise (loss-following: no proxy scan)")
+    ap.add_argument("--from-records", action="store_true",
+                    help="no calibration: summarise the OUT/W-OPT.json records already there")
     args = ap.parse_args()
     spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
     names = (args.workloads.split(",") if args.workloads else
@@ -179,8 +200,11 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for w in names:
-        results[w] = validate(w, args.threads, spectra, sweep_dir)
+    for w in names if args.from_records else ():
+        results[w] = {o: json.loads((out / f"{w}-{o}.json").read_text()) for o in OPTIMIZERS
+                      if (out / f"{w}-{o}.json").exists()}
+    for w in () if args.from_records else names:
+        results[w] = validate(w, args.threads, spectra, sweep_dir, args.noise)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -192,7 +216,7 @@ def main():
     bcrit_scatter(summary, out / "bcrit_scatter")
     print(table(summary))
     (out / "table.md").write_text(table(summary) + "\n")
-    if args.no_proxy_scan:
+    if args.no_proxy_scan or args.noise != "constant" or args.from_records:
         return
     scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")

@@ -16,13 +16,13 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _step_moments(M, A0, A1, b1, hcount, diag, coup, add, inv_b, lr):
-    """M <- A M A' + q b b' for every direction (M: (d, m, m) second moments, in place)."""
+def _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp):
+    """M <- A M A' + q b b' for every direction (M: (d, m, m) second moments, in place;
+    A = A0 + lr A1 per direction, `tmp` an (m, m) scratch array)."""
     d, m = M.shape[0], M.shape[1]
     big_s = 0.0
     for i in range(d):
         big_s += hcount[i] * M[i, 0, 0]
-    tmp = np.empty((m, m))
     for i in range(d):
         q = max(diag[i] * M[i, 0, 0] + coup[i] * big_s + add[i], 0.0) * inv_b
         # tmp = A M
@@ -30,14 +30,20 @@ def _step_moments(M, A0, A1, b1, hcount, diag, coup, add, inv_b, lr):
             for col in range(m):
                 acc = 0.0
                 for k in range(m):
-                    acc += (A0[i, r, k] + lr * A1[i, r, k]) * M[i, k, col]
+                    acc += A[i, r, k] * M[i, k, col]
                 tmp[r, col] = acc
         for r in range(m):
             for col in range(m):
                 acc = 0.0
                 for k in range(m):
-                    acc += tmp[r, k] * (A0[i, col, k] + lr * A1[i, col, k])
+                    acc += tmp[r, k] * A[i, col, k]
                 M[i, r, col] = acc + q * lr * lr * b1[i, r] * b1[i, col]
+
+
+@njit(cache=True, nogil=True)
+def _transition(A0, A1, lr):
+    """A = A0 + lr A1 (per direction), once per run."""
+    return A0 + lr * A1
 
 
 @njit(cache=True, nogil=True)
@@ -54,6 +60,8 @@ def losses(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, n_steps):
     """Expected loss L(k) = 1/2 sum_i count_i h_i E theta_i(k)^2 for k = 0..n_steps."""
     m = A0.shape[1]
     M = _initial_moments(s0, m)
+    A = _transition(A0, A1, lr)
+    tmp = np.empty((m, m))
     out = np.empty(n_steps + 1)
     inv_b = 1.0 / batch_size
     for k in range(n_steps + 1):
@@ -62,7 +70,7 @@ def losses(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, n_steps):
             acc += hcount[i] * M[i, 0, 0]
         out[k] = 0.5 * acc
         if k < n_steps:
-            _step_moments(M, A0, A1, b1, hcount, diag, coup, add, inv_b, lr)
+            _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp)
     return out
 
 
@@ -73,6 +81,8 @@ def crossing(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, target, ma
     between steps k-1 and k (a continuous score for the tuner; x = k at k = 0)."""
     m = A0.shape[1]
     M = _initial_moments(s0, m)
+    A = _transition(A0, A1, lr)
+    tmp = np.empty((m, m))
     inv_b = 1.0 / batch_size
     prev = 0.0
     for k in range(max_steps + 1):
@@ -89,7 +99,7 @@ def crossing(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, target, ma
             return k, k - 1.0 + x
         prev = loss
         if k < max_steps:
-            _step_moments(M, A0, A1, b1, hcount, diag, coup, add, inv_b, lr)
+            _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp)
     return -1, math.inf
 
 
