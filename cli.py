@@ -491,10 +491,16 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @opt("--plot", "plot_path", type=FILE, help="Steps and tuned lr vs B (PNG and PDF).")
 @opt("--noise-log", type=FILE, default=None,
      help="A noise-scale log (empirical.track): its B_simple as a further B_crit predictor.")
+@opt("--noise", "noise_model", type=click.Choice(["constant", "loss-following"]),
+     default="constant", show_default=True,
+     help="loss-following: noise kappa c (L + l_noise)/(L_ref + l_noise), l_noise fitted on "
+          "the checkpoints of --checkpoints (sgd, momentum and precond stand-ins only).")
+@opt("--checkpoints", type=FILE, default=None,
+     help="measure.json of the reference run (default: the one beside --spectrum).")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              noise_log, threads):
+              noise_log, noise_model, checkpoints, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -509,8 +515,17 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     spectrum, sweep = load(spectrum_path), load_sweep(runs)
     others = tuple(load_sweep(t) for t in transfer)
     tracked = load_noise_log(noise_log) if noise_log else None
+    line = None
+    if noise_model == "loss-following":
+        from pathlib import Path
+
+        from nqm.noise_line import line_from_measure
+
+        line = line_from_measure(checkpoints or Path(spectrum_path).parent / "measure.json",
+                                 spectrum.initial_loss(), spectrum.meta)
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
-                             proxy=tuple(parse_proxy(proxy).items()), threads=threads)
+                             proxy=tuple(parse_proxy(proxy).items()), threads=threads,
+                             noise_line=line)
     _compile_notice()
     record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
     _echo(calibrate_lines(record))
