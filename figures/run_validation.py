@@ -16,6 +16,8 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
 With --noise loss-following every mode uses noise that follows the loss,
 kappa c (L + l_noise) / (L_ref + l_noise), l_noise from the noise line through the reference
 measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy scan.
+--noise constant-coupled: the constant noise through that model's tuner (l_noise = inf), to
+separate the noise model from the tuner.
 
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
@@ -33,6 +35,7 @@ from pathlib import Path
 from empirical.adapter import target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
+from nqm.noise_line import NoiseLine, line_from_measure
 from nqm.spectrum import load
 from nqm.sweep_data import load_sweep
 
@@ -60,8 +63,6 @@ def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), line=None):
 
 def noise_line(workload: str, spectra: Path, spectrum):
     """The loss-following noise line of the workload's reference measurement."""
-    from nqm.noise_line import line_from_measure
-
     return line_from_measure(spectra / workload / "measure.json", spectrum.initial_loss(),
                              {**spectrum.meta,
                               "loss_floor": LOSS_FLOOR.get(workload, 0.0)})
@@ -72,7 +73,8 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load(spectra / workload / "spectrum_target.npz")
     rule = f_rule(workload, spectra)
-    line = noise_line(workload, spectra, spectrum) if noise == "loss-following" else None
+    line = (noise_line(workload, spectra, spectrum) if noise == "loss-following" else
+            NoiseLine(0.0, 1.0, 0, math.inf, 0.0) if noise == "constant-coupled" else None)
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
@@ -189,8 +191,11 @@ def main():
     ap.add_argument("--sweeps", default=str(ROOT / "sweeps"),
                     help="directory of sweeps W-OPT/summary.json (default: the reference sweeps)")
     ap.add_argument("--no-proxy-scan", action="store_true")
-    ap.add_argument("--noise", choices=("constant", "loss-following"), default="constant",
-                    help="the NQM's gradient noise (loss-following: no proxy scan)")
+    ap.add_argument("--noise", choices=("constant", "loss-following", "constant-coupled"),
+                    default="constant",
+                    help="the NQM's gradient noise (loss-following: no proxy scan; "
+                         "constant-coupled: constant noise through the loss-following model's "
+                         "tuner, l_noise = inf)")
     ap.add_argument("--from-records", action="store_true",
                     help="no calibration: summarise the OUT/W-OPT.json records already there")
     args = ap.parse_args()
