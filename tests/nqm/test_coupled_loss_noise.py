@@ -155,3 +155,35 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(NQMInputError, match="simulated sweep"):
         first_passage(_spectrum(), LossFollowingNoise(1.0, 0.1),
                       ProtocolConfig(target=0.1), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_capped_grid_pass_has_the_argmin_of_the_uncapped_one(optimizer):
+    from nqm.coupled_tuning import _grid, _Scorer
+
+    sp = _spectrum()
+    cfg = CoupledTuneConfig(0.3, optimizer, max_steps=20000, grid=10)
+    noise = LossFollowingNoise(0.05, 0.1)
+    us = np.linspace(np.log(1e-4), np.log(4.0), cfg.grid)
+    ws = np.linspace(np.log(1e-3), 0.0, 3)
+
+    def fn(score):
+        return score if optimizer == "sgd" else (lambda u: [score(u, w) for w in ws])
+
+    capped = _Scorer(sp, noise, cfg, 1)
+    vals = _grid(us, fn(capped), capped)
+    plain = _Scorer(sp, noise, cfg, 1)
+    ref = np.array([fn(plain)(u) for u in us])
+    assert np.argmin(vals) == np.argmin(ref) and capped.best == plain.best
+    assert capped.limit == cfg.max_steps
+
+
+def test_local_search_from_an_optimum_keeps_it():
+    sp = _spectrum()
+    noise = LossFollowingNoise(0.05, 0.1)
+    cfg = CoupledTuneConfig(0.3, "momentum", batch_sizes=(4,), max_steps=20000, grid=12)
+    full = tune(sp, noise, cfg)[0]
+    from nqm.coupled_tuning import tune_one
+
+    warm = tune_one(sp, noise, cfg, 4, start=(full["lr"], full["momentum"]))
+    assert warm["reached"] and warm["steps"] <= full["steps"] and warm["edges"] == []
