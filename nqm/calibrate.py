@@ -154,6 +154,7 @@ class _Model:
         return self._memo[key]
 
     def curve_sizes(self, sizes) -> tuple[int, ...]:
+        """The batch sizes of the plotted curve (`curve_batch_sizes`)."""
         return curve_batch_sizes(sizes)
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:

@@ -82,12 +82,15 @@ class LossFollowingModel:
         return self._warm[key]
 
     def points(self, fraction: float, kappa: float, batch_sizes) -> list[LossPoint]:
+        """Each batch size tuned by the full search at (f, kappa)."""
         return [self._one(fraction, kappa, b) for b in batch_sizes]
 
     def curve_sizes(self, sizes) -> tuple[int, ...]:
+        """The batch sizes of the plotted curve: the measured ones."""
         return tuple(sizes)
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
+        """log of the tuned steps inside the fit (warm-started; 10 x budget if unreached)."""
         p = self._nearby(fraction, kappa, batch_size)
         return math.log(p.steps if p.steps else 0.5) if p.reached else \
             math.log(10.0 * self.max_steps)

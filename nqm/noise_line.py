@@ -52,6 +52,7 @@ class NoiseLine:
         return LossFollowingNoise(self.l_noise, self.l_ref, scale)
 
     def as_dict(self) -> dict:
+        """The record's `noise` entry (l_noise None for inf)."""
         zero = -self.intercept / self.slope if self.slope != 0 else None
         return {"quantity": self.quantity, "slope": self.slope, "intercept": self.intercept,
                 "zero_at_train_loss": zero, "n_points": self.n_points,
