@@ -35,13 +35,16 @@ class LossFollowingModel:
     Nelder-Mead to `LOCAL_TOL`) for every reported point (`points`).  The fit's many
     evaluations (`log_steps`, roots to `LOG_TOL`) run the full search at the first (f, kappa)
     of each batch size and afterwards only the local search from the optimum of the nearest
-    (log f, log kappa) already tuned (the full search again if that does not reach the
-    target).  Plots get the measured batch sizes only (`curve_sizes`).
+    (log f, log kappa) already tuned, where that optimum took WARM_MIN_STEPS steps or more
+    (the full search otherwise, or if the local one does not reach the target: at large
+    batch sizes a local search from a neighbour's optimum can stay in a worse basin).
+    Plots get the measured batch sizes only (`curve_sizes`).
     """
 
     GRID = 16                 # grid points per lr axis (momentum: GRID // 3 in beta)
     LOCAL_TOL = (1e-2, 0.5)   # Nelder-Mead's (xatol in log, fatol in steps)
     LOG_TOL = 1e-2            # the fit's root finding in log f and log kappa (1%)
+    WARM_MIN_STEPS = 1000     # warm starts only where the nearest optimum took this many steps
 
     def __init__(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
                  line: NoiseLine):
@@ -77,6 +80,8 @@ class LossFollowingModel:
         if not near:
             return self._one(fraction, kappa, batch_size)
         start = min(near, key=lambda t: t[0])[1]
+        if start.steps < self.WARM_MIN_STEPS:          # short runs: the full search is cheap
+            return self._one(fraction, kappa, batch_size)
         p = self._tune(fraction, kappa, batch_size, (start.lr, start.momentum))
         self._warm[key] = p if p.reached else self._one(fraction, kappa, batch_size)
         return self._warm[key]
