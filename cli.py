@@ -594,10 +594,17 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
           "h = F * h_floor holding their even share of |theta_init - theta_ref|^2.")
 @opt("--slow-row-factor", type=float, default=1.0, show_default=True,
      help="F of --slow-row.")
+@opt("--noise", "noise_model", type=click.Choice(["constant", "loss-following"]),
+     default="constant", show_default=True,
+     help="loss-following: noise kappa c (L + l_noise)/(L_ref + l_noise), l_noise fitted on "
+          "the checkpoints of --checkpoints (sgd, momentum and precond stand-ins only).")
+@opt("--checkpoints", type=FILE, default=None,
+     help="measure.json of the reference run (default: the one beside --spectrum).")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              noise_log, prediction, quantile, slow_row, slow_row_factor, threads):
+              noise_log, prediction, quantile, slow_row, slow_row_factor, noise_model,
+              checkpoints, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -622,9 +629,17 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     tracked = load_noise_log(noise_log) if noise_log else None
     if quantile is not None and prediction != "first-passage":
         raise InputError("--quantile needs --predict first-passage")
+    if noise_model == "loss-following" and prediction != "expected":
+        raise InputError("--noise loss-following goes with --predict expected only")
+    line = None
+    if noise_model == "loss-following":
+        from nqm.noise_line import line_from_measure
+
+        line = line_from_measure(checkpoints or Path(spectrum_path).parent / "measure.json",
+                                 spectrum.initial_loss(), spectrum.meta)
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads,
-                             predict=prediction, quantile=quantile)
+                             predict=prediction, quantile=quantile, noise_line=line)
     _compile_notice()
     record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
     _echo(calibrate_lines(record))

@@ -9,6 +9,17 @@ def _g(x, spec=".4g") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def noise_line(record: dict) -> list[str]:
+    """The loss-following noise line, when the record has one (none for constant noise)."""
+    n = record.get("noise")
+    if n is None:
+        return []
+    l_noise = "inf (constant)" if n["l_noise"] is None else _g(n["l_noise"])
+    return [f"noise follows the loss: {n['quantity']} = {_g(n['intercept'])} + "
+            f"{_g(n['slope'])} x train loss over {n['n_points']} checkpoints; "
+            f"l_noise = {l_noise}, L_ref = {_g(n['l_ref'])} (NQM loss units)"]
+
+
 def calibrate_lines(record: dict) -> list[str]:
     """The table printed by `nqm calibrate`: per batch size measured, NQM and null steps and
     the tuned learning rates; then the fitted scalars, critical batch sizes and the verdict."""
@@ -25,6 +36,7 @@ def calibrate_lines(record: dict) -> list[str]:
               f" trials' first evaluated crossing (quantile "
               f"{record['prediction']['quantile']:.3g} of one run's loss)"]
              if "prediction" in record else []),
+           *noise_line(record),
            f"{'batch':>7} {'measured':>9} {'NQM':>9} {'null':>9} {'fit':>4} "
            f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}"]
     for p in record["points"]:

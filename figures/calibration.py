@@ -69,8 +69,9 @@ def lr_panel(ax, record: dict, title: str) -> None:
     """Effective learning rate lr/(1 - beta) of the measured best trial and of the tuned NQM."""
     b, lr = _xy(record["points"], "lr_effective_measured")
     ax.loglog(b, lr, "o", color="black", label="measured best trial")
-    cb = [c["batch_size"] for c in record["curve"]]
-    clr = [c["lr"] / (1.0 - (c["momentum"] or 0.0)) for c in record["curve"]]
+    tuned = [c for c in record["curve"] if c["lr"] is not None]     # None: not reached
+    cb = [c["batch_size"] for c in tuned]
+    clr = [c["lr"] / (1.0 - (c["momentum"] or 0.0)) for c in tuned]
     ax.loglog(cb, clr, "-", color="tab:blue", label="NQM tuned")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("lr / (1 - beta)")

@@ -19,6 +19,12 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
 
 With --slow-row every spectrum gets its dropped directions back as one row at
 h = F * h_floor (`empirical.adapter.spectrum_with_slow_row`; F = 1 by default).
+With --predict first-passage the NQM predicts what the sweep measures (`nqm.passage_quantile`).
+With --noise loss-following every mode uses noise that follows the loss,
+kappa c (L + l_noise) / (L_ref + l_noise), l_noise from the noise line through the reference
+measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy scan.
+--noise constant-coupled: the constant noise through that model's tuner (l_noise = inf), to
+separate the noise model from the tuner.
 
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
@@ -37,6 +43,7 @@ from pathlib import Path
 from empirical.adapter import spectrum_with_slow_row, target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
+from nqm.noise_line import NoiseLine, line_from_measure
 from nqm.spectrum import load
 from nqm.sweep_data import load_sweep
 
@@ -69,23 +76,33 @@ def load_spectrum(path: Path, slow_row: float | None):
 
 
 def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
-         quantile=None):
+         quantile=None, line=None):
     return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
-                                                      predict=predict, quantile=quantile),
+                                                      predict=predict, quantile=quantile,
+                                                      noise_line=line),
                      transfer=transfer, f_rule=rule)
+
+
+def noise_line(workload: str, spectra: Path, spectrum):
+    """The loss-following noise line of the workload's reference measurement."""
+    return line_from_measure(spectra / workload / "measure.json", spectrum.initial_loss(),
+                             {**spectrum.meta,
+                              "loss_floor": LOSS_FLOOR.get(workload, 0.0)})
 
 
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
              predict: str = "expected", quantile: float | None = None,
-             slow_row: float | None = None) -> dict:
+             slow_row: float | None = None, noise: str = "constant") -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     spectrum = load_spectrum(spectra / workload / "spectrum_target.npz", slow_row)
     rule = f_rule(workload, spectra)
+    line = (noise_line(workload, spectra, spectrum) if noise == "loss-following" else
+            NoiseLine(0.0, 1.0, 0, math.inf, 0.0) if noise == "constant-coupled" else None)
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        how = {"predict": predict, "quantile": quantile}
+        how = {"predict": predict, "quantile": quantile, "line": line}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
@@ -211,6 +228,13 @@ def main():
                     help="keep each spectrum's dropped directions as one row at h = F * h_floor")
     ap.add_argument("--slow-row-factor", type=float, default=1.0, metavar="F",
                     help="F of --slow-row (default 1: the drop threshold itself)")
+    ap.add_argument("--noise", choices=("constant", "loss-following", "constant-coupled"),
+                    default="constant",
+                    help="the NQM's gradient noise (loss-following: no proxy scan; "
+                         "constant-coupled: constant noise through the loss-following model's "
+                         "tuner, l_noise = inf)")
+    ap.add_argument("--from-records", action="store_true",
+                    help="no calibration: summarise the OUT/W-OPT.json records already there")
     args = ap.parse_args()
     if args.slow_row_factor <= 0:
         ap.error(f"--slow-row-factor must be > 0, got {args.slow_row_factor}")
@@ -222,9 +246,14 @@ def main():
         "first-passage" if args.predict == "first-passage" else "")
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for w in names:
+    if args.noise != "constant" and args.predict != "expected":
+        ap.error("--noise other than constant goes with --predict expected only")
+    for w in names if args.from_records else ():
+        results[w] = {o: json.loads((out / f"{w}-{o}.json").read_text()) for o in OPTIMIZERS
+                      if (out / f"{w}-{o}.json").exists()}
+    for w in () if args.from_records else names:
         results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile,
-                              slow_row)
+                              slow_row, args.noise)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -236,7 +265,7 @@ def main():
     bcrit_scatter(summary, out / "bcrit_scatter")
     print(table(summary))
     (out / "table.md").write_text(table(summary) + "\n")
-    if args.no_proxy_scan:
+    if args.no_proxy_scan or args.noise != "constant" or args.from_records:
         return
     scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir, slow_row)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")

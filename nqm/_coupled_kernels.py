@@ -2,8 +2,11 @@
 
 Arrays and scalars in, arrays and scalars out.  Symbols as in `nqm.coupled`: per direction i
 the state z = (theta[, v]) moves by z' = A z + b eps with A = A0 + lr A1, b = lr b1, and the
-noise variance is q_i(s) = (kappa (h_i^2 s_i + h_i S) + c_i) / B with s_i = E theta_i^2 and
-S = sum_j count_j h_j s_j (= 2 L).
+noise variance is q_i(s) = max(diag_i s_i + coup_i S + add_i, 0) / B with s_i = E theta_i^2 and
+S = sum_j count_j h_j s_j (= 2 L): the noise object's per-direction coefficients
+(`moment_coefficients`; least squares: diag = kappa h^2, coup = kappa h, add = sigma^2 h).
+The clip at 0 binds only for a noise line that crosses zero (`nqm.loss_noise`).
+The simulated sweep (`first_passage_round`) keeps least squares' (kappa, c_i) form.
 """
 
 import math
@@ -13,28 +16,34 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _step_moments(M, A0, A1, b1, h, hcount, c, kappa, inv_b, lr):
-    """M <- A M A' + q b b' for every direction (M: (d, m, m) second moments, in place)."""
+def _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp):
+    """M <- A M A' + q b b' for every direction (M: (d, m, m) second moments, in place;
+    A = A0 + lr A1 per direction, `tmp` an (m, m) scratch array)."""
     d, m = M.shape[0], M.shape[1]
     big_s = 0.0
     for i in range(d):
         big_s += hcount[i] * M[i, 0, 0]
-    tmp = np.empty((m, m))
     for i in range(d):
-        q = (kappa * (h[i] * h[i] * M[i, 0, 0] + h[i] * big_s) + c[i]) * inv_b
+        q = max(diag[i] * M[i, 0, 0] + coup[i] * big_s + add[i], 0.0) * inv_b
         # tmp = A M
         for r in range(m):
             for col in range(m):
                 acc = 0.0
                 for k in range(m):
-                    acc += (A0[i, r, k] + lr * A1[i, r, k]) * M[i, k, col]
+                    acc += A[i, r, k] * M[i, k, col]
                 tmp[r, col] = acc
         for r in range(m):
             for col in range(m):
                 acc = 0.0
                 for k in range(m):
-                    acc += tmp[r, k] * (A0[i, col, k] + lr * A1[i, col, k])
+                    acc += tmp[r, k] * A[i, col, k]
                 M[i, r, col] = acc + q * lr * lr * b1[i, r] * b1[i, col]
+
+
+@njit(cache=True, nogil=True)
+def _transition(A0, A1, lr):
+    """A = A0 + lr A1 (per direction), once per run."""
+    return A0 + lr * A1
 
 
 @njit(cache=True, nogil=True)
@@ -47,34 +56,38 @@ def _initial_moments(s0, m):
 
 
 @njit(cache=True, nogil=True)
-def losses(A0, A1, b1, h, hcount, c, kappa, batch_size, s0, lr, n_steps):
+def losses(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, n_steps):
     """Expected loss L(k) = 1/2 sum_i count_i h_i E theta_i(k)^2 for k = 0..n_steps."""
     m = A0.shape[1]
     M = _initial_moments(s0, m)
+    A = _transition(A0, A1, lr)
+    tmp = np.empty((m, m))
     out = np.empty(n_steps + 1)
     inv_b = 1.0 / batch_size
     for k in range(n_steps + 1):
         acc = 0.0
-        for i in range(h.size):
+        for i in range(hcount.size):
             acc += hcount[i] * M[i, 0, 0]
         out[k] = 0.5 * acc
         if k < n_steps:
-            _step_moments(M, A0, A1, b1, h, hcount, c, kappa, inv_b, lr)
+            _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp)
     return out
 
 
 @njit(cache=True, nogil=True)
-def crossing(A0, A1, b1, h, hcount, c, kappa, batch_size, s0, lr, target, max_steps):
+def crossing(A0, A1, b1, hcount, diag, coup, add, batch_size, s0, lr, target, max_steps):
     """(k, x): the first step k <= max_steps with L(k) <= target (-1 if none, or if the
     loss leaves the floating-point range) and x, the crossing interpolated in log loss
     between steps k-1 and k (a continuous score for the tuner; x = k at k = 0)."""
     m = A0.shape[1]
     M = _initial_moments(s0, m)
+    A = _transition(A0, A1, lr)
+    tmp = np.empty((m, m))
     inv_b = 1.0 / batch_size
     prev = 0.0
     for k in range(max_steps + 1):
         acc = 0.0
-        for i in range(h.size):
+        for i in range(hcount.size):
             acc += hcount[i] * M[i, 0, 0]
         loss = 0.5 * acc
         if not (loss < 1e300):
@@ -86,7 +99,7 @@ def crossing(A0, A1, b1, h, hcount, c, kappa, batch_size, s0, lr, target, max_st
             return k, k - 1.0 + x
         prev = loss
         if k < max_steps:
-            _step_moments(M, A0, A1, b1, h, hcount, c, kappa, inv_b, lr)
+            _step_moments(M, A, b1, hcount, diag, coup, add, inv_b, lr, tmp)
     return -1, math.inf
 
 

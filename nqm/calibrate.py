@@ -41,6 +41,7 @@ from scipy.optimize import brentq
 
 from nqm.critical import estimate
 from nqm.errors import NQMInputError
+from nqm.noise_line import NoiseLine
 from nqm.noise_log import NoiseLog, judge_tracked
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
@@ -49,6 +50,7 @@ F_BOUNDS = (1e-10, 1.0)
 KAPPA_BOUNDS = (1e-4, 1e4)
 LOG_TOL = 1e-3        # root finding stops within this in log f and log kappa
 BUDGET_FACTOR = 100   # the NQM's step budget: this many times the largest measured step count
+LOSS_BUDGET_FACTOR = 10  # ... with loss-following noise (each step costs O(rows) there)
 FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
 METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
 PREDICTIONS = ("expected", "first-passage")
@@ -61,6 +63,8 @@ class CalibrateConfig:
     fit_on: "ends" (smallest and largest reached batch size), "smallest", explicit batch sizes
     (one or two), or "none" (no fit: the zero-run prediction with the train-loss rule's f and
     the measured noise, kappa = 1).  proxy: sweep optimizer -> (NQM optimizer, exponent p).
+    noise_line: None for the constant noise kappa c; a `nqm.noise_line.NoiseLine` for noise
+    that follows the loss, kappa c (L + l_noise) / (L_ref + l_noise) (`nqm.loss_model`).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
@@ -68,6 +72,7 @@ class CalibrateConfig:
     threads: int | None = None
     predict: str = "expected"
     quantile: float | None = None
+    noise_line: NoiseLine | None = None
 
     def __post_init__(self):
         if self.predict not in PREDICTIONS:
@@ -81,6 +86,22 @@ class CalibrateConfig:
                                     f"got {self.fit_on!r}")
         elif not 1 <= len(self.fit_on) <= 2 or any(int(b) != b or b < 1 for b in self.fit_on):
             raise NQMInputError(f"fit_on takes one or two batch sizes >= 1, got {self.fit_on}")
+        if self.noise_line is not None and self.predict != "expected":
+            raise NQMInputError("loss-following noise predicts the expected loss only "
+                                "(predict='expected')")
+        if self.noise_line is not None and not isinstance(self.noise_line, NoiseLine):
+            raise NQMInputError(f"noise_line must be a NoiseLine or None, got "
+                                f"{type(self.noise_line).__name__}")
+
+    def model(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
+              passage=None):
+        """The tuned NQM of `kind`: constant noise (its expected loss, or with `passage` what
+        the sweep measures), or the noise line's."""
+        if self.noise_line is None:
+            return _Model(spectrum, kind, precond, max_steps, self.threads, passage)
+        from nqm.loss_model import LossFollowingModel
+
+        return LossFollowingModel(spectrum, kind, precond, max_steps, self.noise_line)
 
     def nqm_optimizer(self, optimizer: str) -> tuple[str, float]:
         """(kind, p) of the NQM optimizer standing in for the sweep's `optimizer`."""
@@ -168,13 +189,17 @@ class _Model:
                                             self.passage)
         return self._passage_table
 
+    def curve_sizes(self, sizes) -> tuple[int, ...]:
+        """The batch sizes of the plotted curve (`curve_batch_sizes`)."""
+        return curve_batch_sizes(sizes)
+
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
         p = self.points(fraction, kappa, (batch_size,))[0]
         return math.log(p.steps if p.steps else 0.5) if p.reached else \
             math.log(10.0 * self.max_steps)
 
 
-def _solve(fn, lo: float, hi: float) -> tuple[float, str | None]:
+def _solve(fn, lo: float, hi: float, tol: float = LOG_TOL) -> tuple[float, str | None]:
     """A root of the monotone fn on [lo, hi] (log space), or the bound nearest one."""
     flo, fhi = fn(lo), fn(hi)
     if flo == 0.0:
@@ -183,7 +208,7 @@ def _solve(fn, lo: float, hi: float) -> tuple[float, str | None]:
         return hi, None
     if (flo > 0) == (fhi > 0):
         return (lo, "lower") if abs(flo) < abs(fhi) else (hi, "upper")
-    return brentq(fn, lo, hi, xtol=LOG_TOL / 10), None
+    return brentq(fn, lo, hi, xtol=tol / 10), None
 
 
 def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
@@ -197,8 +222,10 @@ def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
     fx = tuple(math.log(v) for v in F_BOUNDS)
     fy = tuple(math.log(v) for v in KAPPA_BOUNDS)
     b_s, b_l = fit_on[0], fit_on[-1]
+    tol = getattr(model, "LOG_TOL", LOG_TOL)
     if len(fit_on) == 1:
-        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), 1.0, b_s) - target[b_s], *fx)
+        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), 1.0, b_s) - target[b_s], *fx,
+                           tol)
         y, edge_k = 0.0, None
     else:
         inner: dict = {}
@@ -206,11 +233,11 @@ def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
         def kappa_of(u):
             if u not in inner:
                 inner[u] = _solve(lambda v: model.log_steps(math.exp(u), math.exp(v), b_s)
-                                  - target[b_s], *fy)
+                                  - target[b_s], *fy, tol)
             return inner[u]
 
         x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), math.exp(kappa_of(u)[0]), b_l)
-                           - target[b_l], *fx)
+                           - target[b_l], *fx, tol)
         y, edge_k = kappa_of(x)
     at_bound = tuple(f"{name} at {edge} bound" for name, edge in
                      (("target_fraction", edge_f), ("noise_scale", edge_k)) if edge)
@@ -269,7 +296,7 @@ def predict_sweep(model: _Model, fitted: Fitted, sweep: SweepData, fit_on, null)
                      "error_nqm": _ratio(t.steps if t.reached else None, p.steps),
                      "error_null": None if null is None else _ratio(pred_null, p.steps)})
     held_out = [r for r in rows if not r["used_in_fit"] and r["measured"] is not None]
-    curve_b = curve_batch_sizes(sizes)
+    curve_b = model.curve_sizes(sizes)
     curve = [{"batch_size": t.batch_size, "steps": t.steps if t.reached else None,
               "lr": t.lr, "momentum": t.momentum}
              for t in model.points(fitted.fraction, fitted.kappa, curve_b)]
@@ -366,10 +393,10 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
                                 f"not '{sweep.workload}'")
     fit_on = fit_batch_sizes(sweep, config.fit_on)
     f_rule = f_rule if f_rule is not None else spectrum.meta.get("target_fraction")
-    max_steps = int(BUDGET_FACTOR * max(p.steps for s in (sweep, *transfer) for p in s.reached))
+    factor = BUDGET_FACTOR if config.noise_line is None else LOSS_BUDGET_FACTOR
+    max_steps = int(factor * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
-    model = _Model(spectrum, kind, precond, max_steps, config.threads,
-                   passage_config(config, sweep))
+    model = config.model(spectrum, kind, precond, max_steps, passage_config(config, sweep))
     if fit_on:
         fitted = fit(model, sweep, fit_on)
     elif f_rule is None:
@@ -393,17 +420,18 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         "warnings": sweep_warnings(sweep, spectrum),
         "transfer": [],
     }
-    if model.passage is not None:
+    if config.predict == "first-passage":
         record["prediction"] = {"predict": config.predict,
                                 "quantile": model.passage.quantile,
                                 "trials": sweep_trials(sweep)}
+    if config.noise_line is not None:
+        record["noise"] = {"model": "loss-following", **config.noise_line.as_dict()}
     if noise_log is not None:
         record["tracked_b_simple"] = judge_tracked(noise_log, sweep.target,
                                                    main["critical_batch_size"])
     for t in transfer:
         t_kind, t_pre = config.nqm_optimizer(t.optimizer)
-        t_model = _Model(spectrum, t_kind, t_pre, max_steps, config.threads,
-                         passage_config(config, t))
+        t_model = config.model(spectrum, t_kind, t_pre, max_steps, passage_config(config, t))
         t_main = predict_sweep(t_model, fitted, t, (), None)
         record["transfer"].append({"optimizer": t.optimizer,
                                    "nqm_optimizer": {"kind": t_kind, "precond": t_pre},

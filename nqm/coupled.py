@@ -30,6 +30,11 @@ second moments M = E z z' = [[s, m], [m, u]] (s = E theta^2, u = E v^2, m = E th
 (the gradient, hence the noise, is taken at theta, so c_i depends on s alone).  Nesterov and
 iterate averaging are not modelled here.  The loss is L = 1/2 sum_i count_i h_i s_i; the
 spectrum's `c` is not used (it is implied by s and sigma^2).
+
+The recurrence needs of the noise only that c_i(s) be linear in s: any noise object with
+`moment_coefficients(spectrum) -> (diag, coup, add)`, c_i(s) = diag_i s_i + coup_i S + add_i,
+runs through the same kernels (`nqm.loss_noise.LossFollowingNoise`: noise proportional to
+L + l_noise, for models that are not least squares).
 """
 
 from __future__ import annotations
@@ -66,6 +71,12 @@ class CoupledNoise:
         """The loss-independent part sigma^2 h_i of c_i(s)."""
         return self.sigma2 * spectrum.h
 
+    def moment_coefficients(self, spectrum: Spectrum):
+        """(diag, coup, add) with c_i(s) = diag_i s_i + coup_i S + add_i:
+        (kappa h_i^2, kappa h_i, additive_i)."""
+        h = spectrum.h
+        return self.kappa * h * h, self.kappa * h, self.additive(spectrum)
+
 
 def check_optimizer(config: OptimizerConfig) -> OptimizerConfig:
     """Only SGD and heavy-ball momentum without EMA have the closed recurrence here."""
@@ -76,16 +87,18 @@ def check_optimizer(config: OptimizerConfig) -> OptimizerConfig:
     return config
 
 
-def _args(spectrum: Spectrum, noise: CoupledNoise, config: OptimizerConfig):
+def _args(spectrum: Spectrum, noise, config: OptimizerConfig):
     check_optimizer(config)
     tr = transition(spectrum.h, config.kind, config.momentum, config.precond, None)
-    return (tr.A0, tr.A1, tr.b1, spectrum.h, spectrum.count * spectrum.h,
-            noise.additive(spectrum), noise.kappa)
+    diag, coup, add = (np.ascontiguousarray(a, dtype=np.float64)
+                       for a in noise.moment_coefficients(spectrum))
+    return (tr.A0, tr.A1, tr.b1, spectrum.count * spectrum.h, diag, coup, add)
 
 
-def expected_loss(spectrum: Spectrum, noise: CoupledNoise, config: OptimizerConfig,
+def expected_loss(spectrum: Spectrum, noise, config: OptimizerConfig,
                   batch_size: float, n_steps: int) -> np.ndarray:
-    """E L(theta_k) for k = 0..n_steps (float64, exact recurrence of the module docstring)."""
+    """E L(theta_k) for k = 0..n_steps (float64, exact recurrence of the module docstring);
+    `noise`: a `CoupledNoise` or any object with `moment_coefficients`."""
     batch_size = check_batch_size(batch_size)
     if int(n_steps) != n_steps or n_steps < 0:
         raise NQMInputError(f"n_steps must be an integer >= 0, got {n_steps}")
@@ -93,7 +106,7 @@ def expected_loss(spectrum: Spectrum, noise: CoupledNoise, config: OptimizerConf
                      float(config.lr), int(n_steps))
 
 
-def first_crossing(spectrum: Spectrum, noise: CoupledNoise, config: OptimizerConfig,
+def first_crossing(spectrum: Spectrum, noise, config: OptimizerConfig,
                    batch_size: float, target: float, max_steps: int) -> tuple[int | None, float]:
     """(k, x): the exact first step k <= max_steps with E L(k) <= target (None if none) and
     the crossing interpolated in log loss between k - 1 and k (inf if none)."""

@@ -221,6 +221,9 @@ def first_passage(spectrum: Spectrum, noise: CoupledNoise, cfg: ProtocolConfig,
     momentum and effective lr / (1 - momentum), and every repeat's result.
     Repeats that reach no target count as +inf (the median is None if more than half do).
     `theta0` (per row, or one row per trial) sets the initial points; default sqrt(s0)."""
+    if not isinstance(noise, CoupledNoise):
+        raise NQMInputError(f"the simulated sweep takes least-squares or additive noise, "
+                            f"not {type(noise).__name__}")
     dirs = Directions(spectrum, theta0)
     out = []
     for b in check_batch_sizes(cfg.batch_sizes):
