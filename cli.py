@@ -616,9 +616,18 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     from nqm.spectrum import load
     from nqm.sweep_data import load_sweep, parse_proxy
 
-    if slow_row_factor != 1.0 and not (slow_row and slow_row_factor > 0):
+    ctx = click.get_current_context()
+    given = {n: ctx.get_parameter_source(n).name == "COMMANDLINE"
+             for n in ("slow_row_factor", "checkpoints")}
+    if given["slow_row_factor"] and not (slow_row and slow_row_factor > 0):
         raise InputError(f"--slow-row-factor must be > 0 and goes with --slow-row, got "
                          f"{slow_row_factor}{'' if slow_row else ' without --slow-row'}")
+    if given["checkpoints"] and noise_model != "loss-following":
+        raise InputError("--checkpoints goes with --noise loss-following")
+    if quantile is not None and prediction != "first-passage":
+        raise InputError("--quantile needs --predict first-passage")
+    if noise_model == "loss-following" and prediction != "expected":
+        raise InputError("--noise loss-following goes with --predict expected only")
     if slow_row:
         from empirical.adapter import spectrum_with_slow_row
         spectrum = spectrum_with_slow_row(spectrum_path, slow_row_factor)
@@ -627,10 +636,6 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     sweep = load_sweep(runs)
     others = tuple(load_sweep(t) for t in transfer)
     tracked = load_noise_log(noise_log) if noise_log else None
-    if quantile is not None and prediction != "first-passage":
-        raise InputError("--quantile needs --predict first-passage")
-    if noise_model == "loss-following" and prediction != "expected":
-        raise InputError("--noise loss-following goes with --predict expected only")
     line = None
     if noise_model == "loss-following":
         from nqm.noise_line import line_from_measure
@@ -640,7 +645,9 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads,
                              predict=prediction, quantile=quantile, noise_line=line)
-    _compile_notice()
+    _compile_notice("momentum" if any(config.nqm_optimizer(s.optimizer)[0] in
+                                      ("momentum", "nesterov") for s in (sweep, *others))
+                    else "sgd")
     record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
     _echo(calibrate_lines(record))
     for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]] + \
@@ -677,7 +684,7 @@ def demo(out_dir, batch_sizes, trials, target, budget, quiet, threads):
 
     config = DemoConfig(target=target, batch_sizes=batch_sizes, trials=trials, budget=budget,
                         threads=threads)
-    _compile_notice()
+    _compile_notice("momentum")         # the demo tunes SGD and momentum
     with _bar(config.units, "demo", quiet) as bar:
         result = run_demo(config, out_dir, progress=bar.update,
                           stage=None if quiet else lambda m: _stderr(f"\n{m}"))

@@ -1,7 +1,11 @@
 """Theory meets experiment: the NQM of every measured spectrum against every reference sweep.
 
-    python -m figures.run_validation [--out figures/validation] [--workloads a,b] [--threads N]
+    python -m figures.run_validation [--out DIR] [--workloads a,b] [--threads N]
+                                     [--spectra DIR] [--sweeps DIR] [--no-proxy-scan]
                                      [--slow-row [--slow-row-factor F]]
+                                     [--predict expected|first-passage [--quantile Q]]
+                                     [--noise constant|loss-following|constant-coupled]
+                                     [--from-records]
 
 For every workload W with a measured spectrum (figures/measure/W/spectrum_target.npz) and every
 reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
@@ -11,9 +15,6 @@ reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
              against the null hyperbola through the same two points;
   one-run    f fitted on the smallest batch size alone, kappa = 1;
   transfer   the SGD sweep's fitted (f, kappa) predicts the momentum and Adam sweeps, no refit;
-  --predict first-passage: every mode predicts what the sweep measures (the best of its
-             trials' first evaluated crossing, `nqm.passage_quantile`) instead of the
-             expected loss's crossing;
   adam proxy the exponent p of Adam's stand-in (H^-p preconditioned SGD) scanned over
              PROXY_GRID on the transfer from SGD: chosen on PROXY_FIT_ON, judged on the rest.
 
@@ -204,12 +205,36 @@ def table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def check_options(ap: argparse.ArgumentParser, args) -> None:
+    """Refuse option combinations that would be ignored, before anything is written."""
+    if args.slow_row_factor <= 0:
+        ap.error(f"--slow-row-factor must be > 0, got {args.slow_row_factor}")
+    if args.slow_row_factor != 1.0 and not args.slow_row:
+        ap.error("--slow-row-factor goes with --slow-row")
+    if args.quantile is not None and args.predict != "first-passage":
+        ap.error("--quantile goes with --predict first-passage")
+    if args.quantile is not None and not 0.0 < args.quantile < 1.0:
+        ap.error(f"--quantile must be in (0, 1), got {args.quantile}")
+    if args.noise != "constant" and args.predict != "expected":
+        ap.error("--noise other than constant goes with --predict expected only")
+
+
+def default_out(args) -> str:
+    """The folder under figures/validation a variant writes to without --out ('' for the
+    reference run), so that no variant overwrites the reference records."""
+    parts = (["first-passage"] if args.predict == "first-passage" else []) + \
+        (["slow-row"] if args.slow_row else []) + \
+        ([args.noise] if args.noise != "constant" else [])
+    return "-".join(parts)
+
+
 def main():
     """Command line: validate, write records and figures, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None,
-                    help="default figures/validation (figures/validation/first-passage with "
-                         "--predict first-passage)")
+                    help="default figures/validation for the reference run; a variant writes to "
+                         "figures/validation/<variant> (first-passage, slow-row, loss-following, "
+                         "constant-coupled, joined by '-')")
     ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
                     help="what the NQM predicts: the expected loss's crossing, or the best of "
                          "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
@@ -234,20 +259,17 @@ def main():
                          "constant-coupled: constant noise through the loss-following model's "
                          "tuner, l_noise = inf)")
     ap.add_argument("--from-records", action="store_true",
-                    help="no calibration: summarise the OUT/W-OPT.json records already there")
+                    help="no calibration: summarise the OUT/W-OPT.json records already there "
+                         "(the variant options then only choose the default OUT)")
     args = ap.parse_args()
-    if args.slow_row_factor <= 0:
-        ap.error(f"--slow-row-factor must be > 0, got {args.slow_row_factor}")
+    check_options(ap, args)
     slow_row = args.slow_row_factor if args.slow_row else None
     spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
     names = (args.workloads.split(",") if args.workloads else
              sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
-    out = Path(args.out) if args.out else ROOT / "validation" / (
-        "first-passage" if args.predict == "first-passage" else "")
+    out = Path(args.out) if args.out else ROOT / "validation" / default_out(args)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    if args.noise != "constant" and args.predict != "expected":
-        ap.error("--noise other than constant goes with --predict expected only")
     for w in names if args.from_records else ():
         results[w] = {o: json.loads((out / f"{w}-{o}.json").read_text()) for o in OPTIMIZERS
                       if (out / f"{w}-{o}.json").exists()}

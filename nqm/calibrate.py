@@ -167,12 +167,12 @@ class _Model:
 
         key = (round(math.log(fraction), 9), round(math.log(kappa), 9), tuple(batch_sizes))
         if key not in self._memo:
-            s = self.spectrum
-            scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
             if self.passage is not None:
                 self._memo[key] = self._table().tune(fraction * self.l0, batch_sizes, kappa,
                                                      self.passage.quantile)
                 return self._memo[key]
+            s = self.spectrum
+            scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
             self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
                                    precond=self.precond, max_steps=self.max_steps,
                                    threads=self.threads)
@@ -391,6 +391,13 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         if t.workload != sweep.workload:
             raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
                                 f"not '{sweep.workload}'")
+    if config.predict != "expected" or config.noise_line is not None:
+        for s in (sweep, *transfer):
+            kind = config.nqm_optimizer(s.optimizer)[0]
+            if kind not in ("sgd", "momentum", "precond"):
+                what = "first-passage" if config.predict != "expected" else "loss-following noise"
+                raise NQMInputError(f"{what} models sgd, momentum and precond stand-ins only, "
+                                    f"not '{kind}' (for sweep {s.source})")
     fit_on = fit_batch_sizes(sweep, config.fit_on)
     f_rule = f_rule if f_rule is not None else spectrum.meta.get("target_fraction")
     factor = BUDGET_FACTOR if config.noise_line is None else LOSS_BUDGET_FACTOR
@@ -425,7 +432,8 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
                                 "quantile": model.passage.quantile,
                                 "trials": sweep_trials(sweep)}
     if config.noise_line is not None:
-        record["noise"] = {"model": "loss-following", **config.noise_line.as_dict()}
+        record["noise"] = {"model": "constant" if math.isinf(config.noise_line.l_noise)
+                           else "loss-following", **config.noise_line.as_dict()}
     if noise_log is not None:
         record["tracked_b_simple"] = judge_tracked(noise_log, sweep.target,
                                                    main["critical_batch_size"])

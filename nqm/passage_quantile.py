@@ -89,8 +89,8 @@ class PassagePoint(NamedTuple):
     batch_size: int
     steps: int | None
     reached: bool
-    lr: float
-    momentum: float
+    lr: float | None       # None where no setting reaches the target
+    momentum: float | None
 
 
 def responses(modes: Modes, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +222,7 @@ class PassageTable:
             steps = self.crossings(target, float(b), noise_scale, quantile)
             ok = np.flatnonzero(steps > 0)
             if not ok.size:
-                out.append(PassagePoint(b, None, False, 0.0, 0.0))
+                out.append(PassagePoint(b, None, False, None, None))
                 continue
             j = ok[np.argmin(steps[ok])]
             lr, beta = self.settings[j]

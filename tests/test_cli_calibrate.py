@@ -55,6 +55,14 @@ def test_calibrate_bad_input_is_one_line_exit_2(args, needle):
     (["--slow-row", "--slow-row-factor", "0"], "--slow-row-factor must be > 0 and goes with "
                                               "--slow-row, got 0.0"),
     (["--slow-row-factor", "10"], "got 10.0 without --slow-row"),
+    (["--slow-row-factor", "1"], "got 1.0 without --slow-row"),
+    (["--checkpoints", "figures/measure/mlp-digits/measure.json"],
+     "--checkpoints goes with --noise loss-following"),
+    (["--noise", "loss-following", "--predict", "first-passage"],
+     "--noise loss-following goes with --predict expected only"),
+    (["--predict", "first-passage", "--transfer", "figures/sweeps/mlp-digits-momentum",
+      "--proxy", "momentum=nesterov"],
+     "first-passage models sgd, momentum and precond stand-ins only, not 'nesterov'"),
 ])
 def test_calibrate_bad_slow_row_options_are_one_line_exit_2(args, needle):
     r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, *args)

@@ -51,3 +51,34 @@ def test_a_bad_slow_row_factor_is_refused(monkeypatch, capsys):
         run_validation.main()
     assert exc.value.code == 2 and "--slow-row-factor must be > 0, got 0.0" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--quantile", "0.3"], "--quantile goes with --predict first-passage"),
+    (["--predict", "first-passage", "--quantile", "1.5"], "--quantile must be in (0, 1)"),
+    (["--slow-row-factor", "2"], "--slow-row-factor goes with --slow-row"),
+    (["--slow-row", "--slow-row-factor", "0"], "--slow-row-factor must be > 0"),
+    (["--noise", "loss-following", "--predict", "first-passage"], "goes with --predict expected"),
+])
+def test_run_validation_refuses_ignored_options_before_writing(tmp_path, argv, needle, capsys,
+                                                               monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["run_validation", "--out", str(out), *argv])
+    with pytest.raises(SystemExit) as e:
+        run_validation.main()
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_validation_variants_never_default_to_the_reference_folder():
+    from argparse import Namespace
+
+    def out(predict="expected", slow_row=False, noise="constant"):
+        return run_validation.default_out(Namespace(predict=predict, slow_row=slow_row,
+                                                    noise=noise))
+
+    assert out() == ""
+    assert out(predict="first-passage") == "first-passage"
+    assert out(slow_row=True) == "slow-row"
+    assert out(noise="loss-following") == "loss-following"
+    assert out(slow_row=True, noise="constant-coupled") == "slow-row-constant-coupled"
