@@ -77,7 +77,7 @@ def quantile_for_trials(n_trials: int) -> float:
     """q = 1 / (1 + N_eff), N_eff = sqrt(N) / 2: the trials of a sweep share one noise stream
     and only those near the best lr compete, so N trials act as a few independent runs.
     Chosen by matching the simulated sweep (`nqm.first_passage`) on the linreg spectrum:
-    N = 64 -> q = 0.2, N = 16 -> q = 1/3 (docs/NEW_fpcal.md)."""
+    N = 64 -> q = 0.2, N = 16 -> q = 1/3 (docs/validation.md, item 7)."""
     if isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1:
         raise NQMInputError(f"trials must be an integer >= 1, got {n_trials}")
     return 1.0 / (1.0 + 0.5 * math.sqrt(n_trials))
