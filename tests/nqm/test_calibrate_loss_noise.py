@@ -56,6 +56,6 @@ def test_infinite_l_noise_is_the_constant_noise_calibration():
 def test_refusals_name_what_is_wrong():
     with pytest.raises(NQMInputError, match="noise_line"):
         CalibrateConfig(noise_line=0.3)
-    with pytest.raises(NQMInputError, match="loss-following noise model has sgd and momentum"):
+    with pytest.raises(NQMInputError, match="loss-following noise models sgd, momentum"):
         calibrate(_spectrum(), _sweep([1000, 200, 60, 40], optimizer="nesterov"),
                   CalibrateConfig(noise_line=LINE, proxy=tuple(DEFAULT_PROXY.items())))
