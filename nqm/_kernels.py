@@ -58,24 +58,12 @@ def build_modes_sgd(u, w, lr):
     the arrays of `nqm.optimizer.transition` (A0 = 1, A1 = -u, b1 = -w, f = e = 1) written
     into its arithmetic, so the result is bit for bit `build_modes`'s."""
     d = u.size
-    logabs = np.empty((d, 1))
-    arg = np.empty((d, 1))
-    g = np.empty((d, 1), dtype=np.complex128)
-    q = np.empty((d, 1), dtype=np.complex128)
-    inv1m = np.empty((d, 1, 1), dtype=np.complex128)
-    realpos = np.empty((d, 1), dtype=np.bool_)
+    logabs, arg, g, q, inv1m, realpos = _sgd_arrays(d)
     radius = 0.0
     for i in range(d):
-        lam = 1.0 + lr * -u[i]
-        one_minus = (1.0 - 1.0) - lr * -u[i]
-        a = abs(lam)
-        radius = max(radius, a)
-        logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
-        arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
-        g[i, 0] = lr * -w[i] * 1.0
-        q[i, 0] = 1.0
-        inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
-        realpos[i, 0] = lam >= 0.0
+        r = _sgd_row(i, 1.0 + lr * -u[i], (1.0 - 1.0) - lr * -u[i], lr * -w[i] * 1.0, 1.0,
+                     logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
     return logabs, arg, g, q, inv1m, realpos, radius
 
 
@@ -142,25 +130,35 @@ def _build_modes_1(A0, A1, b1, f, e, lr):
     """`build_modes` for SGD: lam = 1 - x, g = lr b1, q = 1, 1 - lam^2 = x (2 - x) without
     cancellation."""
     d = A0.shape[0]
-    logabs = np.empty((d, 1))
-    arg = np.empty((d, 1))
-    g = np.empty((d, 1), dtype=np.complex128)
-    q = np.empty((d, 1), dtype=np.complex128)
-    inv1m = np.empty((d, 1, 1), dtype=np.complex128)
-    realpos = np.empty((d, 1), dtype=np.bool_)
+    logabs, arg, g, q, inv1m, realpos = _sgd_arrays(d)
     radius = 0.0
     for i in range(d):
-        lam = A0[i, 0, 0] + lr * A1[i, 0, 0]
-        one_minus = (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0]
-        a = abs(lam)
-        radius = max(radius, a)
-        logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
-        arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
-        g[i, 0] = lr * b1[i, 0] * e[0]
-        q[i, 0] = f[0] * e[0]
-        inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
-        realpos[i, 0] = lam >= 0.0
+        r = _sgd_row(i, A0[i, 0, 0] + lr * A1[i, 0, 0], (1.0 - A0[i, 0, 0]) - lr * A1[i, 0, 0],
+                     lr * b1[i, 0] * e[0], f[0] * e[0], logabs, arg, g, q, inv1m, realpos)
+        radius = max(radius, r)
     return logabs, arg, g, q, inv1m, realpos, radius
+
+
+@njit(cache=True)
+def _sgd_arrays(d):
+    """Empty logabs, arg, g, q, inv1m, realpos for d rows of one mode."""
+    return (np.empty((d, 1)), np.empty((d, 1)), np.empty((d, 1), dtype=np.complex128),
+            np.empty((d, 1), dtype=np.complex128), np.empty((d, 1, 1), dtype=np.complex128),
+            np.empty((d, 1), dtype=np.bool_))
+
+
+@njit(cache=True)
+def _sgd_row(i, lam, one_minus, gi, qi, logabs, arg, g, q, inv1m, realpos):
+    """Row i of one real mode lam (one_minus = 1 - lam, formed by the caller without
+    cancellation), g = gi, q = qi; returns |lam|."""
+    a = abs(lam)
+    logabs[i, 0] = math.log(a) if a > 0.0 else -np.inf
+    arg[i, 0] = 0.0 if lam >= 0.0 else math.pi
+    g[i, 0] = gi
+    q[i, 0] = qi
+    inv1m[i, 0, 0] = 1.0 / (one_minus * (1.0 + lam))
+    realpos[i, 0] = lam >= 0.0
+    return a
 
 
 @njit(cache=True)
@@ -222,8 +220,6 @@ def _pair_arrays(d):
     return (np.empty((d, 2)), np.empty((d, 2)), np.empty((d, 2), dtype=np.complex128),
             np.empty((d, 2), dtype=np.complex128), np.empty((d, 2, 2), dtype=np.complex128),
             np.empty((d, 2), dtype=np.bool_))
-
-
 
 
 @njit(cache=True, nogil=True)
