@@ -67,6 +67,27 @@ def moment_recurrence(h, c, s0, count, kind, lr, momentum, precond, ema, batch_s
     return np.array(out)
 
 
+def second_moment_recurrence(sp, noise, kind, lr, beta, precond, batch_size, n):
+    """The loss of the per-direction second moments (s, u, m) of SGD or heavy ball, written
+    out one step at a time, with gradient-noise variance noise(s) / batch_size per direction
+    (noise: s -> c(s), any law of the current second moments)."""
+    h, w = sp.h, sp.count
+    a = lr * h ** (-precond)
+    x = a * h
+    s, u, m = sp.s0.copy(), np.zeros_like(h), np.zeros_like(h)
+    out = [0.5 * np.sum(w * h * s)]
+    for _ in range(n):
+        q = noise(s) / batch_size * a**2
+        if kind == "sgd":
+            s = (1 - x) ** 2 * s + q
+        else:
+            s, u, m = ((1 - x) ** 2 * s + 2 * beta * (1 - x) * m + beta**2 * u + q,
+                       x**2 * s - 2 * beta * x * m + beta**2 * u + q,
+                       -x * (1 - x) * s + beta * (1 - 2 * x) * m + beta**2 * u + q)
+        out.append(0.5 * np.sum(w * h * s))
+    return np.array(out)
+
+
 def forward_scan(losses, target):
     """Index of the first entry <= target, or -1."""
     hit = np.flatnonzero(np.asarray(losses) <= target)

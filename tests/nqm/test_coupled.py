@@ -10,6 +10,7 @@ from nqm.dynamics import expected_loss as nqm_expected_loss
 from nqm.errors import NQMInputError
 from nqm.optimizer import OptimizerConfig
 from nqm.spectrum import Spectrum
+from tests.helpers import second_moment_recurrence
 
 
 def _spectrum(d=6, count=None):
@@ -21,20 +22,9 @@ def _spectrum(d=6, count=None):
 def plain_recurrence(sp, sigma2, kind, lr, beta, precond, B, n, kappa=1.0):
     """The module docstring's (s, u, m) recurrence written out in numpy, one step at a time."""
     h, w = sp.h, sp.count
-    a = lr * h ** (-precond)
-    x = a * h
-    s, u, m = sp.s0.copy(), np.zeros_like(h), np.zeros_like(h)
-    out = [0.5 * np.sum(w * h * s)]
-    for _ in range(n):
-        q = (kappa * (h**2 * s + h * np.sum(w * h * s)) + sigma2 * h) / B * a**2
-        if kind == "sgd":
-            s = (1 - x) ** 2 * s + q
-        else:
-            s, u, m = ((1 - x) ** 2 * s + 2 * beta * (1 - x) * m + beta**2 * u + q,
-                       x**2 * s - 2 * beta * x * m + beta**2 * u + q,
-                       -x * (1 - x) * s + beta * (1 - 2 * x) * m + beta**2 * u + q)
-        out.append(0.5 * np.sum(w * h * s))
-    return np.array(out)
+    return second_moment_recurrence(
+        sp, lambda s: kappa * (h**2 * s + h * np.sum(w * h * s)) + sigma2 * h,
+        kind, lr, beta, precond, B, n)
 
 
 @pytest.mark.parametrize("kind,beta,precond", [("sgd", 0.0, 0.0), ("sgd", 0.0, 0.5),

@@ -16,6 +16,7 @@ from nqm.loss_noise import LossFollowingNoise
 from nqm.optimizer import OptimizerConfig
 from nqm.spectrum import Spectrum
 from nqm.spectrum_noise import SpectrumNoise
+from tests.helpers import second_moment_recurrence
 
 
 def _spectrum(d=6, count=None):
@@ -28,24 +29,13 @@ def _spectrum(d=6, count=None):
 def plain_recurrence(sp, l_noise, l_ref, scale, kind, lr, beta, precond, B, n):
     """The (s, u, m) recurrence written out in numpy with
     c_i(L) = max(scale c_i (L + l_noise) / (l_ref + l_noise), 0), L = 1/2 sum count h s."""
-    h, w = sp.h, sp.count
-    a = lr * h ** (-precond)
-    x = a * h
-    s, u, m = sp.s0.copy(), np.zeros_like(h), np.zeros_like(h)
-    out = [0.5 * np.sum(w * h * s)]
-    for _ in range(n):
-        loss = 0.5 * np.sum(w * h * s)
+    def noise(s):
+        loss = 0.5 * np.sum(sp.count * sp.h * s)
         rel = scale if math.isinf(l_noise) else max(scale * (loss + l_noise) / (l_ref + l_noise),
                                                     0.0)
-        q = rel * sp.c / B * a**2
-        if kind == "sgd":
-            s = (1 - x) ** 2 * s + q
-        else:
-            s, u, m = ((1 - x) ** 2 * s + 2 * beta * (1 - x) * m + beta**2 * u + q,
-                       x**2 * s - 2 * beta * x * m + beta**2 * u + q,
-                       -x * (1 - x) * s + beta * (1 - 2 * x) * m + beta**2 * u + q)
-        out.append(0.5 * np.sum(w * h * s))
-    return np.array(out)
+        return rel * sp.c
+
+    return second_moment_recurrence(sp, noise, kind, lr, beta, precond, B, n)
 
 
 @pytest.mark.parametrize("kind,beta,precond,l_noise,l_ref,scale", [
