@@ -335,9 +335,12 @@ def get(name: str, data: str | None = None, model: str | None = None,
         target: float | None = None, device="cpu") -> Workload:
     """A workload by name, its data on `device`; `custom` also needs `data` (.npz), `model`
     and `target`; a .py file or dotted module name is the user's own workload
-    (`empirical.user_workload`; `target` overrides its TARGET)."""
+    (`empirical.user_workload`; `target` overrides its TARGET).  On CUDA it turns TF32 off
+    (`empirical.device.full_float32`)."""
+    from empirical.device import full_float32
     from empirical.user_workload import is_user_workload, user_workload
 
+    full_float32(device)
     if name == "linreg":
         return linreg_workload(device=device)
     if name in _DIGITS:
