@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reference measurements for issue 4: every workload at initialisation, at a few steps of its
+# Reference measurements: every workload at initialisation, at a few steps of its
 # reference run (the cheap workloads) and where that run first reaches the target; Hessian
 # top-20 + SLQ bulk + per-example noise (+ the two-batch B_simple where cheap).  Outputs under
 # figures/measure/<workload>/ (checkpoints/ and points/ are not committed).  Resumable.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reference sweeps for the real-training half (issue 3): every workload x {sgd, momentum, adam},
+# Reference sweeps for the real-training half: every workload x {sgd, momentum, adam},
 # batch sizes in factors of 4, targets harder than the workloads' defaults so that the smallest
 # batch sizes sit in the perfect-scaling regime.  64 Sobol trials per batch size (16 left the
 # small-batch points noisy: mlp-digits SGD at B = 4 took 1643 steps with 16 trials, 796 with 64);
