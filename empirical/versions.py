@@ -9,11 +9,14 @@ PROJECT = "nqm-batchsize"
 
 
 def project_version() -> str:
-    """This project's version from its installed metadata ('unknown' when not installed)."""
+    """This project's version from its installed metadata, else (a source checkout run
+    without installing) `nqm.__version__`."""
     try:
         return version(PROJECT)
     except PackageNotFoundError:
-        return "unknown"
+        import nqm
+
+        return nqm.__version__
 
 
 def versions() -> dict:

@@ -98,3 +98,27 @@ def test_sweep_with_dask_executor_without_dask_exits_2_in_one_line(monkeypatch, 
                                  "--out", str(tmp_path / "s"), "--quiet"])
     assert r.exit_code == 2, r.output
     assert DASK_MISSING in r.output and "Traceback" not in r.output
+
+
+def test_project_version_without_installed_metadata(monkeypatch):
+    """A source checkout run without installing still records the project's version."""
+    import importlib.metadata
+
+    import nqm
+    from empirical import versions
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(versions, "version", missing)
+    assert versions.project_version() == nqm.__version__
+
+
+def test_package_version_matches_pyproject():
+    import tomllib
+    from pathlib import Path
+
+    import nqm
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert nqm.__version__ == meta["project"]["version"]
