@@ -28,6 +28,7 @@ that another process is using.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -188,13 +189,18 @@ def sweep_options(cfg: SweepConfig, workload=None) -> dict:
 
 def source_options(workload: str, device: str) -> dict:
     """Key entries beyond the built-in workloads' (absent for them on the CPU, so that their
-    keys stay what they were): the user's workload file by content, and a device other than
-    the CPU (results can differ in the last bits between devices)."""
+    keys stay what they were): the user's workload file by content, charlm's text by content
+    (Python's own source files, which differ between Python versions), and a device other
+    than the CPU (results can differ in the last bits between devices)."""
     from empirical.user_workload import source_sha256
 
     extra = {}
     if is_user_workload(workload):
         extra["workload_sha256"] = source_sha256(workload)
+    if workload == "charlm":
+        from empirical.workloads import stdlib_text
+
+        extra["text_sha256"] = hashlib.sha256(stdlib_text().encode()).hexdigest()
     if device != "cpu":
         extra["device"] = device
     return extra
@@ -204,7 +210,7 @@ _OPTION_KEYS = ("workload", "optimizer", "seed", "data_sha256", "model", "n_tria
                 "target", "decay", "initial_lr_range", "one_minus_beta_range", "max_widen",
                 "complete_trials")
 # present only where `source_options` or `budget_options` add them
-_SOURCE_KEYS = ("workload_sha256", "device", "epoch_budget", "n_train", "quality")
+_SOURCE_KEYS = ("workload_sha256", "text_sha256", "device", "epoch_budget", "n_train", "quality")
 
 
 def recorded_options(records: list[dict]) -> list[dict]:

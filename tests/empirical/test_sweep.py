@@ -389,3 +389,20 @@ def test_records_import_and_run_without_fcntl(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[{'a': 1}]"
+
+
+def test_charlm_resume_key_follows_its_text(monkeypatch):
+    """charlm trains on Python's own source files, which differ between Python versions: a
+    sweep or measurement resumed under another text must not mix with the old records."""
+    from empirical import workloads
+    from empirical.measure_run import MeasureRunConfig
+    from empirical.protocol import SweepConfig, sweep_options
+
+    cfg = SweepConfig("charlm", "sgd", (4,))
+    key = sweep_options(cfg)["text_sha256"]
+    measure_key = MeasureRunConfig("charlm").options(workloads.get("charlm"))["text_sha256"]
+    assert key == measure_key and len(key) == 64
+    assert "text_sha256" not in sweep_options(SweepConfig("linreg", "sgd", (4,)))
+    text = workloads.stdlib_text()
+    monkeypatch.setattr(workloads, "stdlib_text", lambda: text + "\n# another version\n")
+    assert sweep_options(cfg)["text_sha256"] != key
