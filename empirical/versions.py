@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import platform
+import tomllib
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 PROJECT = "nqm-batchsize"
 
 
 def project_version() -> str:
     """This project's version from its installed metadata, else (a source checkout run
-    without installing) `nqm.__version__`."""
+    without installing) from the checkout's pyproject.toml, else 'unknown'."""
     try:
         return version(PROJECT)
     except PackageNotFoundError:
-        import nqm
-
-        return nqm.__version__
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
 
 
 def versions() -> dict:
