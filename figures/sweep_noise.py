@@ -102,6 +102,8 @@ def mean_summary(dirs: list[Path], sizes: list[int], x: np.ndarray) -> dict:
 
 
 def main(argv=None) -> None:
+    """Print the spread, the floors and the null scores of every sweep present in all seeds;
+    write DIR/noise.json and DIR/mean/W-OPT/summary.json."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", type=Path, default=ROOT / "figures" / "sweeps")
     ap.add_argument("--seeds", type=Path, default=ROOT / "figures" / "sweeps-seeds")
