@@ -29,6 +29,10 @@ The dropped directions as one slow row instead (`nqm.slow_row`, `spectrum_with_s
 metadata carry what it needs (`h_floor`, `dropped_directions`, `bulk_noise_exponent` and
 `displacement_sq` = |d|^2; spectra written before `displacement_sq` was recorded take it from the
 `measure.json` beside them).
+
+The path model's chain of checkpoint spectra (`path_from_measure`, `nqm.path`): every checkpoint
+of a measurement but the last as `here_spectrum`, the last (where the reference run first
+meets the target) the reference point theta_ref.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 
 from empirical.measure import Measurement
 from nqm.errors import NQMInputError
+from nqm.path import LossPath, path_from_checkpoints
 from nqm.slow_row import SlowRowConfig, needed_metadata, with_slow_row
 from nqm.spectrum import (
     Spectrum,
@@ -180,3 +185,47 @@ def spectrum_with_slow_row(path: str | Path, h_factor: float = 1.0) -> Spectrum:
     spectrum = load_spectrum(path)
     needed_metadata(spectrum.meta)
     return with_slow_row(spectrum, SlowRowConfig(displacement_sq(spectrum, path), h_factor))
+
+
+def path_from_measure(directory: str | Path) -> tuple[LossPath, Spectrum]:
+    """The path model's chain (`nqm.path`) from a `nqm measure` directory with two or more
+    checkpoints of the reference run, and the spectrum at its last checkpoint, the reference
+    point (which names the workload and the metric there).  Segment j is checkpoint j's
+    spectrum with s0 from theta_j - theta_ref (`here_spectrum`); the train losses l_j and the
+    workload's loss floor give the fractions r_j."""
+    directory = Path(directory)
+    record = directory / "measure.json"
+    try:
+        along = json.loads(record.read_text())["along_training"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NQMInputError(f"{directory}: no readable measure.json with along_training "
+                            f"(a `nqm measure` output directory)") from None
+    if len(along) < 2:
+        raise NQMInputError(f"{directory}: the path model needs two or more checkpoints of the "
+                            f"reference run, found {len(along)} (measure with --at-step "
+                            f"0,... --at-target)")
+    files = [directory / f"spectrum_{p['label'].replace(' ', '_')}.npz" for p in along]
+    for f in files:
+        if not f.exists():
+            raise NQMInputError(f"{directory}: {f.name} is missing")
+    reference = load_spectrum(files[-1])
+    workload = reference.meta.get("workload")
+    spectra = []
+    for p, f in zip(along[:-1], files[:-1]):
+        sp = load_spectrum(f)
+        if sp.meta.get("workload") != workload:
+            raise NQMInputError(f"{f}: workload '{sp.meta.get('workload')}', not the reference "
+                                f"point's '{workload}'")
+        try:
+            spectra.append(here_spectrum(sp, p))
+        except NQMInputError as exc:
+            raise NQMInputError(f"{directory}: {exc}") from None
+    floor = reference.meta.get("loss_floor")
+    if floor is None:
+        from empirical.catalog import CATALOG
+
+        floor = CATALOG[workload].loss_floor if workload in CATALOG else 0.0
+    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along], float(floor),
+                                 [p["label"] for p in along[:-1]],
+                                 [p["step"] for p in along[:-1]])
+    return path, reference
