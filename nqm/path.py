@@ -76,6 +76,7 @@ class LossPath:
 
     @property
     def last(self) -> Spectrum:
+        """The last segment's spectrum (its initial loss is the L0 that f multiplies)."""
         return self.segments[-1].spectrum
 
     def as_dict(self) -> dict:

@@ -1,5 +1,8 @@
 """Steps to target of the path model (`nqm.path`), tuned per batch size, for `nqm.calibrate`.
 
+Each segment is the noisy quadratic model of Zhang et al. 2019 (arXiv 1907.04164) with its exact
+expected loss; the chain and the shared learning rate are this module's.
+
 With one learning rate lr (and heavy-ball momentum beta) for the whole run, segment j of the
 path runs the NQM of checkpoint j (`nqm.closed_form.Modes`: exact expected loss; noise
 kappa c_j / B) from s0_j until its expected loss first reaches T_j:
@@ -119,6 +122,7 @@ class PathModel:
         self._memo: dict = {}
 
     def config(self, z) -> OptimizerConfig:
+        """The optimizer at search coordinates z (clipped to the bounds; module docstring)."""
         z = np.clip(np.asarray(z, dtype=np.float64), self.bounds[:, 0], self.bounds[:, 1])
         beta = 1.0 - math.exp(z[1]) if self.kind == "momentum" else 0.0
         lr = math.exp(z[0]) * stability_factor(self.kind, beta) / self.h_scale
@@ -167,6 +171,7 @@ class PathModel:
 
     # ---------------------------------------------------------- nqm.calibrate's interface
     def points(self, fraction: float, kappa: float, batch_sizes) -> list[PathPoint]:
+        """The tuned batch sizes at (f, kappa), tuned once per (f, kappa, B)."""
         key = (round(math.log(fraction), 9), round(math.log(kappa), 9))
         missing = [int(b) for b in batch_sizes if key + (int(b),) not in self._memo]
         if missing:
@@ -175,11 +180,13 @@ class PathModel:
         return [self._memo[key + (int(b),)] for b in batch_sizes]
 
     def curve_sizes(self, sizes) -> tuple[int, ...]:
+        """The batch sizes of the plotted curve (`nqm.calibrate.curve_batch_sizes`)."""
         from nqm.calibrate import curve_batch_sizes
 
         return curve_batch_sizes(sizes)
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
+        """log of the tuned total steps (10 x budget where a segment is not reached)."""
         p = self.points(fraction, kappa, (batch_size,))[0]
         return math.log(p.steps if p.steps else 0.5) if p.reached else \
             math.log(10.0 * self.max_steps)
