@@ -569,8 +569,11 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 
 
 @cli.command()
-@opt("--spectrum", "spectrum_path", required=True, type=FILE,
-     help="Measured spectrum (.npz from `nqm measure`).")
+@opt("--spectrum", "spectrum_path", default=None, type=FILE,
+     help="Measured spectrum (.npz from `nqm measure`); or --path.")
+@opt("--path", "path_dir", default=None, type=click.Path(),
+     help="Instead of --spectrum: a `nqm measure` directory with two or more checkpoints of "
+          "the reference run; the NQM is then the chain of their quadratics (path model).")
 @opt("--runs", required=True, type=click.Path(), help="Sweep directory from `nqm sweep`.")
 @opt("--fit-on", default="ends", show_default=True,
      help="ends | smallest | none | B1[,B2]: the batch sizes the two scalars are fitted on.")
@@ -602,8 +605,8 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
      help="measure.json of the reference run (default: the one beside --spectrum).")
 @NQM_THREADS
 @_input_errors
-def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path, plot_path,
-              noise_log, prediction, quantile, slow_row, slow_row_factor, noise_model,
+def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path, csv_path,
+              plot_path, noise_log, prediction, quantile, slow_row, slow_row_factor, noise_model,
               checkpoints, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
@@ -628,7 +631,17 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
         raise InputError("--quantile needs --predict first-passage")
     if noise_model == "loss-following" and prediction != "expected":
         raise InputError("--noise loss-following goes with --predict expected only")
-    if slow_row:
+    if (spectrum_path is None) == (path_dir is None):
+        raise InputError("give either --spectrum FILE or --path DIR")
+    if path_dir is not None and (slow_row or noise_model != "constant" or
+                                 prediction != "expected"):
+        raise InputError("--path goes with the expected loss and constant noise only (not "
+                         "--slow-row, --noise loss-following or --predict first-passage)")
+    path = None
+    if path_dir is not None:
+        from empirical.adapter import path_from_measure
+        path, spectrum = path_from_measure(path_dir)
+    elif slow_row:
         from empirical.adapter import spectrum_with_slow_row
         spectrum = spectrum_with_slow_row(spectrum_path, slow_row_factor)
     else:
@@ -644,7 +657,8 @@ def calibrate(spectrum_path, runs, fit_on, proxy, transfer, json_path, csv_path,
                                  spectrum.initial_loss(), spectrum.meta)
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads,
-                             predict=prediction, quantile=quantile, noise_line=line)
+                             predict=prediction, quantile=quantile, noise_line=line,
+                             path=path)
     _compile_notice("momentum" if any(config.nqm_optimizer(s.optimizer)[0] in
                                       ("momentum", "nesterov") for s in (sweep, *others))
                     else "sgd")

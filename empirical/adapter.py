@@ -21,10 +21,18 @@ Bulk noise and distance (the assumptions, stated).
 - Distance: the remaining |d|^2 - sum_i s0_i is spread evenly over the P - k bulk directions
   (isotropic displacement outside the top directions).
 
+The displacement from the measured point itself (`here_spectrum`): the same rows with s0 from
+d_here = theta - theta_ref, s0_i = (v_i' d_here)^2 on the top directions and the remaining
+|d_here|^2 - sum_i s0_i spread evenly over the bulk, as above (`nqm measure` records both).
+
 The dropped directions as one slow row instead (`nqm.slow_row`, `spectrum_with_slow_row`): the
 metadata carry what it needs (`h_floor`, `dropped_directions`, `bulk_noise_exponent` and
 `displacement_sq` = |d|^2; spectra written before `displacement_sq` was recorded take it from the
 `measure.json` beside them).
+
+The path model's chain of checkpoint spectra (`path_from_measure`, `nqm.path`): every checkpoint
+of a measurement but the last as `here_spectrum`, the last (where the reference run first
+meets the target) the reference point theta_ref.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import numpy as np
 
 from empirical.measure import Measurement
 from nqm.errors import NQMInputError
+from nqm.path import LossPath, path_from_checkpoints
 from nqm.slow_row import SlowRowConfig, needed_metadata, with_slow_row
 from nqm.spectrum import (
     Spectrum,
@@ -101,11 +110,10 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
     q = _bulk_noise_exponent(centres, counts, c_rem, t_rem) if counts.size else 1.0
     shape = centres**q
     c_bulk = max(c_rem, 0.0) * shape / np.sum(counts * shape) if counts.size else shape
-    s0_bulk = max(m.displacement_sq - float(m.s0_top.sum()), 0.0) / max(bulk_dim, 1)
-
     h = np.concatenate([m.eigenvalues[keep], centres])
     c = np.concatenate([m.c_top[keep], c_bulk])
-    s0 = np.concatenate([m.s0_top[keep], np.full(centres.size, s0_bulk)])
+    s0 = _s0_rows(m.s0_top[keep], m.displacement_sq - float(m.s0_top.sum()), bulk_dim,
+                  centres.size)
     count = np.concatenate([np.ones(int(keep.sum())), counts])
     dropped = max(float((k - keep.sum()) + (bulk_dim - counts.sum())), 0.0)
     return Spectrum(h=h, c=c, s0=s0, count=count, meta={
@@ -120,6 +128,37 @@ def to_spectrum(m: Measurement, bins: int = 60, floor: float = 1e-6,
         **({} if loss_init is None else {
             "train_loss_init": float(loss_init),
             "target_fraction": target_fraction_rule(loss_init, m.train_loss, loss_floor)})})
+
+
+def _s0_rows(s0_kept: np.ndarray, rest_sq: float, bulk_dim: int, bulk_rows: int) -> np.ndarray:
+    """s0 of the rows: the kept top directions' own, then the remainder |d|^2 - sum_i s0_i
+    (over all k top directions) spread evenly over the bulk's directions."""
+    s0_bulk = max(rest_sq, 0.0) / max(bulk_dim, 1)
+    return np.concatenate([np.asarray(s0_kept, dtype=np.float64), np.full(bulk_rows, s0_bulk)])
+
+
+def here_spectrum(spectrum: Spectrum, point: dict) -> Spectrum:
+    """The spectrum of one checkpoint (`to_spectrum`'s rows, as saved) with s0 from the
+    displacement d_here = theta - theta_ref of the checkpoint itself instead of the
+    initialisation's (module docstring); `point` is the checkpoint's entry of measure.json's
+    `along_training` (top_eigenvalues, top_s0_here, displacement_here_sq, n_params)."""
+    label = point.get("label")
+    if point.get("top_s0_here") is None or point.get("displacement_here_sq") is None:
+        raise NQMInputError(f"checkpoint {label!r} has no displacement from itself to the "
+                            f"reference (measured before it was recorded): rerun nqm measure")
+    lam = np.asarray(point["top_eigenvalues"], dtype=np.float64)
+    s0_top = np.asarray(point["top_s0_here"], dtype=np.float64)
+    keep = lam > float(spectrum.meta.get("h_floor", 0.0))
+    n_top = int(keep.sum())
+    if lam.size != s0_top.size or n_top > spectrum.n_rows or not np.allclose(
+            spectrum.h[:n_top], lam[keep], rtol=1e-9, atol=0.0):
+        raise NQMInputError(f"checkpoint {label!r}: its spectrum file's top rows are not the "
+                            f"eigenvalues recorded in measure.json")
+    s0 = _s0_rows(s0_top[keep], float(point["displacement_here_sq"]) - float(s0_top.sum()),
+                  int(point["n_params"]) - lam.size, spectrum.n_rows - n_top)
+    return Spectrum(h=spectrum.h, c=spectrum.c, s0=s0, count=spectrum.count,
+                    meta={**spectrum.meta, "displacement": "here",
+                          "displacement_sq": float(point["displacement_here_sq"])})
 
 
 def displacement_sq(spectrum: Spectrum, path: str | Path) -> float:
@@ -146,3 +185,47 @@ def spectrum_with_slow_row(path: str | Path, h_factor: float = 1.0) -> Spectrum:
     spectrum = load_spectrum(path)
     needed_metadata(spectrum.meta)
     return with_slow_row(spectrum, SlowRowConfig(displacement_sq(spectrum, path), h_factor))
+
+
+def path_from_measure(directory: str | Path) -> tuple[LossPath, Spectrum]:
+    """The path model's chain (`nqm.path`) from a `nqm measure` directory with two or more
+    checkpoints of the reference run, and the spectrum at its last checkpoint, the reference
+    point (which names the workload and the metric there).  Segment j is checkpoint j's
+    spectrum with s0 from theta_j - theta_ref (`here_spectrum`); the train losses l_j and the
+    workload's loss floor give the fractions r_j."""
+    directory = Path(directory)
+    record = directory / "measure.json"
+    try:
+        along = json.loads(record.read_text())["along_training"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NQMInputError(f"{directory}: no readable measure.json with along_training "
+                            f"(a `nqm measure` output directory)") from None
+    if len(along) < 2:
+        raise NQMInputError(f"{directory}: the path model needs two or more checkpoints of the "
+                            f"reference run, found {len(along)} (measure with --at-step "
+                            f"0,... --at-target)")
+    files = [directory / f"spectrum_{p['label'].replace(' ', '_')}.npz" for p in along]
+    for f in files:
+        if not f.exists():
+            raise NQMInputError(f"{directory}: {f.name} is missing")
+    reference = load_spectrum(files[-1])
+    workload = reference.meta.get("workload")
+    spectra = []
+    for p, f in zip(along[:-1], files[:-1]):
+        sp = load_spectrum(f)
+        if sp.meta.get("workload") != workload:
+            raise NQMInputError(f"{f}: workload '{sp.meta.get('workload')}', not the reference "
+                                f"point's '{workload}'")
+        try:
+            spectra.append(here_spectrum(sp, p))
+        except NQMInputError as exc:
+            raise NQMInputError(f"{directory}: {exc}") from None
+    floor = reference.meta.get("loss_floor")
+    if floor is None:
+        from empirical.catalog import CATALOG
+
+        floor = CATALOG[workload].loss_floor if workload in CATALOG else 0.0
+    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along], float(floor),
+                                 [p["label"] for p in along[:-1]],
+                                 [p["step"] for p in along[:-1]])
+    return path, reference

@@ -14,7 +14,10 @@ batch).
 - per-example gradients, c_i = v_i' Sigma v_i, tr(Sigma), |G|^2, tr(A Sigma), G'AG, B_simple,
   B_noise with bootstrap intervals (`empirical.noise`); B_noise uses the same A;
 - the displacement d = theta_init - theta_ref to a reference solution (the trained parameters),
-  projected on the eigenvectors: s0_i = (v_i' d)^2, and |d|^2.
+  projected on the eigenvectors: s0_i = (v_i' d)^2, and |d|^2;
+- the same for the displacement from the measured point itself, d_here = theta - theta_ref:
+  s0_here_i = (v_i' d_here)^2 and |d_here|^2 (what a quadratic around theta_ref with this
+  checkpoint's curvature starts from here; `empirical.adapter.here_spectrum`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class Measurement:
     products: dict
     wall_s: float
     two_batch: TwoBatch | None = None
+    s0_here_top: np.ndarray | None = None    # (k,) (v_i' (theta - theta_ref))^2
+    displacement_here_sq: float | None = None  # |theta - theta_ref|^2
 
     def summary(self) -> dict:
         """The JSON-ready numbers (no vectors)."""
@@ -103,6 +108,8 @@ class Measurement:
             "trace_h_sigma": n.trace_h_sigma, "g_h_g": n.g_h_g,
             "top_eigenvalues": self.eigenvalues.tolist(), "top_noise": self.c_top.tolist(),
             "top_s0": self.s0_top.tolist(), "displacement_sq": self.displacement_sq,
+            "top_s0_here": None if self.s0_here_top is None else self.s0_here_top.tolist(),
+            "displacement_here_sq": self.displacement_here_sq,
             "operator_products": self.products, "wall_s": round(self.wall_s, 2),
             "two_batch": None if self.two_batch is None else {
                 "b_small": self.config.two_batch[0], "b_big": self.config.two_batch[1],
@@ -206,10 +213,12 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
         two = two_batch_b_simple(flat, workload.loss, x, y, *config.two_batch,
                                  draws=config.two_batch_draws, seed=config.seed + 4)
     d = (flat.flatten(init) - flat.flatten(reference)).cpu().numpy()
+    d_here = (flat.flatten(params) - flat.flatten(reference)).cpu().numpy()
     return Measurement(
         label=label, step=step, metric=metric, train_loss=op.loss_value(),
         n_examples=int(x.shape[0]), dim=flat.dim, config=config,
         eigenvalues=top.values, eigenvectors=top.vectors, c_top=noise.c,
         s0_top=(top.vectors.T @ d) ** 2, displacement_sq=float(d @ d), noise=noise,
         trace=tr, trace_se=tr_se, bulk=bulk, products=products,
-        wall_s=time.perf_counter() - t0, two_batch=two)
+        wall_s=time.perf_counter() - t0, two_batch=two,
+        s0_here_top=(top.vectors.T @ d_here) ** 2, displacement_here_sq=float(d_here @ d_here))

@@ -200,7 +200,8 @@ def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note
     name = c.label.replace(" ", "_")
     done, sp_path = out / "points" / f"{name}.json", out / f"spectrum_{name}.npz"
     prior = read_point(done)
-    if prior is not None and prior.get("key") == key and sp_path.exists():
+    if prior is not None and prior.get("key") == key and sp_path.exists() and \
+            "displacement_here_sq" in prior["summary"]:
         return prior["summary"], load_spectrum(sp_path)          # resumed: measured before
     m = measure_at(w, c.params, init, ref.params, config.measure, c.label, c.step, c.metric,
                    progress=None if note is None else (lambda msg: note(f"  {msg}")),

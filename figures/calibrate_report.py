@@ -20,6 +20,17 @@ def noise_line(record: dict) -> list[str]:
             f"l_noise = {l_noise}, L_ref = {_g(n['l_ref'])} (NQM loss units)"]
 
 
+def path_line(record: dict) -> list[str]:
+    """The path model's segments, when the record has them (none for one quadratic)."""
+    p = record.get("path")
+    if p is None:
+        return []
+    segs = p["segments"]
+    parts = [f"{s['label']} (r = {_g(s['fraction'], '.3g')})" for s in segs[:-1]]
+    return [f"path model: {len(segs)} quadratics chained along the reference run: "
+            + ", ".join(parts + [f"{segs[-1]['label']} (r = f, fitted)"])]
+
+
 def calibrate_lines(record: dict) -> list[str]:
     """The table printed by `nqm calibrate`: per batch size measured, NQM and null steps and
     the tuned learning rates; then the fitted scalars, critical batch sizes and the verdict."""
@@ -37,6 +48,7 @@ def calibrate_lines(record: dict) -> list[str]:
               f"{record['prediction']['quantile']:.3g} of one run's loss)"]
              if "prediction" in record else []),
            *noise_line(record),
+           *path_line(record),
            f"{'batch':>7} {'measured':>9} {'NQM':>9} {'null':>9} {'fit':>4} "
            f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}"]
     for p in record["points"]:

@@ -5,7 +5,7 @@
                                      [--slow-row [--slow-row-factor F]]
                                      [--predict expected|first-passage [--quantile Q]]
                                      [--noise constant|loss-following|constant-coupled]
-                                     [--from-records]
+                                     [--path DIR] [--from-records]
 
 For every workload W with a measured spectrum (figures/measure/W/spectrum_target.npz) and every
 reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
@@ -26,6 +26,10 @@ kappa c (L + l_noise) / (L_ref + l_noise), l_noise from the noise line through t
 measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy scan.
 --noise constant-coupled: the constant noise through that model's tuner (l_noise = inf), to
 separate the noise model from the tuner.
+With --path DIR every mode uses the path model (`nqm.path_model`): the quadratics measured at
+the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained along the
+reference run, f the last segment's fraction (its zero-run value the train-loss rule between
+the last two checkpoints); no proxy scan.
 
 Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
 OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
@@ -41,7 +45,7 @@ import math
 import sys
 from pathlib import Path
 
-from empirical.adapter import spectrum_with_slow_row, target_fraction_rule
+from empirical.adapter import path_from_measure, spectrum_with_slow_row, target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.noise_line import NoiseLine, line_from_measure
@@ -77,10 +81,10 @@ def load_spectrum(path: Path, slow_row: float | None):
 
 
 def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
-         quantile=None, line=None):
+         quantile=None, line=None, path=None):
     return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
                                                       predict=predict, quantile=quantile,
-                                                      noise_line=line),
+                                                      noise_line=line, path=path),
                      transfer=transfer, f_rule=rule)
 
 
@@ -93,17 +97,23 @@ def noise_line(workload: str, spectra: Path, spectrum):
 
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
              predict: str = "expected", quantile: float | None = None,
-             slow_row: float | None = None, noise: str = "constant") -> dict:
+             slow_row: float | None = None, noise: str = "constant",
+             path_dir: Path | None = None) -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
-    spectrum = load_spectrum(spectra / workload / "spectrum_target.npz", slow_row)
-    rule = f_rule(workload, spectra)
+    path = None
+    if path_dir is not None:
+        path, spectrum = path_from_measure(path_dir / workload)
+        rule = path.last_rule
+    else:
+        spectrum = load_spectrum(spectra / workload / "spectrum_target.npz", slow_row)
+        rule = f_rule(workload, spectra)
     line = (noise_line(workload, spectra, spectrum) if noise == "loss-following" else
             NoiseLine(0.0, 1.0, 0, math.inf, 0.0) if noise == "constant-coupled" else None)
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        how = {"predict": predict, "quantile": quantile, "line": line}
+        how = {"predict": predict, "quantile": quantile, "line": line, "path": path}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
@@ -217,6 +227,8 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error(f"--quantile must be in (0, 1), got {args.quantile}")
     if args.noise != "constant" and args.predict != "expected":
         ap.error("--noise other than constant goes with --predict expected only")
+    if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
+        ap.error("--path goes with the expected loss and constant noise only")
 
 
 def default_out(args) -> str:
@@ -224,7 +236,8 @@ def default_out(args) -> str:
     reference run), so that no variant overwrites the reference records."""
     parts = (["first-passage"] if args.predict == "first-passage" else []) + \
         (["slow-row"] if args.slow_row else []) + \
-        ([args.noise] if args.noise != "constant" else [])
+        ([args.noise] if args.noise != "constant" else []) + \
+        (["path"] if getattr(args, "path", None) else [])
     return "-".join(parts)
 
 
@@ -234,7 +247,7 @@ def main():
     ap.add_argument("--out", default=None,
                     help="default figures/validation for the reference run; a variant writes to "
                          "figures/validation/<variant> (first-passage, slow-row, loss-following, "
-                         "constant-coupled, joined by '-')")
+                         "constant-coupled, path, joined by '-')")
     ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
                     help="what the NQM predicts: the expected loss's crossing, or the best of "
                          "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
@@ -258,6 +271,9 @@ def main():
                     help="the NQM's gradient noise (loss-following: no proxy scan; "
                          "constant-coupled: constant noise through the loss-following model's "
                          "tuner, l_noise = inf)")
+    ap.add_argument("--path", default=None, metavar="DIR",
+                    help="the path model: DIR/W holds a `nqm measure` of several checkpoints "
+                         "of the reference run (writes figures/validation/path by default)")
     ap.add_argument("--from-records", action="store_true",
                     help="no calibration: summarise the OUT/W-OPT.json records already there "
                          "(the variant options then only choose the default OUT)")
@@ -265,8 +281,10 @@ def main():
     check_options(ap, args)
     slow_row = args.slow_row_factor if args.slow_row else None
     spectra, sweep_dir = Path(args.spectra), Path(args.sweeps)
+    path_dir = Path(args.path) if args.path else None
+    listed = path_dir or spectra
     names = (args.workloads.split(",") if args.workloads else
-             sorted(p.name for p in spectra.iterdir() if (p / "spectrum_target.npz").exists()))
+             sorted(p.name for p in listed.iterdir() if (p / "spectrum_target.npz").exists()))
     out = Path(args.out) if args.out else ROOT / "validation" / default_out(args)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -275,7 +293,7 @@ def main():
                       if (out / f"{w}-{o}.json").exists()}
     for w in () if args.from_records else names:
         results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile,
-                              slow_row, args.noise)
+                              slow_row, args.noise, path_dir)
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
@@ -287,7 +305,7 @@ def main():
     bcrit_scatter(summary, out / "bcrit_scatter")
     print(table(summary))
     (out / "table.md").write_text(table(summary) + "\n")
-    if args.no_proxy_scan or args.noise != "constant" or args.from_records:
+    if args.no_proxy_scan or args.noise != "constant" or args.from_records or args.path:
         return
     scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir, slow_row)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")

@@ -27,6 +27,11 @@ step where the q-quantile of one run's loss is <= target, lr (and beta) tuned fo
 (`nqm.passage_quantile`; q = `quantile`, or from the sweep's trials per batch size by
 `nqm.passage_quantile.quantile_for_trials`).
 
+The path model (`CalibrateConfig.path`, `nqm.path`, `nqm.path_model`): instead of one
+quadratic, a chain of the quadratics measured at checkpoints of the reference run, each carrying
+the loss between consecutive checkpoints; f is the last segment's fraction and kappa scales
+every segment's noise; L0 is then the last segment's initial loss.
+
 Null model (McCandlish et al. 2018): the hyperbola S(B) = S_min + E_min / B through the same fit
 points (two points determine it; with one there is none).  Errors are judged only on batch sizes
 not used in the fit: the worst max(pred/meas, meas/pred).
@@ -43,6 +48,7 @@ from nqm.critical import estimate
 from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine
 from nqm.noise_log import NoiseLog, judge_tracked
+from nqm.path import LossPath
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
 
@@ -65,6 +71,9 @@ class CalibrateConfig:
     the measured noise, kappa = 1).  proxy: sweep optimizer -> (NQM optimizer, exponent p).
     noise_line: None for the constant noise kappa c; a `nqm.noise_line.NoiseLine` for noise
     that follows the loss, kappa c (L + l_noise) / (L_ref + l_noise) (`nqm.loss_model`).
+    path: None for the one quadratic of the spectrum; a `nqm.path.LossPath` for the chain of
+    quadratics along the reference run (`nqm.path_model`; the spectrum then only names the
+    workload and the reference point).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
@@ -73,6 +82,7 @@ class CalibrateConfig:
     predict: str = "expected"
     quantile: float | None = None
     noise_line: NoiseLine | None = None
+    path: LossPath | None = None
 
     def __post_init__(self):
         if self.predict not in PREDICTIONS:
@@ -92,11 +102,21 @@ class CalibrateConfig:
         if self.noise_line is not None and not isinstance(self.noise_line, NoiseLine):
             raise NQMInputError(f"noise_line must be a NoiseLine or None, got "
                                 f"{type(self.noise_line).__name__}")
+        if self.path is not None and not isinstance(self.path, LossPath):
+            raise NQMInputError(f"path must be a LossPath or None, got "
+                                f"{type(self.path).__name__}")
+        if self.path is not None and (self.predict != "expected" or self.noise_line is not None):
+            raise NQMInputError("the path model predicts the expected loss with constant noise "
+                                "only (predict='expected', noise_line=None)")
 
     def model(self, spectrum: Spectrum, kind: str, precond: float, max_steps: int,
               passage=None):
         """The tuned NQM of `kind`: constant noise (its expected loss, or with `passage` what
-        the sweep measures), or the noise line's."""
+        the sweep measures), the noise line's, or the path's."""
+        if self.path is not None:
+            from nqm.path_model import PathModel
+
+            return PathModel(self.path, kind, precond, max_steps)
         if self.noise_line is None:
             return _Model(spectrum, kind, precond, max_steps, self.threads, passage)
         from nqm.loss_model import LossFollowingModel
@@ -391,15 +411,18 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         if t.workload != sweep.workload:
             raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
                                 f"not '{sweep.workload}'")
-    if config.predict != "expected" or config.noise_line is not None:
+    if config.predict != "expected" or config.noise_line is not None or config.path is not None:
         for s in (sweep, *transfer):
             kind = config.nqm_optimizer(s.optimizer)[0]
             if kind not in ("sgd", "momentum", "precond"):
-                what = "first-passage" if config.predict != "expected" else "loss-following noise"
+                what = ("first-passage" if config.predict != "expected" else
+                        "the path model" if config.path is not None else "loss-following noise")
                 raise NQMInputError(f"{what} models sgd, momentum and precond stand-ins only, "
                                     f"not '{kind}' (for sweep {s.source})")
     fit_on = fit_batch_sizes(sweep, config.fit_on)
-    f_rule = f_rule if f_rule is not None else spectrum.meta.get("target_fraction")
+    if f_rule is None:
+        f_rule = config.path.last_rule if config.path is not None else \
+            spectrum.meta.get("target_fraction")
     factor = BUDGET_FACTOR if config.noise_line is None else LOSS_BUDGET_FACTOR
     max_steps = int(factor * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
@@ -434,6 +457,11 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     if config.noise_line is not None:
         record["noise"] = {"model": "constant" if math.isinf(config.noise_line.l_noise)
                            else "loss-following", **config.noise_line.as_dict()}
+    if config.path is not None:
+        record["path"] = {**config.path.as_dict(), "segment_steps": {
+            str(p.batch_size): p.segment_steps
+            for p in model.points(fitted.fraction, fitted.kappa,
+                                  [q.batch_size for q in sweep.points])}}
     if noise_log is not None:
         record["tracked_b_simple"] = judge_tracked(noise_log, sweep.target,
                                                    main["critical_batch_size"])

@@ -4,8 +4,8 @@
 - nqm/ imports no torch, matplotlib, click or empirical; only kernel modules (nqm/_kernels.py,
   nqm/_*_kernels.py) import numba;
 - empirical/ imports from nqm only `nqm.critical`, `nqm.threads` and `nqm.files` (a
-  dependency-free thread count and JSON writer), `nqm.spectrum`, `nqm.slow_row` and `nqm.errors`
-  only in empirical/adapter.py, the one adapter to the NQM, and the
+  dependency-free thread count and JSON writer), `nqm.spectrum`, `nqm.slow_row`, `nqm.path` and
+  `nqm.errors` only in empirical/adapter.py, the one adapter to the NQM, and the
   calibration (`nqm.calibrate`, `nqm.sweep_data`) only in empirical/demo.py, which runs the
   whole loop;
 - matplotlib only in figures/.
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("nqm", "empirical", "figures")
 EMPIRICAL_MAY_USE = {"nqm.critical", "nqm.threads", "nqm.files"}
 ADAPTER = "empirical/adapter.py"
-ADAPTER_MAY_USE = {"nqm.spectrum", "nqm.slow_row", "nqm.errors"}
+ADAPTER_MAY_USE = {"nqm.spectrum", "nqm.slow_row", "nqm.path", "nqm.errors"}
 DEMO = "empirical/demo.py"
 
 
@@ -76,7 +76,7 @@ def violations(path: str, root: Path = ROOT) -> list[str]:
             # nqm.x.y (`from nqm.x import y`) is judged by its module nqm.x
             if name == "nqm" or ".".join(name.split(".")[:2]) not in allowed:
                 bad("empirical imports from nqm only nqm.critical, nqm.threads, nqm.files, in "
-                    "empirical/adapter.py nqm.spectrum, nqm.slow_row, nqm.errors, in "
+                    "empirical/adapter.py nqm.spectrum, nqm.slow_row, nqm.path, nqm.errors, in "
                     "empirical/demo.py the calibration")
     return out
 

@@ -340,3 +340,49 @@ def test_checkpoint_load_errors_are_one_line_and_name_the_problem(tmp_path):
             checkpoints.load(tmp_path / name, model)
         assert str(info.value) == message
     assert not (tmp_path / "marker").exists()      # the pickled call was never made
+
+
+def test_displacement_from_the_measured_point_matches_a_dense_computation(linreg):
+    """s0_here = (v_i' (theta - theta_ref))^2 and |theta - theta_ref|^2 against numpy's dense
+    eigenvectors of H = X'X / n on the same examples."""
+    w, params, init, _ = linreg
+    torch.manual_seed(2)
+    ref = {"weight": torch.randn(1, 64) * 0.3}
+    cfg = MeasureConfig(top_k=8, examples=512, hessian_examples=64, bootstrap=20, seed=0)
+    m = measure(w, params, init, ref, cfg, "w", 3)
+    x, _ = training_examples(w, 512, 0)
+    X = x.double().numpy()
+    lam, V = np.linalg.eigh(X.T @ X / 512)
+    V = V[:, ::-1][:, :8]
+    d_here = (params["weight"].double() - ref["weight"].double()).numpy().ravel()
+    d_init = (init["weight"].double() - ref["weight"].double()).numpy().ravel()
+    assert np.allclose(m.s0_here_top, (V.T @ d_here) ** 2, rtol=1e-7, atol=1e-14)
+    assert np.allclose(m.s0_top, (V.T @ d_init) ** 2, rtol=1e-7, atol=1e-14)
+    assert m.displacement_here_sq == pytest.approx(d_here @ d_here, rel=1e-12)
+    assert not np.allclose(m.s0_here_top, m.s0_top)
+    s = m.summary()
+    assert s["top_s0_here"] == pytest.approx(m.s0_here_top.tolist())
+    assert s["displacement_here_sq"] == m.displacement_here_sq
+
+
+def test_here_spectrum_rebuilds_s0_from_the_recorded_fields(linreg):
+    """At a point measured at the initialisation the here-displacement is the init's, so the
+    rebuilt spectrum equals the saved one; elsewhere its s0 sums to |d_here|^2 (up to the
+    bulk's estimated count)."""
+    from empirical.adapter import here_spectrum
+    from nqm.errors import NQMInputError
+
+    w, params, init, _ = linreg
+    ref = {"weight": params["weight"] * 0.5}
+    cfg = MeasureConfig(top_k=8, examples=512, hessian_examples=64, bootstrap=20, seed=0)
+    at_init = measure(w, init, init, ref, cfg, "init", 0)
+    sp = to_spectrum(at_init, bins=30)
+    rebuilt = here_spectrum(sp, at_init.summary())
+    assert np.allclose(rebuilt.s0, sp.s0, rtol=1e-12, atol=0)
+    elsewhere = measure(w, params, init, ref, cfg, "w", 5)
+    sp2 = here_spectrum(to_spectrum(elsewhere, bins=30), elsewhere.summary())
+    assert np.sum(sp2.count * sp2.s0) == pytest.approx(elsewhere.displacement_here_sq, rel=0.05)
+    assert sp2.meta["displacement"] == "here"
+    old = {k: v for k, v in at_init.summary().items() if k != "top_s0_here"}
+    with pytest.raises(NQMInputError, match="no displacement from itself"):
+        here_spectrum(sp, old)

@@ -1,4 +1,4 @@
-"""figures.run_validation: the train-loss rule's inputs and the --slow-row option."""
+"""figures.run_validation: the train-loss rule's inputs and the --slow-row and --path options."""
 
 import json
 import sys
@@ -59,6 +59,7 @@ def test_a_bad_slow_row_factor_is_refused(monkeypatch, capsys):
     (["--slow-row-factor", "2"], "--slow-row-factor goes with --slow-row"),
     (["--slow-row", "--slow-row-factor", "0"], "--slow-row-factor must be > 0"),
     (["--noise", "loss-following", "--predict", "first-passage"], "goes with --predict expected"),
+    (["--path", "figures/measure-path", "--slow-row"], "--path goes with the expected loss"),
 ])
 def test_run_validation_refuses_ignored_options_before_writing(tmp_path, argv, needle, capsys,
                                                                monkeypatch):
@@ -82,3 +83,25 @@ def test_run_validation_variants_never_default_to_the_reference_folder():
     assert out(slow_row=True) == "slow-row"
     assert out(noise="loss-following") == "loss-following"
     assert out(slow_row=True, noise="constant-coupled") == "slow-row-constant-coupled"
+
+
+def test_path_variant_writes_to_its_own_folder():
+    from argparse import Namespace
+
+    assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
+                                                noise="constant", path="x")) == "path"
+
+
+@pytest.mark.slow
+def test_validate_with_a_path_uses_the_chain_in_every_mode():
+    res = run_validation.validate("linreg", 1, ROOT / "figures" / "measure",
+                                  ROOT / "figures" / "sweeps",
+                                  path_dir=ROOT / "figures" / "measure-path")
+    assert set(res) == {"sgd", "momentum", "adam"}
+    for modes in res.values():
+        for name, rec in modes.items():
+            assert len(rec["path"]["segments"]) == 3, name
+        rule = modes["zero_run"]["path"]["last_rule"]
+        assert modes["zero_run"]["fitted"]["target_fraction"] == pytest.approx(rule)
+        assert modes["one_run"]["fitted"]["noise_scale"] == 1.0
+    assert [t["optimizer"] for t in res["sgd"]["ends"]["transfer"]] == ["momentum", "adam"]
