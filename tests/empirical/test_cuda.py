@@ -78,7 +78,8 @@ def test_measure_on_cuda_equals_cpu(tmp_path):
            for d in ("cpu", "cuda")}
     cpu, gpu = rec["cpu"], rec["cuda"]
     np.testing.assert_allclose(gpu["top_eigenvalues"], cpu["top_eigenvalues"], rtol=1e-3)
-    for key in ("train_loss", "trace_sigma", "grad_norm_sq", "displacement_sq"):
+    for key in ("train_loss", "trace_sigma", "grad_norm_sq", "displacement_sq",
+                "displacement_here_sq"):
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-3, err_msg=key)
 
 
