@@ -5,9 +5,9 @@
 1. Sweep trials: the population trainer (`empirical.population.train_population`) trains
    `trials` heavy-ball trials for `steps` steps on every workload at each batch size, one
    evaluation at the end; prints trial-steps per second on each device and cuda / cpu.
-2. Measurement: `nqm measure` at initialisation (`empirical.api.measure`, a small configuration:
-   top-5 Lanczos, 2 x 10 SLQ, 256 examples) of mlp-digits and cnn-digits on each device (the
-   reference run to the target is part of it); prints wall seconds and cpu / cuda.
+2. Measurement: `nqm measure` at initialisation only (`empirical.api.measure`, a small
+   configuration: top-5 Lanczos, 2 x 10 SLQ, 256 examples; no reference run) of mlp-digits and
+   cnn-digits on each device; prints wall seconds and cpu / cuda.
 The CPU uses the threads torch sees (`torch.get_num_threads()`); quote them and the machine.
 """
 
@@ -27,7 +27,6 @@ WORKLOADS = ("linreg", "logreg-digits", "mlp-digits", "cnn-digits", "charlm")
 
 def trial_steps_per_s(name: str, device: str, trials: int, steps: int, batch_size: int) -> float:
     w = get(name, device=device)
-    w = type(w)(**{**w.__dict__, "budget": steps})
     lrs = list(torch.logspace(-3, -1, trials).tolist())
     train_population(w, TrainConfig("momentum", lrs[:2], 0.9, budget=5), batch_size)  # warm-up
     if device == "cuda":

@@ -197,13 +197,24 @@ def path_from_measure(directory: str | Path) -> tuple[LossPath, Spectrum]:
     record = directory / "measure.json"
     try:
         along = json.loads(record.read_text())["along_training"]
+        if not isinstance(along, list) or not all(
+                isinstance(p, dict) and isinstance(p.get("label"), str)
+                and isinstance(p.get("step"), int) and isinstance(p.get("train_loss"), int | float)
+                and isinstance(p.get("n_params"), int) for p in along):
+            raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
-        raise NQMInputError(f"{directory}: no readable measure.json with along_training "
-                            f"(a `nqm measure` output directory)") from None
+        raise NQMInputError(f"{directory}: no readable measure.json whose along_training lists "
+                            f"checkpoints (label, step, train_loss, n_params): a `nqm measure` "
+                            f"output directory") from None
     if len(along) < 2:
         raise NQMInputError(f"{directory}: the path model needs two or more checkpoints of the "
                             f"reference run, found {len(along)} (measure with --at-step "
                             f"0,... --at-target)")
+    early = [p for p in along[:-1] if p["label"] == "target"]
+    if early:
+        raise NQMInputError(f"{directory}: the run reached the target at step {early[0]['step']}, "
+                            f"before checkpoint step {along[-1]['step']}, so the chain would run "
+                            f"past it: measure with --at-step below the target's step")
     files = [directory / f"spectrum_{p['label'].replace(' ', '_')}.npz" for p in along]
     for f in files:
         if not f.exists():
@@ -220,12 +231,8 @@ def path_from_measure(directory: str | Path) -> tuple[LossPath, Spectrum]:
             spectra.append(here_spectrum(sp, p))
         except NQMInputError as exc:
             raise NQMInputError(f"{directory}: {exc}") from None
-    floor = reference.meta.get("loss_floor")
-    if floor is None:
-        from empirical.catalog import CATALOG
-
-        floor = CATALOG[workload].loss_floor if workload in CATALOG else 0.0
-    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along], float(floor),
+    floor = float(reference.meta.get("loss_floor", 0.0))   # recorded with the path fields
+    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along], floor,
                                  [p["label"] for p in along[:-1]],
                                  [p["step"] for p in along[:-1]])
     return path, reference

@@ -48,6 +48,7 @@ from pathlib import Path
 from empirical.adapter import path_from_measure, spectrum_with_slow_row, target_fraction_rule
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
+from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine, line_from_measure
 from nqm.spectrum import load
 from nqm.sweep_data import load_sweep
@@ -229,6 +230,15 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--noise other than constant goes with --predict expected only")
     if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
         ap.error("--path goes with the expected loss and constant noise only")
+    if args.path and not Path(args.path).is_dir():
+        ap.error(f"--path {args.path}: no such directory")
+    if args.out is None and Path(args.sweeps).resolve() != (ROOT / "sweeps").resolve():
+        ap.error("--sweeps other than the reference sweeps needs --out (the reference records "
+                 "under figures/validation stay as they are)")
+    if args.out is None and args.path and \
+            Path(args.path).resolve() != (ROOT / "measure-path").resolve():
+        ap.error("--path other than figures/measure-path needs --out (figures/validation/path "
+                 "holds that one's records)")
 
 
 def default_out(args) -> str:
@@ -292,8 +302,11 @@ def main():
         results[w] = {o: json.loads((out / f"{w}-{o}.json").read_text()) for o in OPTIMIZERS
                       if (out / f"{w}-{o}.json").exists()}
     for w in () if args.from_records else names:
-        results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict, args.quantile,
-                              slow_row, args.noise, path_dir)
+        try:
+            results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict,
+                                  args.quantile, slow_row, args.noise, path_dir)
+        except NQMInputError as exc:
+            ap.error(f"{w}: {exc}")
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")

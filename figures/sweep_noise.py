@@ -19,7 +19,7 @@ all seeds, with x_{r,B} the steps of seed r at batch size B (every seed must rea
 
 It writes `DIR/mean/W-OPT/summary.json`, the geometric-mean sweep (steps: the geometric mean
 over seeds, rounded; lr and 1 - beta: the geometric means of the best trials'; trials: the sum),
-which `python -m figures.run_validation --sweeps DIR/mean` calibrates against, and
+which `python -m figures.run_validation --sweeps DIR/mean --out OUT` calibrates against, and
 `DIR/noise.json` with every number printed (no wall-clock values).
 """
 
@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def seed_dirs(reference: Path, seeds: Path) -> dict[str, list[Path]]:
     """{W-OPT: [summary dirs, seed 0 first]} for the sweeps present in every seed directory."""
     runs = sorted(p for p in seeds.glob("s[0-9]*") if p.is_dir())
+    if not runs:
+        raise SystemExit(f"no seed directory {seeds}/s<k>/ (run figures/run_seed_sweeps.sh)")
     names = sorted(p.parent.name for p in reference.glob("*/summary.json"))
     out = {}
     for name in names:
@@ -53,6 +55,9 @@ def steps_table(dirs: list[Path]) -> tuple[list[int], np.ndarray]:
     """(batch sizes, steps[seed, B]) over the batch sizes every seed reached."""
     sweeps = [load_sweep(d) for d in dirs]
     common = sorted(set.intersection(*({p.batch_size for p in s.reached} for s in sweeps)))
+    if len(common) < 3:
+        raise SystemExit(f"{dirs[0].name}: {len(common)} batch size(s) reached in every seed; "
+                         f"the floor needs 3 or more (two ends and a held-out one)")
     return common, np.array([[s.point(b).steps for b in common] for s in sweeps], dtype=float)
 
 
@@ -140,7 +145,8 @@ def main(argv=None) -> None:
           f"{np.median(floors):.2f} ({np.mean(floors <= 1.3):.0%} within 1.3x); the null "
           f"hyperbola through one seed's ends: median {np.median(own):.2f} against that seed, "
           f"{np.median(truth):.2f} against the mean of the others")
-    (args.seeds / "noise.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    (args.seeds / "noise.json").write_text(json.dumps(report, indent=1, sort_keys=True,
+                                                       allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

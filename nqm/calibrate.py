@@ -214,9 +214,15 @@ class _Model:
         return curve_batch_sizes(sizes)
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
-        p = self.points(fraction, kappa, (batch_size,))[0]
-        return math.log(p.steps if p.steps else 0.5) if p.reached else \
-            math.log(10.0 * self.max_steps)
+        """The fit's objective at one batch size (`log_steps_of`)."""
+        return log_steps_of(self.points(fraction, kappa, (batch_size,))[0], self.max_steps)
+
+
+def log_steps_of(point, max_steps: int) -> float:
+    """The fit's objective at a tuned point: log of its steps (0.5 for none), log of 10 x the
+    budget where the target is not reached (so the fit is pulled towards reaching it)."""
+    return math.log(point.steps if point.steps else 0.5) if point.reached else \
+        math.log(10.0 * max_steps)
 
 
 def _solve(fn, lo: float, hi: float, tol: float = LOG_TOL) -> tuple[float, str | None]:
@@ -430,8 +436,10 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     if fit_on:
         fitted = fit(model, sweep, fit_on)
     elif f_rule is None:
-        raise NQMInputError("a prediction without fit needs the target fraction of the train-loss "
-                            "rule (the spectrum's metadata 'target_fraction')")
+        raise NQMInputError(
+            "a prediction without fit needs the target fraction of the train-loss rule ("
+            + ("the last two checkpoints' train losses give none in (0, 1)" if config.path
+               is not None else "the spectrum's metadata 'target_fraction'") + ")")
     else:
         fitted = Fitted(float(f_rule), 1.0, ())
     null = null_model(sweep, fit_on)
@@ -476,7 +484,7 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
 
     record["versions"] = versions()
     record["spectrum"] = {"rows": spectrum.n_rows, "dimension": spectrum.dimension,
-                          "initial_loss": model.l0,
+                          "initial_loss": spectrum.initial_loss(),
                           **{k: v for k, v in spectrum.meta.items()
                              if isinstance(v, str | int | float | bool)}}
     return record

@@ -96,6 +96,6 @@ class LossFollowingModel:
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
         """log of the tuned steps inside the fit (warm-started; 10 x budget if unreached)."""
-        p = self._nearby(fraction, kappa, batch_size)
-        return math.log(p.steps if p.steps else 0.5) if p.reached else \
-            math.log(10.0 * self.max_steps)
+        from nqm.calibrate import log_steps_of
+
+        return log_steps_of(self._nearby(fraction, kappa, batch_size), self.max_steps)

@@ -74,11 +74,6 @@ class LossPath:
         if steps != sorted(steps):
             raise NQMInputError(f"segments must be in the run's order, got steps {steps}")
 
-    @property
-    def last(self) -> Spectrum:
-        """The last segment's spectrum (its initial loss is the L0 that f multiplies)."""
-        return self.segments[-1].spectrum
-
     def as_dict(self) -> dict:
         """The segments' checkpoints, train losses, fractions and initial losses (records)."""
         return {"segments": [{"label": s.label, "step": s.step, "train_loss": s.train_loss,

@@ -186,10 +186,10 @@ class PathModel:
         return curve_batch_sizes(sizes)
 
     def log_steps(self, fraction: float, kappa: float, batch_size: int) -> float:
-        """log of the tuned total steps (10 x budget where a segment is not reached)."""
-        p = self.points(fraction, kappa, (batch_size,))[0]
-        return math.log(p.steps if p.steps else 0.5) if p.reached else \
-            math.log(10.0 * self.max_steps)
+        """log of the tuned total steps (`nqm.calibrate.log_steps_of`)."""
+        from nqm.calibrate import log_steps_of
+
+        return log_steps_of(self.points(fraction, kappa, (batch_size,))[0], self.max_steps)
 
 
 def _simplex(z0: np.ndarray, step: np.ndarray) -> np.ndarray:

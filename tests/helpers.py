@@ -216,3 +216,21 @@ def checkpoint_of(model) -> tuple[dict, dict]:
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     params = {k: state.pop(k) for k, _ in model.named_parameters()}
     return params, state
+
+
+#: a user workload file (model() and data()): three Gaussian blobs and a linear classifier
+BLOBS = """
+import torch
+from torch import nn
+TARGET = 0.12
+BUDGET = 600
+REFERENCE = {"optimizer": "sgd", "lr": 0.5, "batch_size": 16}
+def data():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (300,), generator=g)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    x = centres[y] + torch.randn(300, 2, generator=g)
+    return {"X_train": x[:200], "y_train": y[:200], "X_val": x[200:], "y_val": y[200:]}
+def model():
+    return nn.Linear(2, 3)
+"""

@@ -54,8 +54,24 @@ def _old_file(rec):
         del p["top_s0_here"], p["displacement_here_sq"]
 
 
+def _no_params(rec):
+    del rec["along_training"][0]["n_params"]
+
+
+def _null_along(rec):
+    rec["along_training"] = None
+
+
+def _target_early(rec):
+    along = rec["along_training"]
+    along[1]["label"], along[-1]["label"] = "target", "step 174"
+
+
 @pytest.mark.parametrize("edit, args, needle", [
     (_one_point, [], "needs two or more checkpoints of the reference run, found 1"),
+    (_no_params, [], "along_training lists checkpoints (label, step, train_loss, n_params)"),
+    (_null_along, [], "along_training lists checkpoints"),
+    (_target_early, [], "the run reached the target at step 20, before checkpoint step 279"),
     (_old_file, [], "checkpoint 'init' has no displacement from itself to the reference"),
     (None, ["--runs", "figures/sweeps/mlp-digits-sgd"],
      "measured on workload 'linreg' but figures/sweeps/mlp-digits-sgd/summary.json"),

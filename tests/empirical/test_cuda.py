@@ -10,24 +10,9 @@ from empirical import api
 from empirical.population import StopRule, train_population
 from empirical.train_config import TrainConfig
 from empirical.workloads import get
+from tests.helpers import BLOBS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-BLOBS = """
-import torch
-from torch import nn
-TARGET = 0.12
-BUDGET = 600
-REFERENCE = {"optimizer": "sgd", "lr": 0.5, "batch_size": 16}
-def data():
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 3, (300,), generator=g)
-    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
-    x = centres[y] + torch.randn(300, 2, generator=g)
-    return {"X_train": x[:200], "y_train": y[:200], "X_val": x[200:], "y_val": y[200:]}
-def model():
-    return nn.Linear(2, 3)
-"""
 
 
 def _trained(name, device, optimizer, lrs, momentum, steps=20):
@@ -72,15 +57,20 @@ def test_sweep_on_cuda_equals_cpu(tmp_path):
 
 
 def test_measure_on_cuda_equals_cpu(tmp_path):
-    rec = {d: api.measure("mlp-digits", tmp_path / d, at_steps=(0,), top_k=5, slq_vectors=2,
-                          slq_steps=10, hessian_examples=32, bootstrap=10, examples=256,
-                          device=d, threads=1)
+    """At initialisation and step 20 of the reference run (the reference point), so that the
+    displacement between them is measured too."""
+    rec = {d: api.measure("mlp-digits", tmp_path / d, at_steps=(0, 20), top_k=5,
+                          slq_vectors=2, slq_steps=10, hessian_examples=32, bootstrap=10,
+                          examples=256, device=d, threads=1)
            for d in ("cpu", "cuda")}
     cpu, gpu = rec["cpu"], rec["cuda"]
     np.testing.assert_allclose(gpu["top_eigenvalues"], cpu["top_eigenvalues"], rtol=1e-3)
-    for key in ("train_loss", "trace_sigma", "grad_norm_sq", "displacement_sq",
-                "displacement_here_sq"):
+    for key in ("train_loss", "trace_sigma", "grad_norm_sq", "displacement_sq"):
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-3, err_msg=key)
+    at_init = [r["along_training"][0] for r in (cpu, gpu)]
+    assert at_init[0]["displacement_here_sq"] > 0 and cpu["displacement_sq"] > 0
+    np.testing.assert_allclose(at_init[1]["displacement_here_sq"],
+                               at_init[0]["displacement_here_sq"], rtol=1e-3)
 
 
 def test_user_workload_sweep_on_cuda(tmp_path):

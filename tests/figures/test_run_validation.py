@@ -60,6 +60,7 @@ def test_a_bad_slow_row_factor_is_refused(monkeypatch, capsys):
     (["--slow-row", "--slow-row-factor", "0"], "--slow-row-factor must be > 0"),
     (["--noise", "loss-following", "--predict", "first-passage"], "goes with --predict expected"),
     (["--path", "figures/measure-path", "--slow-row"], "--path goes with the expected loss"),
+    (["--path", "/nonexistent/measure-path"], "no such directory"),
 ])
 def test_run_validation_refuses_ignored_options_before_writing(tmp_path, argv, needle, capsys,
                                                                monkeypatch):
@@ -105,3 +106,24 @@ def test_validate_with_a_path_uses_the_chain_in_every_mode():
         assert modes["zero_run"]["fitted"]["target_fraction"] == pytest.approx(rule)
         assert modes["one_run"]["fitted"]["noise_scale"] == 1.0
     assert [t["optimizer"] for t in res["sgd"]["ends"]["transfer"]] == ["momentum", "adam"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sweeps", "figures/sweeps-seeds/mean"], "--sweeps other than the reference sweeps"),
+    (["--path", "figures/measure-path-ggn"], "--path other than figures/measure-path needs --out"),
+])
+def test_other_inputs_never_default_to_committed_records(argv, needle, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["run_validation", *argv])
+    with pytest.raises(SystemExit) as e:
+        run_validation.main()
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_a_path_directory_without_the_path_fields_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["run_validation", "--path", str(ROOT / "figures/measure"),
+                                      "--workloads", "linreg", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as e:
+        run_validation.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "linreg:" in err and "Traceback" not in err

@@ -55,3 +55,10 @@ def test_mean_sweep_takes_geometric_means(tmp_path):
     assert [p.steps for p in mean.points] == [200, 100, 20, 10, 8, 8]
     assert mean.points[0].lr == pytest.approx(0.2)
     assert 1 - mean.points[0].momentum == pytest.approx(np.sqrt(0.1 * 0.01))
+
+
+def test_no_seed_directory_is_one_line(tmp_path):
+    write(tmp_path / "ref/linreg-sgd", hyperbola(), 0)
+    with pytest.raises(SystemExit, match="no seed directory"):
+        main(["--reference", str(tmp_path / "ref"), "--seeds", str(tmp_path / "seeds")])
+    assert not (tmp_path / "seeds").exists()
