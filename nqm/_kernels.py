@@ -466,6 +466,20 @@ def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_targ
     return 0, lo + (hi - lo) * flo / (flo - fhi)
 
 
+@njit(cache=True, nogil=True)
+def surrogate_pair(u, w, nesterov, beta, gamma, lr, wdet, wn, inv_b, log_target, log_l0,
+                   hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width):
+    """`surrogate_crossing` on the modes of `build_modes_pair(u, w, nesterov, beta, gamma, lr)`
+    in one call, for the tuner's local search (one call per evaluated point, no arrays
+    returned): the two kernels called in turn, so bit for bit their result."""
+    logabs, arg, g, q, inv1m, _realpos, _radius = build_modes_pair(u, w, nesterov, beta, gamma,
+                                                                   lr)
+    work = np.empty(logabs.shape, dtype=np.complex128)
+    return surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                              log_l0, hint, k_max, probe, max_bracket, overshoot, max_log_step,
+                              rel_width)
+
+
 @njit(cache=True, inline="always")
 def _cos_range(start, delta):
     """(min, max) of cos over the arc [start, start + delta] (delta may be negative)."""

@@ -92,3 +92,30 @@ def test_direct_builds_equal_build_modes_bit_for_bit(kind, momentum, ema, precon
                                         -1.0 if ema is None else float(ema), float(lr))
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+PAIR_CASES = [c for c in CASES if (c[0] == "sgd") == (c[2] is not None)]
+
+
+@pytest.mark.parametrize("kind,momentum,ema,precond", PAIR_CASES)
+@pytest.mark.parametrize("fraction,inv_b,hint", [(0.6, 1.0, 50.0), (0.05, 1e-3, 3.0),
+                                                 (0.9, 1e-6, 4000.0), (0.6, 1.0, 1e7)])
+def test_fused_surrogate_equals_build_then_crossing_bit_for_bit(kind, momentum, ema, precond,
+                                                                fraction, inv_b, hint):
+    """`surrogate_pair` (the tuner's one call per point) against `build_modes_pair` then
+    `surrogate_crossing`: the same status and value, not merely close, whether the crossing
+    is bracketed (status 0) or not within the step budget (status 1)."""
+    lr = fraction * lr_limit(H, kind, momentum, precond)
+    u, w = H ** (1.0 - precond), H ** (-precond)
+    wdet, wn = 0.5 * H * 1.0, 0.5 * H * np.geomspace(1.0, 0.1, H.size)
+    gamma = -1.0 if ema is None else float(ema)
+    consts = (np.log(1e-3), np.log(float(np.sum(wdet))), hint, 10**6, 0.02, 200, 1.05, 2.0,
+              1e-5)
+    logabs, arg, g, q, inv1m, _realpos, _radius = _kernels.build_modes_pair(
+        u, w, kind == "nesterov", float(momentum), gamma, float(lr))
+    want = _kernels.surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn,
+                                       np.empty(logabs.shape, dtype=np.complex128), inv_b,
+                                       *consts)
+    got = _kernels.surrogate_pair(u, w, kind == "nesterov", float(momentum), gamma, float(lr),
+                                  wdet, wn, inv_b, *consts)
+    assert got[0] == want[0] and np.float64(got[1]).tobytes() == np.float64(want[1]).tobytes()
