@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize_scalar
 
 from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
@@ -53,6 +53,7 @@ from nqm.optimizer import (
 )
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
+from nqm.simplex import nelder_mead
 from nqm.spectrum import Spectrum
 from nqm.threads import choose_threads, thread_map
 
@@ -108,6 +109,8 @@ class _Problem:
             bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
         self.parts = SpectrumParts.of(spectrum, precond)
+        # a 2 x 2 state map: `Modes.build` calls `build_modes_pair` (`surrogate_at`)
+        self.pair = (kind == "sgd") == bool(ema)
         # lr_limit(h, kind, beta, precond) = stability_factor(kind, beta) / h_scale
         self.h_scale = float(np.max(np.asarray(spectrum.h) ** (1.0 - precond)))
 
@@ -115,16 +118,27 @@ class _Problem:
         """`Modes.build` on this problem's spectrum."""
         return Modes.build(self.spectrum, cfg, self.parts)
 
-    def config(self, z) -> tuple[OptimizerConfig, int | None]:
+    def clipped(self, z) -> tuple[float, ...]:
+        """The coordinates z (a sequence, or a scalar in one dimension), each clipped to its
+        bounds."""
         zs = z if hasattr(z, "__len__") else (z,)      # Brent passes a scalar
-        p = {name: min(max(float(v), lo), hi)          # np.clip on scalars
-             for name, v, (lo, hi) in zip(self.names, zs, self.bounds.tolist())}
+        return tuple(min(max(float(v), lo), hi)        # np.clip on scalars
+                     for v, (lo, hi) in zip(zs, self.bounds.tolist()))
+
+    def values(self, z) -> tuple[float, float, float | None, int | None]:
+        """(lr, beta, gamma, horizon) at search coordinates z, each coordinate first clipped
+        to its bounds: beta = 1 - e^z_m (0 without momentum), gamma = 1 - e^z_e (None without
+        EMA), lr = e^z_lr lr_limit(beta), horizon = round(e^z_T) (None for a constant LR)."""
+        p = dict(zip(self.names, self.clipped(z)))
         beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
         gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
         lim = stability_factor(self.kind, beta) / self.h_scale
         horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
-        cfg = OptimizerConfig(self.kind, lr=math.exp(p["lr"]) * lim, momentum=beta,
-                              precond=self.precond, ema=gamma)
+        return math.exp(p["lr"]) * lim, beta, gamma, horizon
+
+    def config(self, z) -> tuple[OptimizerConfig, int | None]:
+        lr, beta, gamma, horizon = self.values(z)
+        cfg = OptimizerConfig(self.kind, lr=lr, momentum=beta, precond=self.precond, ema=gamma)
         return cfg, horizon
 
     def coords(self, point: TunedPoint) -> np.ndarray:
@@ -161,6 +175,26 @@ class _Problem:
             modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
             modes.scratch(), 1.0 / batch_size,
             self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
+        if status:
+            return self.penalty(math.exp(value) * self.target)
+        return value
+
+    def surrogate_at(self, z, batch_size: float, hint: float) -> float:
+        """`surrogate_closed` of the configuration at z.  A 2 x 2 state map (momentum,
+        Nesterov, SGD + EMA) takes one kernel call from the scalars to the crossing
+        (`nqm._kernels.surrogate_pair`: bit for bit `Modes.build` then `surrogate_crossing`),
+        with no configuration or modes object in between; other maps go through `Modes`."""
+        if not self.pair:
+            return self.surrogate_closed(self.modes(self.config(z)[0]), batch_size, hint)
+        if self.initial_loss <= self.target:
+            return 0.0
+        lr, beta, gamma, _ = self.values(z)
+        u, w = self.parts.powers
+        status, value = _kernels.surrogate_pair(
+            u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
+            self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
+            math.log(self.initial_loss), float(hint), int(self.max_steps),
             PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
         if status:
             return self.penalty(math.exp(value) * self.target)
@@ -480,25 +514,33 @@ class _Objective:
     State, explicit: `hint` (where the surrogate looks for the crossing; fixed per batch size,
     since with an oscillating loss the crossing found depends on where the search starts and
     a moving start makes the objective noisy), `best` (the best score so far, which caps
-    schedule runs at 1.5x) and `reached` ((score, z) of the best point that reaches the
-    target, for schedules)."""
+    schedule runs at 1.5x), `reached` ((score, z) of the best point that reaches the
+    target, for schedules) and `known` (the surrogate values computed, for a constant LR)."""
 
     def __init__(self, problem: _Problem, batch_size: float, hint: float, best: float,
                  reached: tuple[float, np.ndarray | None]):
         self.problem, self.batch_size = problem, batch_size
         self.hint, self.best, self.reached = hint, best, reached
+        self.known: dict[tuple[float, ...], float] = {}     # constant LR: clipped z -> value
 
     def __call__(self, z) -> float:
         p = self.problem
-        cfg, horizon = p.config(z)
         if p.closed:
-            val = p.surrogate_closed(p.modes(cfg), self.batch_size, self.hint)
-        else:
-            val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
-            self.best = min(self.best, val)
-            if k is not None and val < self.reached[0]:
-                self.reached = (val, np.array(z, dtype=np.float64))
+            return math.log1p(self.surrogate(z))
+        cfg, horizon = p.config(z)
+        val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
+        self.best = min(self.best, val)
+        if k is not None and val < self.reached[0]:
+            self.reached = (val, np.array(z, dtype=np.float64))
         return math.log1p(val)
+
+    def surrogate(self, z) -> float:
+        """`_Problem.surrogate_at` z, remembered by z's clipped coordinates (the local search
+        evaluates some points twice, and distinct points that clip to the same one)."""
+        key = self.problem.clipped(z)
+        if key not in self.known:
+            self.known[key] = self.problem.surrogate_at(key, self.batch_size, self.hint)
+        return self.known[key]
 
 
 def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,
@@ -657,7 +699,8 @@ def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
 def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                   spacing: np.ndarray, fatol: float) -> tuple[np.ndarray, float]:
     """(z, steps) of a local minimum near z0: bounded Brent within one grid spacing in one
-    dimension; Nelder-Mead from a simplex of half grid spacings (pointing inwards) in more."""
+    dimension; Nelder-Mead with bounds (`nqm.simplex`: scipy's, on Python floats) from a
+    simplex of half grid spacings (pointing inwards) in more."""
     if len(problem.names) == 1:
         lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
         hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
@@ -668,10 +711,9 @@ def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                               (1 if z0[j] < problem.bounds[j].mean() else -1),
                               problem.bounds[:, 0], problem.bounds[:, 1])
                       for j in range(len(z0))]
-    res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
-                   options={"initial_simplex": np.array(simplex), "xatol": 0.05,
-                            "fatol": fatol, "maxfev": 100 * len(z0)})
-    return res.x, math.expm1(res.fun)
+    z, val = nelder_mead(objective, simplex, problem.bounds.tolist(), xatol=0.05, fatol=fatol,
+                         maxfev=100 * len(z0))
+    return z, math.expm1(val)
 
 
 def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> TunedPoint:
