@@ -97,6 +97,7 @@ class _Problem:
         self.closed = schedule is None or schedule.is_constant
         self.log_target = math.log(target)
         self.initial_loss = spectrum.initial_loss()
+        self.log_initial = math.log(self.initial_loss) if self.initial_loss > 0 else -math.inf
         names, bounds = ["lr"], [tuple(np.log(space.lr_ratio))]
         if kind != "sgd":
             names.append("momentum")
@@ -108,6 +109,9 @@ class _Problem:
             names.append("horizon")
             bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
+        # positions of the momentum, EMA and horizon coordinates (None: not searched)
+        self.slots = tuple(names.index(n) if n in names else None
+                           for n in ("momentum", "ema", "horizon"))
         self.parts = SpectrumParts.of(spectrum, precond)
         # a 2 x 2 state map: `Modes.build` calls `build_modes_pair` (`surrogate_at`)
         self.pair = (kind == "sgd") == bool(ema)
@@ -118,23 +122,39 @@ class _Problem:
         """`Modes.build` on this problem's spectrum."""
         return Modes.build(self.spectrum, cfg, self.parts)
 
+    @property
+    def bounds(self) -> np.ndarray:
+        """(lower, upper) per search coordinate, read-only (`widened` makes a new one)."""
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, bounds: np.ndarray) -> None:
+        self._bounds = bounds
+        bounds.setflags(write=False)
+        self._box = [tuple(pair) for pair in bounds.tolist()]
+
     def clipped(self, z) -> tuple[float, ...]:
         """The coordinates z (a sequence, or a scalar in one dimension), each clipped to its
         bounds."""
         zs = z if hasattr(z, "__len__") else (z,)      # Brent passes a scalar
-        return tuple(min(max(float(v), lo), hi)        # np.clip on scalars
-                     for v, (lo, hi) in zip(zs, self.bounds.tolist()))
+        return tuple([min(max(float(v), lo), hi)       # np.clip on scalars
+                      for v, (lo, hi) in zip(zs, self._box)])
 
     def values(self, z) -> tuple[float, float, float | None, int | None]:
         """(lr, beta, gamma, horizon) at search coordinates z, each coordinate first clipped
         to its bounds: beta = 1 - e^z_m (0 without momentum), gamma = 1 - e^z_e (None without
         EMA), lr = e^z_lr lr_limit(beta), horizon = round(e^z_T) (None for a constant LR)."""
-        p = dict(zip(self.names, self.clipped(z)))
-        beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
-        gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
+        return self.values_clipped(self.clipped(z))
+
+    def values_clipped(self, c: tuple[float, ...]) -> tuple[float, float, float | None,
+                                                             int | None]:
+        """`values` at coordinates `c` already within the bounds."""
+        m, e, t = self.slots
+        beta = 1.0 - math.exp(c[m]) if m is not None else 0.0
+        gamma = 1.0 - math.exp(c[e]) if e is not None else None
         lim = stability_factor(self.kind, beta) / self.h_scale
-        horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
-        return math.exp(p["lr"]) * lim, beta, gamma, horizon
+        horizon = int(round(math.exp(c[t]))) if t is not None else None
+        return math.exp(c[0]) * lim, beta, gamma, horizon
 
     def config(self, z) -> tuple[OptimizerConfig, int | None]:
         lr, beta, gamma, horizon = self.values(z)
@@ -174,27 +194,28 @@ class _Problem:
         status, value = _kernels.surrogate_crossing(
             modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
             modes.scratch(), 1.0 / batch_size,
-            self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
+            self.log_target, self.log_initial, float(hint), int(self.max_steps),
             PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
         if status:
             return self.penalty(math.exp(value) * self.target)
         return value
 
-    def surrogate_at(self, z, batch_size: float, hint: float) -> float:
-        """`surrogate_closed` of the configuration at z.  A 2 x 2 state map (momentum,
-        Nesterov, SGD + EMA) takes one kernel call from the scalars to the crossing
-        (`nqm._kernels.surrogate_pair`: bit for bit `Modes.build` then `surrogate_crossing`),
-        with no configuration or modes object in between; other maps go through `Modes`."""
+    def surrogate_at(self, c: tuple[float, ...], batch_size: float, hint: float) -> float:
+        """`surrogate_closed` of the configuration at coordinates `c` within the bounds
+        (`clipped`).  A 2 x 2 state map (momentum, Nesterov, SGD + EMA) takes one kernel call
+        from the scalars to the crossing (`nqm._kernels.surrogate_pair`: bit for bit
+        `Modes.build` then `surrogate_crossing`), with no configuration or modes object in
+        between; other maps go through `Modes`."""
         if not self.pair:
-            return self.surrogate_closed(self.modes(self.config(z)[0]), batch_size, hint)
+            return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint)
         if self.initial_loss <= self.target:
             return 0.0
-        lr, beta, gamma, _ = self.values(z)
+        lr, beta, gamma, _ = self.values_clipped(c)
         u, w = self.parts.powers
         status, value = _kernels.surrogate_pair(
             u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
             self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
-            math.log(self.initial_loss), float(hint), int(self.max_steps),
+            self.log_initial, float(hint), int(self.max_steps),
             PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
         if status:
             return self.penalty(math.exp(value) * self.target)
@@ -325,10 +346,11 @@ class _Problem:
         their floors)."""
         floors = {"lr": LR_RATIO_FLOOR, "momentum": ONE_MINUS_FLOOR, "ema": ONE_MINUS_FLOOR}
         out = copy.copy(self)
-        out.bounds = self.bounds.copy()
+        bounds = self.bounds.copy()
         for j in coords:
-            out.bounds[j, 0] = max(self.bounds[j, 0] - math.log(WIDEN_FACTOR),
-                                   math.log(floors[self.names[j]]))
+            bounds[j, 0] = max(self.bounds[j, 0] - math.log(WIDEN_FACTOR),
+                               math.log(floors[self.names[j]]))
+        out.bounds = bounds
         return out
 
     def edges(self, z, cfg: OptimizerConfig) -> tuple[str, ...]:
