@@ -15,6 +15,12 @@ xbar = (x_0 + ... + x_{N-1}) / N and s = x_N, the trial points are
 each clipped to [lo, hi] per coordinate; the search stops when every |x_j - x_0| <= xatol and
 every |f_0 - f_j| <= fatol, or after `maxfev` evaluations.  Every float operation is the one
 scipy performs elementwise, so the same function gives the same points and the same answer.
+
+Some values only matter through one comparison: a reflection no better than the worst vertex
+(f(x_r) >= f(s): inside contraction, x_r dropped), an expansion no better than its reflection,
+a contraction that fails (shrink).  For those `func(x, above)` is told the threshold and may
+return any number > `above` once it knows that f(x) > above (an expensive f can stop early);
+the steps taken are the same as with f(x) itself.
 """
 
 from __future__ import annotations
@@ -51,8 +57,9 @@ def _sorted(sim: list, fsim: list) -> tuple[list, list]:
 def nelder_mead(func: Callable[[np.ndarray], float], simplex: Sequence[Sequence[float]],
                 bounds: Sequence[tuple[float, float]], xatol: float, fatol: float,
                 maxfev: int) -> tuple[np.ndarray, float]:
-    """(x, f(x)) of the best vertex at the end (module docstring); `func` receives a fresh
-    float64 array per call, in scipy's order."""
+    """(x, f(x)) of the best vertex at the end (module docstring); `func(x, above)` receives
+    a fresh float64 array per call, in scipy's order, and may return any number > `above`
+    instead of f(x) when f(x) > above (module docstring)."""
     lo = [float(a) for a, _ in bounds]
     hi = [float(b) for _, b in bounds]
     n = len(lo)
@@ -61,12 +68,12 @@ def nelder_mead(func: Callable[[np.ndarray], float], simplex: Sequence[Sequence[
     def clip(x):
         return [_clip(v, a, b) for v, a, b in zip(x, lo, hi)]
 
-    def f(x):
+    def f(x, above=math.inf):
         nonlocal calls
         if calls >= maxfev:
             raise _Budget
         calls += 1
-        return func(np.array(x, dtype=np.float64))
+        return func(np.array(x, dtype=np.float64), above)
 
     # a vertex above an upper bound is reflected into the box, then all are clipped
     sim = [clip([2 * b - v if v > b else v for v, b in zip(map(float, row), hi)])
@@ -89,23 +96,23 @@ def nelder_mead(func: Callable[[np.ndarray], float], simplex: Sequence[Sequence[
             xbar = [a / n for a in xbar]
             s = sim[-1]
             xr = clip([(1 + RHO) * a - RHO * b for a, b in zip(xbar, s)])
-            fxr = f(xr)
+            fxr = f(xr, fsim[-1])
             if fxr < fsim[0]:
                 xe = clip([(1 + RHO * CHI) * a - RHO * CHI * b for a, b in zip(xbar, s)])
-                fxe = f(xe)
+                fxe = f(xe, fxr)
                 sim[-1], fsim[-1] = (xe, fxe) if fxe < fxr else (xr, fxr)
             elif fxr < fsim[-2]:
                 sim[-1], fsim[-1] = xr, fxr
             else:
                 if fxr < fsim[-1]:
                     xc = clip([(1 + PSI * RHO) * a - PSI * RHO * b for a, b in zip(xbar, s)])
-                    fxc = f(xc)
+                    fxc = f(xc, fxr)
                     shrink = not fxc <= fxr
                     if not shrink:
                         sim[-1], fsim[-1] = xc, fxc
                 else:
                     xcc = clip([(1 - PSI) * a + PSI * b for a, b in zip(xbar, s)])
-                    fxcc = f(xcc)
+                    fxcc = f(xcc, fsim[-1])
                     shrink = not fxcc < fsim[-1]
                     if not shrink:
                         sim[-1], fsim[-1] = xcc, fxcc

@@ -64,6 +64,7 @@ OVERSHOOT = 1.05        # aim 5% past the secant's root, so the next point lands
 MAX_LOG_STEP = 2.0      # at most a factor e^2 ~ 7.4 in 1 + k per bracketing step
 REL_WIDTH = 1e-5        # a bracket this narrow relative to k (or one step wide) is resolved
 TINY = 1e-300           # losses are floored here before taking logs
+ABOVE_MARGIN = 1e-9     # a surrogate stops early only beyond (1 + this) x its caller's bound
 # Constants of the per-batch-size search (`_refine`):
 N_STARTS = 3            # local searches from this many grid points in distinct basins ...
 START_SLACK = 2.0       # ... whose grid score is within this factor of the best
@@ -176,7 +177,8 @@ class _Problem:
         return self.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
 
     # ------------------------------------------------------------ surrogate objectives
-    def surrogate_closed(self, modes: Modes, batch_size: float, hint: float) -> float:
+    def surrogate_closed(self, modes: Modes, batch_size: float, hint: float,
+                         k_above: float = math.inf) -> float | None:
         """A crossing of the loss with the target near `hint`, interpolated between integer steps.
 
         Only integer steps are evaluated (the closed form at non-integer k is not a loss when an
@@ -187,39 +189,45 @@ class _Problem:
         lo + (hi - lo) f(lo) / (f(lo) - f(hi)).  The module constants PROBE, MAX_BRACKET_STEPS,
         OVERSHOOT and MAX_LOG_STEP set the bracketing; a crossing not bracketed within the
         budget scores `penalty`.  The search runs in one kernel call
-        (`nqm._kernels.surrogate_crossing`).
+        (`nqm._kernels.surrogate_crossing`).  None: the result is known to exceed `k_above`
+        (the search stops there; the caller needs no more).
         """
         if self.initial_loss <= self.target:
             return 0.0
-        status, value = _kernels.surrogate_crossing(
+        return self._surrogate_value(*_kernels.surrogate_crossing(
             modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
             modes.scratch(), 1.0 / batch_size,
             self.log_target, self.log_initial, float(hint), int(self.max_steps),
-            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
+
+    def _surrogate_value(self, status: int, value: float) -> float | None:
+        """The surrogate from a crossing kernel's (status, value): 0 the crossing, 1 not
+        bracketed (`penalty` from the excess log loss), 2 known to exceed the caller's bound."""
+        if status == 2:
+            return None
         if status:
             return self.penalty(math.exp(value) * self.target)
         return value
 
-    def surrogate_at(self, c: tuple[float, ...], batch_size: float, hint: float) -> float:
+    def surrogate_at(self, c: tuple[float, ...], batch_size: float, hint: float,
+                     k_above: float = math.inf) -> float | None:
         """`surrogate_closed` of the configuration at coordinates `c` within the bounds
         (`clipped`).  A 2 x 2 state map (momentum, Nesterov, SGD + EMA) takes one kernel call
         from the scalars to the crossing (`nqm._kernels.surrogate_pair`: bit for bit
         `Modes.build` then `surrogate_crossing`), with no configuration or modes object in
         between; other maps go through `Modes`."""
         if not self.pair:
-            return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint)
+            return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint,
+                                         k_above)
         if self.initial_loss <= self.target:
             return 0.0
         lr, beta, gamma, _ = self.values_clipped(c)
         u, w = self.parts.powers
-        status, value = _kernels.surrogate_pair(
+        return self._surrogate_value(*_kernels.surrogate_pair(
             u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
             self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
             self.log_initial, float(hint), int(self.max_steps),
-            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
-        if status:
-            return self.penalty(math.exp(value) * self.target)
-        return value
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
 
     def ladder_scores(self, ks: np.ndarray, D: np.ndarray, N: np.ndarray,
                       bs: np.ndarray) -> list[float]:
@@ -545,10 +553,13 @@ class _Objective:
         self.hint, self.best, self.reached = hint, best, reached
         self.known: dict[tuple[float, ...], float] = {}     # constant LR: clipped z -> value
 
-    def __call__(self, z) -> float:
+    def __call__(self, z, above: float = math.inf) -> float:
+        """log(1 + steps) at z, or +inf when that is known to exceed `above` (constant LR:
+        the surrogate's search stops there, `nqm.simplex`)."""
         p = self.problem
         if p.closed:
-            return math.log1p(self.surrogate(z))
+            val = self.surrogate(z, above)
+            return math.inf if val is None else math.log1p(val)
         cfg, horizon = p.config(z)
         val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
         self.best = min(self.best, val)
@@ -556,13 +567,20 @@ class _Objective:
             self.reached = (val, np.array(z, dtype=np.float64))
         return math.log1p(val)
 
-    def surrogate(self, z) -> float:
+    def surrogate(self, z, above: float = math.inf) -> float | None:
         """`_Problem.surrogate_at` z, remembered by z's clipped coordinates (the local search
-        evaluates some points twice, and distinct points that clip to the same one)."""
+        evaluates some points twice, and distinct points that clip to the same one); None
+        when log(1 + surrogate) is known to exceed `above` (the search stops once the
+        crossing lies beyond e^above - 1, widened by ABOVE_MARGIN against rounding)."""
         key = self.problem.clipped(z)
-        if key not in self.known:
-            self.known[key] = self.problem.surrogate_at(key, self.batch_size, self.hint)
-        return self.known[key]
+        if key in self.known:
+            return self.known[key]
+        k_above = math.expm1(above) * (1.0 + ABOVE_MARGIN) if 0.0 <= above < math.inf \
+            else math.inf
+        val = self.problem.surrogate_at(key, self.batch_size, self.hint, k_above)
+        if val is not None:
+            self.known[key] = val
+        return val
 
 
 def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,

@@ -119,8 +119,35 @@ def test_fused_surrogate_equals_build_then_crossing_bit_for_bit(kind, momentum, 
                                        np.empty(logabs.shape, dtype=np.complex128), inv_b,
                                        *consts)
     got = _kernels.surrogate_pair(u, w, kind == "nesterov", float(momentum), gamma, float(lr),
-                                  wdet, wn, inv_b, *consts)
+                                  wdet, wn, inv_b, *consts, np.inf)
     assert got[0] == want[0] and np.float64(got[1]).tobytes() == np.float64(want[1]).tobytes()
+
+
+@pytest.mark.parametrize("kind,momentum,ema,precond", PAIR_CASES)
+def test_surrogate_stops_early_only_beyond_its_bound(kind, momentum, ema, precond):
+    """With a bound k_above the search answers (2, k) only when k > k_above and the full
+    search's result is at least k (a crossing >= k, or not bracketed: the caller's penalty
+    exceeds the step budget); otherwise it answers exactly as without the bound."""
+    u, w = H ** (1.0 - precond), H ** (-precond)
+    wdet, wn = 0.5 * H * 1.0, 0.5 * H * np.geomspace(1.0, 0.1, H.size)
+    gamma = -1.0 if ema is None else float(ema)
+    early = 0
+    for fraction in (0.02, 0.2, 0.6, 0.95):
+        lr = fraction * lr_limit(H, kind, momentum, precond)
+        for inv_b, hint in ((1.0, 30.0), (1e-2, 300.0), (1e-4, 5.0), (1e-6, 3000.0)):
+            args = (u, w, kind == "nesterov", float(momentum), gamma, float(lr), wdet, wn,
+                    inv_b, np.log(1e-3), np.log(float(np.sum(wdet))), hint, 10**6, 0.02, 200,
+                    1.05, 2.0, 1e-5)
+            status, value = _kernels.surrogate_pair(*args, np.inf)
+            for k_above in (0.5, 3.0, 40.0, 200.0, 0.97 * value, 0.999 * value, 1e5):
+                got = _kernels.surrogate_pair(*args, k_above)
+                if got[0] == 2:
+                    early += 1
+                    assert got[1] > k_above
+                    assert status == 1 or value >= got[1], (status, value, got, k_above)
+                else:
+                    assert got == (status, value)
+    assert early > 20
 
 
 def _pair_row_reference(a00, a01, a10, a11, b0, b1, f, e, m0):

@@ -1,6 +1,7 @@
 """`nqm.simplex.nelder_mead` against scipy's Nelder-Mead with bounds: the same points evaluated
 in the same order and the same answer, bit for bit, on smooth, flat-topped (ties), wiggly and
-partly infinite functions, simplexes on a bound, and budgets that end a search mid-step."""
+partly infinite functions, simplexes on a bound, and budgets that end a search mid-step; also
+when the function answers +inf wherever its value exceeds the `above` it is given."""
 
 import math
 
@@ -43,30 +44,43 @@ def _case(seed):
             float(rng.choice([1e-3, 0.1, 0.0])), int(rng.choice([100 * n, 7, 30])))
 
 
+def _logged(f, log):
+    """f, recording every point asked for."""
+    def g(x, above=math.inf):
+        log.append(x.tobytes())
+        return f(x)
+    return g
+
+
+def _lazy(f, log):
+    """`_logged`, answering +inf wherever f(x) > above: the least that `above` allows."""
+    def g(x, above=math.inf):
+        log.append(x.tobytes())
+        v = f(x)
+        return math.inf if v > above else v
+    return g
+
+
 @pytest.mark.parametrize("block", range(4))
 def test_same_points_same_order_same_answer_as_scipy(block):
     for seed in range(block * 150, (block + 1) * 150):
         f, simplex, bounds, xatol, fatol, maxfev = _case(seed)
-        theirs, ours = [], []
-
-        def logged(log):
-            def g(x):
-                log.append(x.tobytes())
-                return f(x)
-            return g
+        theirs = []
 
         with np.errstate(invalid="ignore"):       # scipy's inf - inf in its convergence test
-            res = minimize(logged(theirs), simplex[0], method="Nelder-Mead", bounds=bounds,
+            res = minimize(_logged(f, theirs), simplex[0], method="Nelder-Mead", bounds=bounds,
                            options={"initial_simplex": simplex, "xatol": xatol,
                                     "fatol": fatol, "maxfev": maxfev})
-        x, fun = nelder_mead(logged(ours), simplex, bounds.tolist(), xatol, fatol, maxfev)
-        assert ours == theirs, seed
-        assert x.tobytes() == res.x.tobytes(), seed
-        assert np.float64(fun).tobytes() == np.float64(res.fun).tobytes(), seed
+        for wrap in (_logged, _lazy):
+            ours = []
+            z, fun = nelder_mead(wrap(f, ours), simplex, bounds.tolist(), xatol, fatol, maxfev)
+            assert ours == theirs, seed
+            assert z.tobytes() == res.x.tobytes(), seed
+            assert np.float64(fun).tobytes() == np.float64(res.fun).tobytes(), seed
 
 
 def test_finds_the_minimum_of_a_bowl_inside_the_box_and_on_its_edge():
-    bowl = lambda x: (x[0] - 0.3) ** 2 + 2.0 * (x[1] + 0.7) ** 2      # noqa: E731
+    bowl = lambda x, above: (x[0] - 0.3) ** 2 + 2.0 * (x[1] + 0.7) ** 2      # noqa: E731
     x, fun = nelder_mead(bowl, [[0.0, 0.0], [0.5, 0.0], [0.0, 0.5]], [(-1, 1), (-1, 1)],
                          1e-8, 1e-12, 400)
     np.testing.assert_allclose(x, [0.3, -0.7], atol=1e-4)
