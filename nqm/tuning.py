@@ -324,21 +324,37 @@ class _Problem:
         branch and bound stops at `cap`, so a point that cannot win costs little.
         Where to look first (the result is the same): `unlikely`, no crossing is expected up
         to `cap` (the steps are covered from `cap` backwards); `near`, one is expected there."""
-        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
+        if not (self.pair and self.closed) or cap < 0:
+            return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
+        # a 2 x 2 map: the kernels straight from the scalars, as `Modes` would call them
+        lr, beta, gamma, _ = self.values(z)
+        u, w = self.parts.powers
+        logabs, arg, g, q, inv1m, realpos, _ = _kernels.build_modes_pair(
+            u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr)
+        k = int(_kernels.first_crossings(
+            logabs, arg, g, q, inv1m, self.parts.wdet, self.parts.wn, realpos,
+            np.array([1.0 / batch_size]), float(self.target), int(cap),
+            np.empty(logabs.shape, dtype=np.complex128), self._hint(cap, unlikely, near))[0])
+        return k if k >= 0 else None
 
     def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int,
                     unlikely: bool = False, near: float | None = None) -> int | None:
         """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        hint = None
-        if unlikely:
-            hint = int(cap) + 1
-        elif near is not None and 1.0 <= near <= cap:
-            hint = int(near)
         modes = self.modes(cfg)
-        k = int(modes.first_crossings([batch_size], self.target, int(cap), hint=hint)[0])
+        k = int(modes.first_crossings([batch_size], self.target, int(cap),
+                                      hint=self._hint(cap, unlikely, near))[0])
         return k if k >= 0 else None
+
+    @staticmethod
+    def _hint(cap: int, unlikely: bool, near: float | None) -> int:
+        """The branch and bound's `hint` for `crossing_before` (-1: none)."""
+        if unlikely:
+            return int(cap) + 1
+        if near is not None and 1.0 <= near <= cap:
+            return int(near)
+        return -1
 
     def binding(self, z) -> list[int]:
         """Coordinates whose optimum sits on a bound that may be widened: the lower bound of
