@@ -47,9 +47,8 @@ def _clip(v: float, lo: float, hi: float) -> float:
 def _sorted(sim: list, fsim: list) -> tuple[list, list]:
     """Vertices and values in numpy's `argsort` order of the values: any sort when the values
     are distinct numbers, numpy's own otherwise (its order of ties and NaNs)."""
-    if len(set(fsim)) == len(fsim) and not any(map(math.isnan, fsim)):
-        order = sorted(range(len(fsim)), key=fsim.__getitem__)
-    else:
+    order = sorted(range(len(fsim)), key=fsim.__getitem__)
+    if not all(fsim[i] < fsim[j] for i, j in zip(order, order[1:])):    # a tie or a NaN
         order = np.argsort(np.array(fsim)).tolist()
     return [sim[i] for i in order], [fsim[i] for i in order]
 
