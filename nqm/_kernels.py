@@ -406,13 +406,21 @@ def _log_excess(k, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, 
 
 @njit(cache=True, nogil=True)
 def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0,
-                       hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width):
+                       hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width,
+                       k_above=np.inf):
     """The search of `nqm.tuning._Problem.surrogate_closed` (its docstring states it) with
     f(k) = log L(k) - log target: returns (0, crossing interpolated between integer steps) or
-    (1, f at the last step tried) when no crossing was bracketed (the caller's penalty)."""
+    (1, f at the last step tried) when no crossing was bracketed (the caller's penalty).
+    With `k_above` finite, (2, k) with k > k_above as soon as the result is known to be at
+    least k (the caller needs no more): while the search steps up from the hint (f > 0 at
+    every step so far, so the crossing, or the penalty >= k_max, lies beyond the last step),
+    and while the bracket [lo, hi] has f(lo) > 0 >= f(hi) (the interpolation lies in it);
+    the steps evaluated up to then are the full search's."""
     k0 = int(min(max(np.rint(hint), 1.0), k_max))
     f0 = _log_excess(k0, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
     up = f0 > 0
+    if up and k0 > k_above:
+        return 2, float(k0)
     k1 = int(min(max(k0 + (1 if up else -1) * max(1.0, np.rint(probe * k0)), 0), k_max))
     f1 = _log_excess(k1, logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target, log_l0)
     bracketed = False
@@ -422,6 +430,8 @@ def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_targ
             break
         if f1 > 0 and k1 >= k_max:
             return 1, f1
+        if f1 > 0 and f0 > 0 and k1 > k_above and k1 > k0:
+            return 2, float(k1)
         up = f1 > 0
         dt = math.log1p(k1) - math.log1p(k0)
         slope = (f1 - f0) / dt if dt != 0 else 0.0
@@ -447,7 +457,10 @@ def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_targ
         lo, flo, hi, fhi = hi, fhi, lo, flo
     w2 = np.inf
     w1 = np.inf
+    ordered = flo > 0 >= fhi
     while hi - lo > max(1.0, rel_width * lo):
+        if ordered and lo > k_above:
+            return 2, float(lo)
         tl = math.log1p(lo)
         th = math.log1p(hi)
         if th - tl > 0.5 * w2:
@@ -464,6 +477,21 @@ def surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_targ
         else:
             hi, fhi = km, fm
     return 0, lo + (hi - lo) * flo / (flo - fhi)
+
+
+@njit(cache=True, nogil=True)
+def surrogate_pair(u, w, nesterov, beta, gamma, lr, wdet, wn, inv_b, log_target, log_l0,
+                   hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width,
+                   k_above):
+    """`surrogate_crossing` on the modes of `build_modes_pair(u, w, nesterov, beta, gamma, lr)`
+    in one call, for the tuner's local search (one call per evaluated point, no arrays
+    returned): the two kernels called in turn, so bit for bit their result."""
+    logabs, arg, g, q, inv1m, _realpos, _radius = build_modes_pair(u, w, nesterov, beta, gamma,
+                                                                   lr)
+    work = np.empty(logabs.shape, dtype=np.complex128)
+    return surrogate_crossing(logabs, arg, g, q, inv1m, wdet, wn, work, inv_b, log_target,
+                              log_l0, hint, k_max, probe, max_bracket, overshoot, max_log_step,
+                              rel_width, k_above)
 
 
 @njit(cache=True, inline="always")
@@ -854,7 +882,9 @@ def cache_is_warm(state_size: int = 1) -> bool:
     or SGD + EMA, 3: momentum + EMA; a richer optimizer tunes SGD first) are compiled and
     cached on disk for this source (numba's cache index matches the source file); True when
     that cannot be told."""
-    builds = {2: (build_modes_pair,), 3: (build_modes_momentum_ema,)}.get(state_size, ())
+    # a 2 x 2 map's local search calls surrogate_pair; momentum + EMA tunes momentum first
+    builds = {2: (build_modes_pair, surrogate_pair),
+              3: (build_modes_momentum_ema, build_modes_pair, surrogate_pair)}.get(state_size, ())
     try:
         return all(bool(f._cache._cache_file._load_index())
                    for f in (build_modes_sgd, dn_at, dn_ladder_until,

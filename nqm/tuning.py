@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize_scalar
 
 from nqm import _kernels, quantise
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
@@ -53,6 +53,7 @@ from nqm.optimizer import (
 )
 from nqm.schedule import Schedule
 from nqm.search_space import LR_RATIO_FLOOR, ONE_MINUS_FLOOR, WIDEN_FACTOR, SearchSpace
+from nqm.simplex import nelder_mead
 from nqm.spectrum import Spectrum
 from nqm.threads import choose_threads, thread_map
 
@@ -63,6 +64,7 @@ OVERSHOOT = 1.05        # aim 5% past the secant's root, so the next point lands
 MAX_LOG_STEP = 2.0      # at most a factor e^2 ~ 7.4 in 1 + k per bracketing step
 REL_WIDTH = 1e-5        # a bracket this narrow relative to k (or one step wide) is resolved
 TINY = 1e-300           # losses are floored here before taking logs
+ABOVE_MARGIN = 1e-9     # a surrogate stops early only beyond (1 + this) x its caller's bound
 # Constants of the per-batch-size search (`_refine`):
 N_STARTS = 3            # local searches from this many grid points in distinct basins ...
 START_SLACK = 2.0       # ... whose grid score is within this factor of the best
@@ -96,6 +98,7 @@ class _Problem:
         self.closed = schedule is None or schedule.is_constant
         self.log_target = math.log(target)
         self.initial_loss = spectrum.initial_loss()
+        self.log_initial = math.log(self.initial_loss) if self.initial_loss > 0 else -math.inf
         names, bounds = ["lr"], [tuple(np.log(space.lr_ratio))]
         if kind != "sgd":
             names.append("momentum")
@@ -107,7 +110,12 @@ class _Problem:
             names.append("horizon")
             bounds.append((math.log(space.horizon_min), math.log(self.max_horizon)))
         self.names, self.bounds = names, np.array(bounds, dtype=np.float64)
+        # positions of the momentum, EMA and horizon coordinates (None: not searched)
+        self.slots = tuple(names.index(n) if n in names else None
+                           for n in ("momentum", "ema", "horizon"))
         self.parts = SpectrumParts.of(spectrum, precond)
+        # a 2 x 2 state map: `Modes.build` calls `build_modes_pair` (`surrogate_at`)
+        self.pair = (kind == "sgd") == bool(ema)
         # lr_limit(h, kind, beta, precond) = stability_factor(kind, beta) / h_scale
         self.h_scale = float(np.max(np.asarray(spectrum.h) ** (1.0 - precond)))
 
@@ -115,16 +123,43 @@ class _Problem:
         """`Modes.build` on this problem's spectrum."""
         return Modes.build(self.spectrum, cfg, self.parts)
 
-    def config(self, z) -> tuple[OptimizerConfig, int | None]:
+    @property
+    def bounds(self) -> np.ndarray:
+        """(lower, upper) per search coordinate, read-only (`widened` makes a new one)."""
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, bounds: np.ndarray) -> None:
+        self._bounds = bounds
+        bounds.setflags(write=False)
+        self._box = [tuple(pair) for pair in bounds.tolist()]
+
+    def clipped(self, z) -> tuple[float, ...]:
+        """The coordinates z (a sequence, or a scalar in one dimension), each clipped to its
+        bounds."""
         zs = z if hasattr(z, "__len__") else (z,)      # Brent passes a scalar
-        p = {name: min(max(float(v), lo), hi)          # np.clip on scalars
-             for name, v, (lo, hi) in zip(self.names, zs, self.bounds.tolist())}
-        beta = 1.0 - math.exp(p["momentum"]) if "momentum" in p else 0.0
-        gamma = 1.0 - math.exp(p["ema"]) if "ema" in p else None
+        return tuple([min(max(float(v), lo), hi)       # np.clip on scalars
+                      for v, (lo, hi) in zip(zs, self._box)])
+
+    def values(self, z) -> tuple[float, float, float | None, int | None]:
+        """(lr, beta, gamma, horizon) at search coordinates z, each coordinate first clipped
+        to its bounds: beta = 1 - e^z_m (0 without momentum), gamma = 1 - e^z_e (None without
+        EMA), lr = e^z_lr lr_limit(beta), horizon = round(e^z_T) (None for a constant LR)."""
+        return self.values_clipped(self.clipped(z))
+
+    def values_clipped(self, c: tuple[float, ...]) -> tuple[float, float, float | None,
+                                                             int | None]:
+        """`values` at coordinates `c` already within the bounds."""
+        m, e, t = self.slots
+        beta = 1.0 - math.exp(c[m]) if m is not None else 0.0
+        gamma = 1.0 - math.exp(c[e]) if e is not None else None
         lim = stability_factor(self.kind, beta) / self.h_scale
-        horizon = int(round(math.exp(p["horizon"]))) if "horizon" in p else None
-        cfg = OptimizerConfig(self.kind, lr=math.exp(p["lr"]) * lim, momentum=beta,
-                              precond=self.precond, ema=gamma)
+        horizon = int(round(math.exp(c[t]))) if t is not None else None
+        return math.exp(c[0]) * lim, beta, gamma, horizon
+
+    def config(self, z) -> tuple[OptimizerConfig, int | None]:
+        lr, beta, gamma, horizon = self.values(z)
+        cfg = OptimizerConfig(self.kind, lr=lr, momentum=beta, precond=self.precond, ema=gamma)
         return cfg, horizon
 
     def coords(self, point: TunedPoint) -> np.ndarray:
@@ -142,7 +177,8 @@ class _Problem:
         return self.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
 
     # ------------------------------------------------------------ surrogate objectives
-    def surrogate_closed(self, modes: Modes, batch_size: float, hint: float) -> float:
+    def surrogate_closed(self, modes: Modes, batch_size: float, hint: float,
+                         k_above: float = math.inf) -> float | None:
         """A crossing of the loss with the target near `hint`, interpolated between integer steps.
 
         Only integer steps are evaluated (the closed form at non-integer k is not a loss when an
@@ -153,18 +189,45 @@ class _Problem:
         lo + (hi - lo) f(lo) / (f(lo) - f(hi)).  The module constants PROBE, MAX_BRACKET_STEPS,
         OVERSHOOT and MAX_LOG_STEP set the bracketing; a crossing not bracketed within the
         budget scores `penalty`.  The search runs in one kernel call
-        (`nqm._kernels.surrogate_crossing`).
+        (`nqm._kernels.surrogate_crossing`).  None: the result is known to exceed `k_above`
+        (the search stops there; the caller needs no more).
         """
         if self.initial_loss <= self.target:
             return 0.0
-        status, value = _kernels.surrogate_crossing(
+        return self._surrogate_value(*_kernels.surrogate_crossing(
             modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
             modes.scratch(), 1.0 / batch_size,
-            self.log_target, math.log(self.initial_loss), float(hint), int(self.max_steps),
-            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
+            self.log_target, self.log_initial, float(hint), int(self.max_steps),
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
+
+    def _surrogate_value(self, status: int, value: float) -> float | None:
+        """The surrogate from a crossing kernel's (status, value): 0 the crossing, 1 not
+        bracketed (`penalty` from the excess log loss), 2 known to exceed the caller's bound."""
+        if status == 2:
+            return None
         if status:
             return self.penalty(math.exp(value) * self.target)
         return value
+
+    def surrogate_at(self, c: tuple[float, ...], batch_size: float, hint: float,
+                     k_above: float = math.inf) -> float | None:
+        """`surrogate_closed` of the configuration at coordinates `c` within the bounds
+        (`clipped`).  A 2 x 2 state map (momentum, Nesterov, SGD + EMA) takes one kernel call
+        from the scalars to the crossing (`nqm._kernels.surrogate_pair`: bit for bit
+        `Modes.build` then `surrogate_crossing`), with no configuration or modes object in
+        between; other maps go through `Modes`."""
+        if not self.pair:
+            return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint,
+                                         k_above)
+        if self.initial_loss <= self.target:
+            return 0.0
+        lr, beta, gamma, _ = self.values_clipped(c)
+        u, w = self.parts.powers
+        return self._surrogate_value(*_kernels.surrogate_pair(
+            u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
+            self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
+            self.log_initial, float(hint), int(self.max_steps),
+            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
 
     def ladder_scores(self, ks: np.ndarray, D: np.ndarray, N: np.ndarray,
                       bs: np.ndarray) -> list[float]:
@@ -261,21 +324,37 @@ class _Problem:
         branch and bound stops at `cap`, so a point that cannot win costs little.
         Where to look first (the result is the same): `unlikely`, no crossing is expected up
         to `cap` (the steps are covered from `cap` backwards); `near`, one is expected there."""
-        return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
+        if not (self.pair and self.closed) or cap < 0:
+            return self.crossing_of(self.config(z)[0], batch_size, cap, unlikely, near)
+        # a 2 x 2 map: the kernels straight from the scalars, as `Modes` would call them
+        lr, beta, gamma, _ = self.values(z)
+        u, w = self.parts.powers
+        logabs, arg, g, q, inv1m, realpos, _ = _kernels.build_modes_pair(
+            u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr)
+        k = int(_kernels.first_crossings(
+            logabs, arg, g, q, inv1m, self.parts.wdet, self.parts.wn, realpos,
+            np.array([1.0 / batch_size]), float(self.target), int(cap),
+            np.empty(logabs.shape, dtype=np.complex128), self._hint(cap, unlikely, near))[0])
+        return k if k >= 0 else None
 
     def crossing_of(self, cfg: OptimizerConfig, batch_size: float, cap: int,
                     unlikely: bool = False, near: float | None = None) -> int | None:
         """`crossing_before` for a configuration."""
         if cap < 0:
             return None
-        hint = None
-        if unlikely:
-            hint = int(cap) + 1
-        elif near is not None and 1.0 <= near <= cap:
-            hint = int(near)
         modes = self.modes(cfg)
-        k = int(modes.first_crossings([batch_size], self.target, int(cap), hint=hint)[0])
+        k = int(modes.first_crossings([batch_size], self.target, int(cap),
+                                      hint=self._hint(cap, unlikely, near))[0])
         return k if k >= 0 else None
+
+    @staticmethod
+    def _hint(cap: int, unlikely: bool, near: float | None) -> int:
+        """The branch and bound's `hint` for `crossing_before` (-1: none)."""
+        if unlikely:
+            return int(cap) + 1
+        if near is not None and 1.0 <= near <= cap:
+            return int(near)
+        return -1
 
     def binding(self, z) -> list[int]:
         """Coordinates whose optimum sits on a bound that may be widened: the lower bound of
@@ -291,10 +370,11 @@ class _Problem:
         their floors)."""
         floors = {"lr": LR_RATIO_FLOOR, "momentum": ONE_MINUS_FLOOR, "ema": ONE_MINUS_FLOOR}
         out = copy.copy(self)
-        out.bounds = self.bounds.copy()
+        bounds = self.bounds.copy()
         for j in coords:
-            out.bounds[j, 0] = max(self.bounds[j, 0] - math.log(WIDEN_FACTOR),
-                                   math.log(floors[self.names[j]]))
+            bounds[j, 0] = max(self.bounds[j, 0] - math.log(WIDEN_FACTOR),
+                               math.log(floors[self.names[j]]))
+        out.bounds = bounds
         return out
 
     def edges(self, z, cfg: OptimizerConfig) -> tuple[str, ...]:
@@ -480,25 +560,43 @@ class _Objective:
     State, explicit: `hint` (where the surrogate looks for the crossing; fixed per batch size,
     since with an oscillating loss the crossing found depends on where the search starts and
     a moving start makes the objective noisy), `best` (the best score so far, which caps
-    schedule runs at 1.5x) and `reached` ((score, z) of the best point that reaches the
-    target, for schedules)."""
+    schedule runs at 1.5x), `reached` ((score, z) of the best point that reaches the
+    target, for schedules) and `known` (the surrogate values computed, for a constant LR)."""
 
     def __init__(self, problem: _Problem, batch_size: float, hint: float, best: float,
                  reached: tuple[float, np.ndarray | None]):
         self.problem, self.batch_size = problem, batch_size
         self.hint, self.best, self.reached = hint, best, reached
+        self.known: dict[tuple[float, ...], float] = {}     # constant LR: clipped z -> value
 
-    def __call__(self, z) -> float:
+    def __call__(self, z, above: float = math.inf) -> float:
+        """log(1 + steps) at z, or +inf when that is known to exceed `above` (constant LR:
+        the surrogate's search stops there, `nqm.simplex`)."""
         p = self.problem
-        cfg, horizon = p.config(z)
         if p.closed:
-            val = p.surrogate_closed(p.modes(cfg), self.batch_size, self.hint)
-        else:
-            val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
-            self.best = min(self.best, val)
-            if k is not None and val < self.reached[0]:
-                self.reached = (val, np.array(z, dtype=np.float64))
+            val = self.surrogate(z, above)
+            return math.inf if val is None else math.log1p(val)
+        cfg, horizon = p.config(z)
+        val, k = p.exact(cfg, horizon, self.batch_size, cap=1.5 * self.best)
+        self.best = min(self.best, val)
+        if k is not None and val < self.reached[0]:
+            self.reached = (val, np.array(z, dtype=np.float64))
         return math.log1p(val)
+
+    def surrogate(self, z, above: float = math.inf) -> float | None:
+        """`_Problem.surrogate_at` z, remembered by z's clipped coordinates (the local search
+        evaluates some points twice, and distinct points that clip to the same one); None
+        when log(1 + surrogate) is known to exceed `above` (the search stops once the
+        crossing lies beyond e^above - 1, widened by ABOVE_MARGIN against rounding)."""
+        key = self.problem.clipped(z)
+        if key in self.known:
+            return self.known[key]
+        k_above = math.expm1(above) * (1.0 + ABOVE_MARGIN) if 0.0 <= above < math.inf \
+            else math.inf
+        val = self.problem.surrogate_at(key, self.batch_size, self.hint, k_above)
+        if val is not None:
+            self.known[key] = val
+        return val
 
 
 def _refine(problem: _Problem, grid: np.ndarray, spacing: np.ndarray, scores: np.ndarray,
@@ -657,7 +755,8 @@ def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
 def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                   spacing: np.ndarray, fatol: float) -> tuple[np.ndarray, float]:
     """(z, steps) of a local minimum near z0: bounded Brent within one grid spacing in one
-    dimension; Nelder-Mead from a simplex of half grid spacings (pointing inwards) in more."""
+    dimension; Nelder-Mead with bounds (`nqm.simplex`: scipy's, on Python floats) from a
+    simplex of half grid spacings (pointing inwards) in more."""
     if len(problem.names) == 1:
         lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
         hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
@@ -668,10 +767,9 @@ def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                               (1 if z0[j] < problem.bounds[j].mean() else -1),
                               problem.bounds[:, 0], problem.bounds[:, 1])
                       for j in range(len(z0))]
-    res = minimize(objective, z0, method="Nelder-Mead", bounds=problem.bounds,
-                   options={"initial_simplex": np.array(simplex), "xatol": 0.05,
-                            "fatol": fatol, "maxfev": 100 * len(z0)})
-    return res.x, math.expm1(res.fun)
+    z, val = nelder_mead(objective, simplex, problem.bounds.tolist(), xatol=0.05, fatol=fatol,
+                         maxfev=100 * len(z0))
+    return z, math.expm1(val)
 
 
 def _tuned_point(problem: _Problem, b: int, k: int | None, z: np.ndarray) -> TunedPoint:
