@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from figures.save import save_figure  # noqa: E402
+
 
 def budget_label(summary: dict) -> str:
     """'10 epochs' or '3000 steps'."""
@@ -46,7 +48,7 @@ def best_metric_vs_batch(summary: dict, path, title: str | None = None) -> None:
                   f"within {budget_label(summary)}") + "\n" + summary["largest_batch_size"],
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -78,5 +80,5 @@ def budget_comparison(budgets: list[dict], steps_summary: dict | None, path,
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from figures.save import save_figure  # noqa: E402
+
 CRIT_STYLE = {"measured": ("black", "-"), "predicted": ("tab:blue", ":"),
               "null_model": ("tab:orange", "-.")}
 
@@ -22,7 +24,7 @@ def _save(fig, path) -> list[Path]:
     fig.tight_layout()
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in out:
-        fig.savefig(p, dpi=120)
+        save_figure(fig, p, dpi=120)
     plt.close(fig)
     return out
 

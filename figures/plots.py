@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from figures.save import save_figure  # noqa: E402
+
 
 def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
     """Labels, grid and legend; save as PNG and close."""
@@ -17,7 +19,7 @@ def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -143,7 +145,7 @@ def measured_spectrum(summary: dict, spectrum, path, title: str = "") -> None:
     ax2.grid(True, which="both", alpha=0.3)
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from figures.save import save_figure  # noqa: E402
+
 
 def _groups(summary: dict) -> list[dict]:
     """The summary's targets: `by_target`, or the one target as such a group."""
@@ -72,7 +74,7 @@ def steps_and_examples(summary: dict, path, title: str = "") -> None:
     _style(ax1, "batch size B", "steps to result S(B)", f"{title}: steps")
     _style(ax2, "batch size B", "examples to result B x S(B)", f"{title}: examples")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -101,7 +103,7 @@ def steps_by_target(summary: dict, path, title: str = "") -> None:
     _style(ax1, "batch size B", "steps to result", f"{title}: steps per target")
     _style(ax2, "batch size B", "S(B) / S(smallest B)", "same curves, normalised")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -173,7 +175,7 @@ def sensitivity(trials: list[dict], summary: dict, path, title: str = "") -> Non
                  label="steps / best steps at B (clipped at 10)")
     fig.suptitle(f"{title}: trials for target {summary['target']:g}", fontsize=11)
     fig.legend(handles=_marker_legend(norm), loc="outside lower center", ncols=5, fontsize=8)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
