@@ -8,7 +8,11 @@ The tuner's local searches and exact descents make one kernel call per evaluated
 threads pay from a few hundred rows (momentum, 21 batch sizes, 2 cores with one other busy
 process: 84 rows 0.66-0.96 s with one thread against 0.75-0.86 s with two; 226 rows 1.24-1.53 s
 against 1.05-1.12 s; 563 rows 3.3-3.9 s against 2.1-2.2 s; 1,000 rows 1.7-2.0 s against
-1.0-1.1 s): below `MIN_ROWS_PER_THREAD` rows a single thread is used.
+1.0-1.1 s): below `MIN_ROWS_PER_THREAD` rows a single thread is used.  Since the local search
+makes one compiled call per point, a two-coordinate search pays from fewer rows (84 rows, 21
+batch sizes, idle machine: momentum 0.42 s with one thread against 0.30-0.32 s with two,
+Nesterov 0.34 s against 0.25-0.32 s; SGD's one-dimensional search 0.022 s against 0.030 s), so
+`nqm.tuning` counts such a search's rows `SEARCH_WORK` (3) times.
 
     threads = requested                            if given (--threads, NQM_THREADS)
             = 1                                    if rows < MIN_ROWS_PER_THREAD

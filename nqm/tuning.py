@@ -71,6 +71,9 @@ START_SLACK = 2.0       # ... whose grid score is within this factor of the best
 DESCENT_STEP = 0.05     # exact descent starts at this step in log coordinates ...
 DESCENT_MIN = 2e-3      # ... and stops below this step in log coordinates (0.2%)
 MAX_WIDENINGS = 4       # a binding bound is widened at most this many times
+SEARCH_WORK = 3         # a search in two or more coordinates (Nelder-Mead, pattern search) makes
+                        # about ten times the kernel calls of a one-dimensional one per batch size:
+                        # its rows count this many times towards threads.MIN_ROWS_PER_THREAD
 
 
 class TunedPoint(NamedTuple):
@@ -447,8 +450,9 @@ def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: flo
     space = space or SearchSpace()
     requested = threads
     search = quantise.quantised(spectrum, quantise.SEARCH_WIDTH)
-    threads = choose_threads(requested, search.n_rows)
     closed = schedule is None or schedule.is_constant
+    coords = 1 + (kind != "sgd") + bool(ema) + (not closed)
+    threads = choose_threads(requested, search.n_rows * (SEARCH_WORK if coords > 1 else 1))
     base = _contained_optimum(spectrum, kind, bs, target, precond, ema, closed, max_steps,
                               space, threads)
     const_steps = max_h = None
