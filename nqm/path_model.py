@@ -39,6 +39,7 @@ from nqm.errors import NQMInputError
 from nqm.optimizer import OptimizerConfig, stability_factor
 from nqm.path import LossPath
 from nqm.search_space import SearchSpace
+from nqm.tuning import unreached_score
 
 KINDS = ("sgd", "momentum")
 LOCAL_TOL = (1e-3, 1e-3)     # Nelder-Mead's xatol (log coordinates) and fatol (steps)
@@ -78,9 +79,9 @@ class _Run:
                          for m, t in zip(self.modes(z), self.targets)])
 
     def penalty(self, modes: Modes, b: float, j: int) -> float:
-        loss = modes.loss(self.model.max_steps, b)
-        excess = math.log(loss) - self.log_t[j] if loss > 0 else 50.0
-        return self.model.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
+        """Segment j not reached within the budget (`nqm.tuning.unreached_score`)."""
+        return unreached_score(self.model.max_steps, modes.loss(self.model.max_steps, b),
+                               self.log_t[j])
 
     def surrogate(self, z, b: float) -> float:
         """Sum over segments of the crossing interpolated in log loss (module docstring)."""

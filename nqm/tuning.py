@@ -176,8 +176,8 @@ class _Problem:
         return np.clip([z[n] for n in self.names], self.bounds[:, 0], self.bounds[:, 1])
 
     def penalty(self, loss_at_budget: float) -> float:
-        excess = math.log(loss_at_budget) - self.log_target if loss_at_budget > 0 else 50.0
-        return self.max_steps * (1.0 + min(max(excess, 0.0), 50.0))
+        """`unreached_score` of this problem."""
+        return unreached_score(self.max_steps, loss_at_budget, self.log_target)
 
     # ------------------------------------------------------------ surrogate objectives
     def surrogate_closed(self, modes: Modes, batch_size: float, hint: float,
@@ -419,6 +419,14 @@ def _grid(problem: _Problem) -> tuple[np.ndarray, list[np.ndarray]]:
         axes.append(np.linspace(lo, hi, n))
     mesh = np.meshgrid(*axes, indexing="ij")
     return np.stack([m.ravel() for m in mesh], axis=1), axes
+
+
+def unreached_score(max_steps: int, loss_at_budget: float, log_target: float) -> float:
+    """The surrogate of a target not reached within `max_steps`:
+    max_steps * (1 + log(L(max_steps) / target)), the excess clipped to [0, 50], so that a
+    search is pulled toward reaching the target."""
+    excess = math.log(loss_at_budget) - log_target if loss_at_budget > 0 else 50.0
+    return max_steps * (1.0 + min(max(excess, 0.0), 50.0))
 
 
 def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: float = 0.0,
