@@ -71,6 +71,9 @@ START_SLACK = 2.0       # ... whose grid score is within this factor of the best
 DESCENT_STEP = 0.05     # exact descent starts at this step in log coordinates ...
 DESCENT_MIN = 2e-3      # ... and stops below this step in log coordinates (0.2%)
 MAX_WIDENINGS = 4       # a binding bound is widened at most this many times
+SIMPLEX_XATOL = 0.05    # Nelder-Mead stops when its vertices lie this close in every coordinate
+SIMPLEX_FEV = 100       # ... or after this many evaluations per coordinate
+USE_SEARCH_KERNEL = True  # False: the Python local search everywhere (the kernel's oracle)
 SEARCH_WORK = 3         # a search in two or more coordinates (Nelder-Mead, pattern search) makes
                         # about ten times the kernel calls of a one-dimensional one per batch size:
                         # its rows count this many times towards threads.MIN_ROWS_PER_THREAD
@@ -650,7 +653,7 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
     z, k = None, None
     for _ in range(MAX_WIDENINGS + 1):
         objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
-        optima = [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
+        optima = _local_searches(problem, objective, starts, spacing, fatol, b)
         optima.sort(key=lambda o: o[1])
         for zc, val in optima + [(z0, None) for z0 in starts[-1:]]:
             zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
@@ -764,6 +767,38 @@ def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
     return (score, k), np.clip(best_z, problem.bounds[:, 0], problem.bounds[:, 1]), problem
 
 
+def _local_searches(problem: _Problem, objective: _Objective, starts: list[np.ndarray],
+                    spacing: np.ndarray, fatol: float, b: float) -> list[tuple[np.ndarray, float]]:
+    """`_local_search` from every start.  A 2 x 2 state map with a constant learning rate
+    (two coordinates: momentum, Nesterov, SGD + EMA) runs all its searches in one compiled call
+    (`nqm._search_kernels.local_searches_pair`: bit for bit the Python searches on
+    `objective`)."""
+    if not (USE_SEARCH_KERNEL and problem.pair and problem.closed and len(problem.names) == 2
+            and problem.initial_loss > problem.target):
+        return [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
+    from nqm._search_kernels import local_searches_pair
+
+    u, w = problem.parts.powers
+    best, vals = local_searches_pair(
+        np.array([_initial_simplex(problem, z0, spacing) for z0 in starts], dtype=np.float64),
+        problem.bounds[:, 0].copy(), problem.bounds[:, 1].copy(), SIMPLEX_XATOL, fatol,
+        2 * SIMPLEX_FEV,
+        {"momentum": 0, "nesterov": 1, "sgd": 2}[problem.kind], problem.h_scale, u, w,
+        problem.parts.wdet, problem.parts.wn, 1.0 / b, problem.log_target, problem.log_initial,
+        float(objective.hint), int(problem.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT,
+        MAX_LOG_STEP, REL_WIDTH, problem.target)
+    return [(z, math.expm1(v)) for z, v in zip(best, vals.tolist())]
+
+
+def _initial_simplex(problem: _Problem, z0: np.ndarray, spacing: np.ndarray) -> list:
+    """Nelder-Mead's initial simplex at z0: z0 and a step of half a grid spacing along each
+    coordinate, pointing inwards."""
+    return [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
+                           (1 if z0[j] < problem.bounds[j].mean() else -1),
+                           problem.bounds[:, 0], problem.bounds[:, 1])
+                   for j in range(len(z0))]
+
+
 def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                   spacing: np.ndarray, fatol: float) -> tuple[np.ndarray, float]:
     """(z, steps) of a local minimum near z0: bounded Brent within one grid spacing in one
@@ -775,12 +810,9 @@ def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
         res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
                               options={"xatol": 1e-3})
         return np.array([res.x]), math.expm1(res.fun)
-    simplex = [z0] + [np.clip(z0 + 0.5 * spacing[j] * np.eye(len(z0))[j] *
-                              (1 if z0[j] < problem.bounds[j].mean() else -1),
-                              problem.bounds[:, 0], problem.bounds[:, 1])
-                      for j in range(len(z0))]
-    z, val = nelder_mead(objective, simplex, problem.bounds.tolist(), xatol=0.05, fatol=fatol,
-                         maxfev=100 * len(z0))
+    z, val = nelder_mead(objective, _initial_simplex(problem, z0, spacing),
+                         problem.bounds.tolist(), xatol=SIMPLEX_XATOL, fatol=fatol,
+                         maxfev=SIMPLEX_FEV * len(z0))
     return z, math.expm1(val)
 
 

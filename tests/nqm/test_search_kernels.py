@@ -1,0 +1,94 @@
+"""`nqm._search_kernels.local_searches_pair` (the local searches of a 2 x 2 state map in one
+compiled call) against its oracle, the Python searches (`nqm.simplex.nelder_mead` on
+`nqm.tuning._Objective`): the same optimum and value, bit for bit, for momentum, Nesterov and
+SGD + EMA, with and without preconditioning, at small, knee and large batch sizes, targets
+that some points miss within the step budget, and budgets that end a search mid-step; and
+whole `tune` runs that agree point for point."""
+
+import numpy as np
+import pytest
+
+import nqm.tuning as tuning
+from nqm.search_space import SearchSpace
+from nqm.spectrum import Spectrum, power_law
+
+CASES = [("momentum", False, 0.0), ("nesterov", False, 0.0), ("sgd", True, 0.0),
+         ("momentum", False, 0.5), ("nesterov", False, 0.25)]
+
+
+def _spectrum(seed: int) -> Spectrum:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 40))
+    h = np.sort(rng.lognormal(-2.0, 2.0, n))[::-1]
+    return Spectrum(h=h, c=h * rng.uniform(0.2, 3.0, n), s0=rng.uniform(0.1, 2.0, n),
+                    count=rng.integers(1, 50, n).astype(np.float64))
+
+
+def _both(monkeypatch, problem, starts, spacing, fatol, b, hint):
+    """(python, kernel) results of `_local_searches` on fresh objectives."""
+    out = []
+    for flag in (False, True):
+        monkeypatch.setattr(tuning, "USE_SEARCH_KERNEL", flag)
+        objective = tuning._Objective(problem, b, hint=hint, best=np.inf, reached=(np.inf, None))
+        out.append(tuning._local_searches(problem, objective, starts, spacing, fatol, b))
+    return out
+
+
+@pytest.mark.parametrize("kind,ema,precond", CASES)
+def test_kernel_searches_equal_python_searches_bit_for_bit(monkeypatch, kind, ema, precond):
+    compared = 0
+    for seed in range(12):
+        rng = np.random.default_rng(100 + seed)
+        spec = _spectrum(seed)
+        target = float(spec.initial_loss() * rng.choice([0.3, 0.01, 1e-4]))
+        max_steps = int(rng.choice([60, 10**4, 10**8]))     # 60: many points miss the target
+        problem = tuning._Problem(spec, kind, precond, ema, None, target, max_steps,
+                                  SearchSpace())
+        grid, axes = tuning._grid(problem)
+        spacing = np.array([ax[1] - ax[0] for ax in axes])
+        starts = [grid[i] for i in rng.choice(grid.shape[0], 3, replace=False)]
+        starts.append(problem.bounds[:, 1].copy())                # a start on the upper bounds
+        for b in (1.0, 64.0, 2.0**18):
+            hint = float(rng.choice([1.0, 30.0, 5000.0]))
+            fatol = float(rng.choice([1e-3, 0.05]))
+            for fev in (1, 4, 30, tuning.SIMPLEX_FEV):      # budgets ending searches early
+                monkeypatch.setattr(tuning, "SIMPLEX_FEV", fev)
+                python, kernel = _both(monkeypatch, problem, starts, spacing, fatol, b, hint)
+                assert len(python) == len(kernel) == len(starts)
+                for (zp, vp), (zk, vk) in zip(python, kernel):
+                    assert zp.tobytes() == zk.tobytes(), (seed, b, fev)
+                    assert np.float64(vp).tobytes() == np.float64(vk).tobytes(), (seed, b, fev)
+                compared += len(starts)
+    assert compared == 12 * 3 * 4 * 4
+
+
+@pytest.mark.parametrize("kind,ema", [("momentum", False), ("nesterov", False), ("sgd", True)])
+def test_tune_gives_the_same_points_with_and_without_the_kernel(monkeypatch, kind, ema):
+    spec = power_law(d=2000, bins=40)
+    bs = [1, 16, 256, 4096, 65536, 2**20]
+    points = []
+    for flag in (False, True):
+        monkeypatch.setattr(tuning, "USE_SEARCH_KERNEL", flag)
+        points.append(tuning.tune(spec, kind, bs, 0.01, ema=ema, threads=1))
+    assert points[0] == points[1]
+    assert all(p.reached for p in points[1])
+
+
+def test_the_kernel_is_used_only_where_it_applies(monkeypatch):
+    """Two coordinates of a 2 x 2 map with a constant learning rate: yes; SGD (one coordinate)
+    and momentum + EMA (three) search in Python (momentum + EMA calls the kernel only for its
+    contained optimum, momentum alone)."""
+    import nqm._search_kernels as kernels
+
+    calls = []
+    real = kernels.local_searches_pair
+    monkeypatch.setattr(kernels, "local_searches_pair",
+                        lambda *a: calls.append(1) or real(*a))
+    spec = power_law(d=200, bins=20)
+    tuning.tune(spec, "sgd", [4], 0.05)
+    assert not calls
+    tuning.tune(spec, "momentum", [4], 0.05)
+    alone = len(calls)
+    assert alone > 0
+    tuning.tune(spec, "momentum", [4], 0.05, ema=True)
+    assert len(calls) == 2 * alone
