@@ -882,9 +882,13 @@ def cache_is_warm(state_size: int = 1) -> bool:
     or SGD + EMA, 3: momentum + EMA; a richer optimizer tunes SGD first) are compiled and
     cached on disk for this source (numba's cache index matches the source file); True when
     that cannot be told."""
-    # a 2 x 2 map's local search calls surrogate_pair; momentum + EMA tunes momentum first
-    builds = {2: (build_modes_pair, surrogate_pair),
-              3: (build_modes_momentum_ema, build_modes_pair, surrogate_pair)}.get(state_size, ())
+    # a 2 x 2 map's local searches run in `nqm._search_kernels`; momentum + EMA tunes
+    # momentum first
+    from nqm._search_kernels import local_searches_pair
+
+    builds = {2: (build_modes_pair, local_searches_pair),
+              3: (build_modes_momentum_ema, build_modes_pair, local_searches_pair)
+              }.get(state_size, ())
     try:
         return all(bool(f._cache._cache_file._load_index())
                    for f in (build_modes_sgd, dn_at, dn_ladder_until,

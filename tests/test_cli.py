@@ -208,6 +208,14 @@ def test_cache_is_warm_checks_the_state_sizes_build_kernel():
         assert k.cache_is_warm(3) is False
     finally:
         del k.build_modes_momentum_ema._cache._cache_file._load_index
+    import nqm._search_kernels as search
+
+    sgd = k.cache_is_warm(1)
+    search.local_searches_pair._cache._cache_file._load_index = lambda: {}
+    try:    # SGD does not use the local-search kernel
+        assert k.cache_is_warm(2) is False and k.cache_is_warm(1) is sgd
+    finally:
+        del search.local_searches_pair._cache._cache_file._load_index
 
 
 def test_figures_writes_comparison_and_summaries(tmp_path):
