@@ -23,13 +23,11 @@ across the searches of one call, as `_Objective` remembers them.
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from nqm._kernels import surrogate_pair
 
 RHO, CHI, PSI, SIGMA = 1.0, 2.0, 0.5, 0.5
-KEY = types.UniTuple(types.float64, 2)
 
 
 @njit(cache=True, inline="always")
@@ -62,9 +60,10 @@ def _sort(sim, fsim):
 def _value(x0, x1, above, cache, kind, h_scale, u, w, wdet, wn, inv_b, log_target, log_l0,
            hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width, target):
     """The objective at clipped coordinates (x0, x1) (module docstring)."""
-    key = (x0, x1)
-    if key in cache:
-        return math.log1p(cache[key])
+    n = int(cache[0, 0])
+    for i in range(n, 0, -1):          # the most recent first
+        if cache[i, 0] == x0 and cache[i, 1] == x1:
+            return math.log1p(cache[i, 2])
     k_above = math.expm1(above) * (1.0 + 1e-9) if 0.0 <= above < math.inf else math.inf
     if kind == 2:
         beta = 0.0
@@ -85,20 +84,23 @@ def _value(x0, x1, above, cache, kind, h_scale, u, w, wdet, wn, inv_b, log_targe
         excess = math.log(loss) - log_target if loss > 0 else 50.0
         excess = 0.0 if 0.0 > excess else excess
         v = k_max * (1.0 + (50.0 if 50.0 < excess else excess))
-    cache[key] = v
+    if n + 1 < cache.shape[0]:
+        cache[n + 1, 0], cache[n + 1, 1], cache[n + 1, 2] = x0, x1, v
+        cache[0, 0] = n + 1
     return math.log1p(v)
 
 
 @njit(cache=True, nogil=True)
-def _step(sim, fsim, xbar, lo, hi, calls, maxfev, cache, kind, h_scale, u, w, wdet, wn, inv_b,
+def _step(sim, fsim, xbar, lo, hi, left, cache, kind, h_scale, u, w, wdet, wn, inv_b,
           log_target, log_l0, hint, k_max, probe, max_bracket, overshoot, max_log_step,
           rel_width, target):
-    """One Nelder-Mead step on the sorted simplex (reflection, expansion, contractions,
-    shrink; `nqm.simplex.nelder_mead`), in place; returns the evaluations made so far.  Where
-    the budget runs out the step ends before the evaluation, as the Python code's does."""
+    """One Nelder-Mead step on the sorted simplex, in place (`nqm.simplex.nelder_mead`);
+    returns the evaluations `left` of the budget.  Every trial point is clip(a xbar - c s) with
+    (a, c) = (2, 1) reflection, (3, 2) expansion, (3/2, 1/2) contraction, (1/2, -1/2) inside
+    contraction (the same floats as (1 - psi) xbar + psi s), evaluated at one call site to keep
+    the compiled code small.  Where the budget runs out the step ends before the evaluation,
+    as the Python code's does."""
     n = sim.shape[1]
-    args = (cache, kind, h_scale, u, w, wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe,
-            max_bracket, overshoot, max_log_step, rel_width, target)
     for c in range(n):
         xbar[c] = sim[0, c]
     for j in range(1, n):
@@ -106,56 +108,51 @@ def _step(sim, fsim, xbar, lo, hi, calls, maxfev, cache, kind, h_scale, u, w, wd
             xbar[c] = xbar[c] + sim[j, c]
     for c in range(n):
         xbar[c] = xbar[c] / n
-    xr0 = _clip((1 + RHO) * xbar[0] - RHO * sim[n, 0], lo[0], hi[0])
-    xr1 = _clip((1 + RHO) * xbar[1] - RHO * sim[n, 1], lo[1], hi[1])
-    if calls >= maxfev:
-        return calls
-    calls += 1
-    fxr = _value(xr0, xr1, fsim[n], *args)
-    if fxr < fsim[0]:
-        xe0 = _clip((1 + RHO * CHI) * xbar[0] - RHO * CHI * sim[n, 0], lo[0], hi[0])
-        xe1 = _clip((1 + RHO * CHI) * xbar[1] - RHO * CHI * sim[n, 1], lo[1], hi[1])
-        if calls >= maxfev:
-            return calls
-        calls += 1
-        fxe = _value(xe0, xe1, fxr, *args)
-        if fxe < fxr:
-            sim[n, 0], sim[n, 1], fsim[n] = xe0, xe1, fxe
-        else:
-            sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
-        return calls
-    if fxr < fsim[n - 1]:
-        sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
-        return calls
-    if fxr < fsim[n]:
-        xc0 = _clip((1 + PSI * RHO) * xbar[0] - PSI * RHO * sim[n, 0], lo[0], hi[0])
-        xc1 = _clip((1 + PSI * RHO) * xbar[1] - PSI * RHO * sim[n, 1], lo[1], hi[1])
-        if calls >= maxfev:
-            return calls
-        calls += 1
-        fxc = _value(xc0, xc1, fxr, *args)
-        shrink = not fxc <= fxr
+    a, b, above, stage = 1.0 + RHO, RHO, fsim[n], 0
+    xr0 = xr1 = fxr = 0.0
+    shrink = False
+    while True:
+        x0 = _clip(a * xbar[0] - b * sim[n, 0], lo[0], hi[0])
+        x1 = _clip(a * xbar[1] - b * sim[n, 1], lo[1], hi[1])
+        if left <= 0:
+            return left
+        left -= 1
+        fx = _value(x0, x1, above, cache, kind, h_scale, u, w, wdet, wn, inv_b, log_target,
+                    log_l0, hint, k_max, probe, max_bracket, overshoot, max_log_step, rel_width,
+                    target)
+        if stage == 0:                                   # reflection
+            xr0, xr1, fxr = x0, x1, fx
+            if fxr < fsim[0]:
+                a, b, above, stage = 1.0 + RHO * CHI, RHO * CHI, fxr, 1
+            elif fxr < fsim[n - 1]:
+                sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
+                return left
+            elif fxr < fsim[n]:
+                a, b, above, stage = 1.0 + PSI * RHO, PSI * RHO, fxr, 2
+            else:
+                a, b, above, stage = 1.0 - PSI, -PSI, fsim[n], 3
+            continue
+        if stage == 1:                                   # expansion
+            if fx < fxr:
+                sim[n, 0], sim[n, 1], fsim[n] = x0, x1, fx
+            else:
+                sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
+            return left
+        shrink = not fx <= fxr if stage == 2 else not fx < fsim[n]
         if not shrink:
-            sim[n, 0], sim[n, 1], fsim[n] = xc0, xc1, fxc
-    else:
-        xcc0 = _clip((1 - PSI) * xbar[0] + PSI * sim[n, 0], lo[0], hi[0])
-        xcc1 = _clip((1 - PSI) * xbar[1] + PSI * sim[n, 1], lo[1], hi[1])
-        if calls >= maxfev:
-            return calls
-        calls += 1
-        fxcc = _value(xcc0, xcc1, fsim[n], *args)
-        shrink = not fxcc < fsim[n]
-        if not shrink:
-            sim[n, 0], sim[n, 1], fsim[n] = xcc0, xcc1, fxcc
+            sim[n, 0], sim[n, 1], fsim[n] = x0, x1, fx
+        break
     if shrink:
         for j in range(1, n + 1):
             for c in range(n):
                 sim[j, c] = _clip(sim[0, c] + SIGMA * (sim[j, c] - sim[0, c]), lo[c], hi[c])
-            if calls >= maxfev:
-                return calls
-            calls += 1
-            fsim[j] = _value(sim[j, 0], sim[j, 1], math.inf, *args)
-    return calls
+            if left <= 0:
+                return left
+            left -= 1
+            fsim[j] = _value(sim[j, 0], sim[j, 1], math.inf, cache, kind, h_scale, u, w, wdet,
+                             wn, inv_b, log_target, log_l0, hint, k_max, probe, max_bracket,
+                             overshoot, max_log_step, rel_width, target)
+    return left
 
 
 @njit(cache=True, nogil=True)
@@ -166,8 +163,8 @@ def local_searches_pair(simplexes, lo, hi, xatol, fatol, maxfev, kind, h_scale, 
     objective of the module docstring: (best vertices (s, 2), their values (s,)), each search
     stopping when every |x_j - x_0| <= xatol and |f_0 - f_j| <= fatol or after `maxfev`
     evaluations.  One cache of values serves all searches."""
-    cache = Dict.empty(key_type=KEY, value_type=types.float64)
     m = simplexes.shape[0]
+    cache = np.zeros((m * maxfev + 1, 3))    # row 0: the count; then (x0, x1, value)
     n = 2
     best = np.empty((m, n))
     vals = np.empty(m)
@@ -179,18 +176,18 @@ def local_searches_pair(simplexes, lo, hi, xatol, fatol, maxfev, kind, h_scale, 
             for c in range(n):
                 v = simplexes[s, j, c]
                 sim[j, c] = _clip(2 * hi[c] - v if v > hi[c] else v, lo[c], hi[c])
-        calls = 0
+        left = maxfev                   # evaluations left
         for j in range(n + 1):
             fsim[j] = math.inf
         for j in range(n + 1):
-            if calls >= maxfev:
+            if left <= 0:
                 break
-            calls += 1
+            left -= 1
             fsim[j] = _value(sim[j, 0], sim[j, 1], math.inf, cache, kind, h_scale, u, w, wdet,
                              wn, inv_b, log_target, log_l0, hint, k_max, probe, max_bracket,
                              overshoot, max_log_step, rel_width, target)
         _sort(sim, fsim)
-        while calls < maxfev:
+        while left > 0:
             done = True
             for j in range(1, n + 1):
                 for c in range(n):
@@ -200,7 +197,7 @@ def local_searches_pair(simplexes, lo, hi, xatol, fatol, maxfev, kind, h_scale, 
                     done = False
             if done:
                 break
-            calls = _step(sim, fsim, xbar, lo, hi, calls, maxfev, cache, kind, h_scale, u, w,
+            left = _step(sim, fsim, xbar, lo, hi, left, cache, kind, h_scale, u, w,
                           wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe, max_bracket,
                           overshoot, max_log_step, rel_width, target)
             _sort(sim, fsim)
