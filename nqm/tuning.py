@@ -38,9 +38,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from nqm import _kernels, quantise
+from nqm.brent import minimize_bounded
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.closed_form import Modes, SpectrumParts
 from nqm.critical import crossing_fraction
@@ -122,6 +122,7 @@ class _Problem:
         self.parts = SpectrumParts.of(spectrum, precond)
         # a 2 x 2 state map: `Modes.build` calls `build_modes_pair` (`surrogate_at`)
         self.pair = (kind == "sgd") == bool(ema)
+        self.sgd = kind == "sgd" and not ema     # one real mode per row: `build_modes_sgd`
         # lr_limit(h, kind, beta, precond) = stability_factor(kind, beta) / h_scale
         self.h_scale = float(np.max(np.asarray(spectrum.h) ** (1.0 - precond)))
 
@@ -220,15 +221,23 @@ class _Problem:
         """`surrogate_closed` of the configuration at coordinates `c` within the bounds
         (`clipped`).  A 2 x 2 state map (momentum, Nesterov, SGD + EMA) takes one kernel call
         from the scalars to the crossing (`nqm._kernels.surrogate_pair`: bit for bit
-        `Modes.build` then `surrogate_crossing`), with no configuration or modes object in
-        between; other maps go through `Modes`."""
-        if not self.pair:
+        `Modes.build` then `surrogate_crossing`), SGD the two kernels `Modes.build` and
+        `surrogate_closed` would call, with no configuration or modes object in between;
+        momentum + EMA goes through `Modes`."""
+        if not (self.pair or self.sgd):
             return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint,
                                          k_above)
         if self.initial_loss <= self.target:
             return 0.0
         lr, beta, gamma, _ = self.values_clipped(c)
         u, w = self.parts.powers
+        if self.sgd:      # `Modes.build` for SGD, then `surrogate_closed`, without the objects
+            logabs, _arg, g, q, inv1m, _realpos, _radius = _kernels.build_modes_sgd(u, w, lr)
+            return self._surrogate_value(*_kernels.surrogate_crossing(
+                logabs, None, g, q, inv1m, self.parts.wdet, self.parts.wn, None,
+                1.0 / batch_size, self.log_target, self.log_initial, float(hint),
+                int(self.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP,
+                REL_WIDTH, k_above))
         return self._surrogate_value(*_kernels.surrogate_pair(
             u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
             self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
@@ -802,14 +811,13 @@ def _initial_simplex(problem: _Problem, z0: np.ndarray, spacing: np.ndarray) -> 
 def _local_search(problem: _Problem, objective: _Objective, z0: np.ndarray,
                   spacing: np.ndarray, fatol: float) -> tuple[np.ndarray, float]:
     """(z, steps) of a local minimum near z0: bounded Brent within one grid spacing in one
-    dimension; Nelder-Mead with bounds (`nqm.simplex`: scipy's, on Python floats) from a
-    simplex of half grid spacings (pointing inwards) in more."""
+    dimension (`nqm.brent`); Nelder-Mead with bounds (`nqm.simplex`) from a simplex of half
+    grid spacings (pointing inwards) in more; both scipy's algorithms on Python floats."""
     if len(problem.names) == 1:
         lo = max(z0[0] - spacing[0], problem.bounds[0, 0])
         hi = min(z0[0] + spacing[0], problem.bounds[0, 1])
-        res = minimize_scalar(objective, bounds=(lo, hi), method="bounded",
-                              options={"xatol": 1e-3})
-        return np.array([res.x]), math.expm1(res.fun)
+        x, fun = minimize_bounded(objective, lo, hi, xatol=1e-3)
+        return np.array([x]), math.expm1(fun)
     z, val = nelder_mead(objective, _initial_simplex(problem, z0, spacing),
                          problem.bounds.tolist(), xatol=SIMPLEX_XATOL, fatol=fatol,
                          maxfev=SIMPLEX_FEV * len(z0))

@@ -92,3 +92,25 @@ def test_the_kernel_is_used_only_where_it_applies(monkeypatch):
     assert alone > 0
     tuning.tune(spec, "momentum", [4], 0.05, ema=True)
     assert len(calls) == 2 * alone
+
+
+@pytest.mark.parametrize("kind,ema,precond", CASES + [("sgd", False, 0.0), ("sgd", False, 0.5),
+                                                      ("momentum", True, 0.0)])
+def test_surrogate_at_equals_the_surrogate_of_the_built_modes(kind, ema, precond):
+    """`_Problem.surrogate_at` (kernels straight from the scalars) against `surrogate_closed`
+    on `Modes.build` of the configuration: the same value bit for bit, or both None."""
+    rng = np.random.default_rng(7)
+    for seed in range(6):
+        spec = _spectrum(seed)
+        problem = tuning._Problem(spec, kind, precond, ema, None, 0.01 * spec.initial_loss(),
+                                  int(rng.choice([60, 10**6])), SearchSpace())
+        lo, hi = problem.bounds[:, 0], problem.bounds[:, 1]
+        for _ in range(10):
+            c = problem.clipped(rng.uniform(lo, hi))
+            b, hint = float(rng.choice([1.0, 512.0])), float(rng.choice([2.0, 300.0]))
+            k_above = float(rng.choice([np.inf, 50.0]))
+            want = problem.surrogate_closed(problem.modes(problem.config(c)[0]), b, hint,
+                                            k_above)
+            got = problem.surrogate_at(c, b, hint, k_above)
+            assert (got is None and want is None) or \
+                np.float64(got).tobytes() == np.float64(want).tobytes(), (seed, c)
