@@ -169,8 +169,18 @@ def canonical(options: dict) -> dict:
     return json.loads(json.dumps(options, sort_keys=True))
 
 
+# why an option that is not typed on the command line can differ
+OPTION_NOTES = {
+    "text_sha256": "charlm's text is this Python's own source files, which differ between "
+                   "Python versions: use the Python version that made them",
+    "workload_sha256": "the workload file's content differs",
+    "data_sha256": "the data file's content differs",
+}
+
+
 def option_differences(there: dict, here: dict) -> list[str]:
-    """'name: value there, value here' for every option that differs."""
+    """'name: value there, value here' for every option that differs (with the reason from
+    OPTION_NOTES where the option is not one the user types)."""
     missing = object()
 
     def show(v, absent):
@@ -180,7 +190,9 @@ def option_differences(there: dict, here: dict) -> list[str]:
     for k in sorted(set(there) | set(here)):
         a, b = there.get(k, missing), here.get(k, missing)
         if a != b:
-            out.append(f"{k}: {show(a, 'not recorded')} there, {show(b, 'not given')} here")
+            note = f" ({OPTION_NOTES[k]})" if k in OPTION_NOTES else ""
+            out.append(f"{k}: {show(a, 'not recorded')} there, {show(b, 'not given')} here"
+                       f"{note}")
     return out
 
 

@@ -406,3 +406,13 @@ def test_charlm_resume_key_follows_its_text(monkeypatch):
     text = workloads.stdlib_text()
     monkeypatch.setattr(workloads, "stdlib_text", lambda: text + "\n# another version\n")
     assert sweep_options(cfg)["text_sha256"] != key
+
+
+def test_a_difference_the_user_did_not_type_says_why():
+    from empirical.records import option_differences
+
+    diff = option_differences({"text_sha256": "aa", "seed": 0}, {"text_sha256": "bb", "seed": 0})
+    assert diff == ["text_sha256: aa there, bb here (charlm's text is this Python's own source "
+                    "files, which differ between Python versions: use the Python version that "
+                    "made them)"]
+    assert option_differences({"seed": 0}, {"seed": 1}) == ["seed: 0 there, 1 here"]
