@@ -13,6 +13,9 @@ all seeds, with x_{r,B} the steps of seed r at batch size B (every seed must rea
   the other seeds a perfect model; its worst error over the held-out batch sizes (all but the
   smallest and the largest) is w_r = max_B max(m_{-r,B} / x_{r,B}, x_{r,B} / m_{-r,B})
   (as `figures.noise_floor`, here on real sweeps);
+- the critical-batch-size floor: B_r, seed r's McCandlish critical batch size
+  (`nqm.critical.estimate`), against the median of the other seeds' as a perfect model's
+  prediction: max(m_{-r} / B_r, B_r / m_{-r}) (the one-run goal asks for 2x);
 - the null hyperbola S_min + E_min / B through seed r's two ends (`nqm.calibrate.null_model`),
   scored as `nqm calibrate` scores it, on seed r's own held-out points, and on the geometric mean
   of the other seeds' (a truth with less noise).
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from nqm.calibrate import null_model
+from nqm.critical import estimate
 from nqm.sweep_data import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +73,16 @@ def every_point_floor(x: np.ndarray) -> np.ndarray:
         med = np.median(np.delete(held, r, axis=0), axis=0)
         worst[r] = float(np.max(np.maximum(med / held[r], held[r] / med)))
     return worst
+
+
+def b_crit_floor(sizes: list[int], x: np.ndarray) -> tuple[list[float], list[float]]:
+    """(B_r per seed, its ratio to the median of the other seeds' B_r) (docstring)."""
+    b_crit = [float(estimate(sizes, row).values["mccandlish"]) for row in x]
+    ratios = []
+    for r, b in enumerate(b_crit):
+        m = float(np.median(np.delete(b_crit, r)))
+        ratios.append(max(m / b, b / m))
+    return b_crit, ratios
 
 
 def null_scores(sizes: list[int], x: np.ndarray, dirs: list[Path]) -> tuple[list, list]:
@@ -123,12 +137,14 @@ def main(argv=None) -> None:
         sizes, x = steps_table(dirs)
         floor = every_point_floor(x)
         own, truth = null_scores(sizes, x, dirs)
+        b_crit, b_floor = b_crit_floor(sizes, x)
         spread = (x.max(axis=0) / x.min(axis=0)).tolist()
         report[name] = {
             "batch_sizes": sizes, "steps": x.astype(int).tolist(),
             "spread_max_over_min": spread,
             "sigma_log": np.log(x).std(axis=0, ddof=1).tolist(),
-            "every_point_floor": floor.tolist(), "null_own": own, "null_vs_others": truth}
+            "every_point_floor": floor.tolist(), "null_own": own, "null_vs_others": truth,
+            "b_crit": b_crit, "b_crit_floor": b_floor}
         out = args.seeds / "mean" / name
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(mean_summary(dirs, sizes, x), indent=1))
@@ -137,14 +153,17 @@ def main(argv=None) -> None:
     floors = np.concatenate([r["every_point_floor"] for r in report.values()])
     own = np.concatenate([r["null_own"] for r in report.values()])
     truth = np.concatenate([r["null_vs_others"] for r in report.values()])
+    b_floor = np.concatenate([r["b_crit_floor"] for r in report.values()])
     report["_all"] = {"every_point_floor_median": float(np.median(floors)),
+                      "b_crit_floor_within_2": float(np.mean(b_floor <= 2.0)),
                       "every_point_floor_within_1.3": float(np.mean(floors <= 1.3)),
                       "null_own_median": float(np.median(own)),
                       "null_vs_others_median": float(np.median(truth))}
     print(f"\nall sweeps and seeds: a perfect model's worst held-out error, median "
           f"{np.median(floors):.2f} ({np.mean(floors <= 1.3):.0%} within 1.3x); the null "
           f"hyperbola through one seed's ends: median {np.median(own):.2f} against that seed, "
-          f"{np.median(truth):.2f} against the mean of the others")
+          f"{np.median(truth):.2f} against the mean of the others; a perfect model's critical "
+          f"batch size within 2x of one seed's in {np.mean(b_floor <= 2.0):.0%}")
     (args.seeds / "noise.json").write_text(json.dumps(report, indent=1, sort_keys=True,
                                                        allow_nan=False) + "\n")
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from figures.sweep_noise import every_point_floor, main
+from figures.sweep_noise import b_crit_floor, every_point_floor, main
 from nqm.sweep_data import load_sweep
 
 SIZES = [1, 4, 16, 64, 256, 1024]
@@ -33,6 +33,8 @@ def test_identical_seeds_leave_no_floor_and_an_exact_null(tmp_path):
     assert report["every_point_floor"] == [1.0, 1.0, 1.0]
     assert max(report["null_own"]) == pytest.approx(1.0, abs=0.01)   # rounding to steps
     assert report["spread_max_over_min"] == [1.0] * 6
+    assert report["b_crit_floor"] == [1.0, 1.0, 1.0]
+    assert report["b_crit"][0] == pytest.approx(10000.0 / 50.0, rel=0.05)
     mean = load_sweep(tmp_path / "seeds/mean/linreg-sgd")
     assert [p.steps for p in mean.points] == hyperbola()
     assert mean.points[0].trials == 192
@@ -45,6 +47,15 @@ def test_floor_is_the_worst_ratio_to_the_median_of_the_others():
     # seed 0: the median of seeds 1, 2 is 50 at B = 4 (1.0) and 11 at B = 64 (1.1); seed 1:
     # 45 against 60 at B = 4; seed 2: 55 against 40 at B = 4 (the ends never count)
     np.testing.assert_allclose(every_point_floor(x), [1.1, 60 / 45, 55 / 40])
+
+
+def test_b_crit_floor_compares_each_seed_with_the_median_of_the_others():
+    x = np.array([hyperbola(50.0, e) for e in (5000.0, 10000.0, 40000.0)], dtype=float)
+    b_crit, ratios = b_crit_floor(SIZES, x)
+    assert b_crit[0] < b_crit[1] < b_crit[2]
+    others = [np.median(b_crit[1:]), np.median([b_crit[0], b_crit[2]]), np.median(b_crit[:2])]
+    np.testing.assert_allclose(ratios, [max(m / b, b / m) for b, m in zip(b_crit, others)])
+    assert ratios[0] > 1.5 and ratios[2] > 2.0       # E_min / S_min moves B_crit 2x and 4x
 
 
 def test_mean_sweep_takes_geometric_means(tmp_path):
