@@ -18,8 +18,8 @@ bins, 84 non-empty rows: `power_law(d, bins=100)`) or `exact` (10^4 rows).
     python benchmarks/bench_nqm.py --optimizer sgd --spectrum exact
 (PYTHONPATH=. makes this checkout's `nqm` the one imported.)
 Prints per-batch-size steps, and the time and steps ratios (reference / ours); each side's time
-is the fastest of its runs in `--repeats` (3) alternating rounds (a side shorter than 0.25 s
-runs several times per round: `fastest`).
+is the fastest of `--repeats` (3) alternating rounds (a side shorter than 0.25 s runs several
+times per round and counts the median of those runs: `fastest`).
 """
 
 import argparse
@@ -97,21 +97,25 @@ def momentum_reference(spec, bs, target, n_lr, n_beta, k_max):
 
 
 def fastest(runs, repeats: int, min_round: float = 0.25):
-    """[(the smallest wall time of the calls of run(), its result) for each run of `runs`]:
-    on a shared machine other jobs only ever add time, so the minimum is the estimate of the
-    work itself.  The runs take turns for `repeats` rounds, so that a slower hour of the host
-    slows both sides; a run shorter than `min_round` is called as often as fills that time
-    within its round (at most 20 times), so a short run is not judged on three samples."""
+    """[(the smallest over rounds of the median wall time of run() within a round, a result)
+    for each run of `runs`]: on a shared machine other jobs only ever add time, so the fastest
+    round is the estimate of the work itself.  The runs take turns for `repeats` rounds, so
+    that a slower hour of the host slows both sides; a run shorter than `min_round` is called
+    as often as fills that time within its round (at most 21 times), and the median of those
+    calls is its round's time, so that a short run is not favoured by taking the least of
+    more samples than the other side."""
     best = [None] * len(runs)
     calls = [1] * len(runs)
     for _ in range(repeats):
         for i, run in enumerate(runs):
+            times = []
             for _ in range(calls[i]):
                 t0 = time.perf_counter()
                 out = run()
-                t = time.perf_counter() - t0
-                best[i] = (t, out) if best[i] is None or t < best[i][0] else best[i]
-            calls[i] = max(calls[i], min(20, int(min_round / max(best[i][0], 1e-6))))
+                times.append(time.perf_counter() - t0)
+            t = float(np.median(times))
+            best[i] = (t, out) if best[i] is None or t < best[i][0] else best[i]
+            calls[i] = max(calls[i], min(21, int(min_round / max(t, 1e-6))) | 1)
     return best
 
 
@@ -127,7 +131,7 @@ def main():
     ap.add_argument("--batch-sizes", default="0:20", help="log2 range LO:HI, or B1,B2,...")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3,
-                    help="alternating rounds of timing; each side keeps its fastest run")
+                    help="alternating rounds of timing; each side keeps its fastest round")
     args = ap.parse_args()
     if ":" in args.batch_sizes:
         lo, hi = (int(v) for v in args.batch_sizes.split(":"))

@@ -75,14 +75,16 @@ def every_point_floor(x: np.ndarray) -> np.ndarray:
     return worst
 
 
-def b_crit_floor(sizes: list[int], x: np.ndarray) -> tuple[list[float], list[float]]:
-    """(B_r per seed, its ratio to the median of the other seeds' B_r) (docstring)."""
-    b_crit = [float(estimate(sizes, row).values["mccandlish"]) for row in x]
+def b_crit_floor(sizes: list[int], x: np.ndarray) -> tuple[list, list]:
+    """(B_r per seed, its ratio to the median of the other seeds' B_r) (docstring); None where
+    B_r, or every other seed's, is not determined (`nqm.critical.estimate`)."""
+    b_crit = [estimate(sizes, row).values["mccandlish"] for row in x]
     ratios = []
     for r, b in enumerate(b_crit):
-        m = float(np.median(np.delete(b_crit, r)))
-        ratios.append(max(m / b, b / m))
-    return b_crit, ratios
+        others = [v for j, v in enumerate(b_crit) if j != r and v is not None]
+        m = float(np.median(others)) if others else None
+        ratios.append(None if b is None or m is None else max(m / b, b / m))
+    return [None if b is None else float(b) for b in b_crit], ratios
 
 
 def null_scores(sizes: list[int], x: np.ndarray, dirs: list[Path]) -> tuple[list, list]:
@@ -153,7 +155,7 @@ def main(argv=None) -> None:
     floors = np.concatenate([r["every_point_floor"] for r in report.values()])
     own = np.concatenate([r["null_own"] for r in report.values()])
     truth = np.concatenate([r["null_vs_others"] for r in report.values()])
-    b_floor = np.concatenate([r["b_crit_floor"] for r in report.values()])
+    b_floor = np.array([v for r in report.values() for v in r["b_crit_floor"] if v is not None])
     report["_all"] = {"every_point_floor_median": float(np.median(floors)),
                       "b_crit_floor_within_2": float(np.mean(b_floor <= 2.0)),
                       "every_point_floor_within_1.3": float(np.mean(floors <= 1.3)),

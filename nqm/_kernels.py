@@ -877,15 +877,205 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, rn
     return mean, np.sqrt(var / max(n_runs - 1, 1))
 
 
+# ---------------------------------------------------------------- the tuner's local search
+# Every Nelder-Mead search of one batch size for a 2 x 2 state map with a constant learning
+# rate (momentum, Nesterov, SGD + EMA: two search coordinates) in one call, with no Python
+# between the evaluated points: `nqm.simplex.nelder_mead` (scipy's Nelder-Mead with bounds,
+# the same points in the same order) on the objective of `nqm.tuning._Objective`, written out:
+#
+#     c = (z_lr, z_x)                        the clipped coordinates (the cache key)
+#     beta = 1 - e^z_x,  gamma = -1          momentum (kind 0) and Nesterov (kind 1)
+#     beta = 0,          gamma = 1 - e^z_x   SGD + EMA (kind 2)
+#     lr = e^z_lr * X(kind, beta) / h_scale  X = 2 (1 + beta), 2 (1 + beta) / (1 + 2 beta), 2
+#     (status, v) = surrogate_pair(...)      bracketed up to k_above = (e^above - 1)(1 + margin)
+#     value = v                              status 0 (the crossing)
+#           = M (1 + min(max(log(e^v T) - log T, 0), 50))   status 1 (`tuning.unreached_score`)
+#           = +inf                           status 2 (known to exceed the caller's `above`)
+#     objective = log(1 + value)
+#
+# Every float operation is the one the Python code performs, so the answer is the same bit for
+# bit (tested against `nqm.tuning`'s Python path).  `problem` is the tuple (kind, h_scale, u, w,
+# wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe, max_bracket, overshoot,
+# max_log_step, rel_width, target, margin).  It lives in this module so that numba's cache,
+# which watches only the file of the function it compiles, recompiles it with the kernels it
+# calls.
+
+NM_RHO, NM_CHI, NM_PSI, NM_SIGMA = 1.0, 2.0, 0.5, 0.5
+UNREACHED_CAP = 50.0    # `nqm.tuning.unreached_score`'s cap on the excess log loss
+
+
+@njit(cache=True, inline="always")
+def _clip(v, lo, hi):
+    """`nqm.simplex._clip`: np.clip of one number."""
+    v = v if v > lo or v != v else lo
+    return v if v < hi or v != v else hi
+
+
+@njit(cache=True)
+def _sort_simplex(sim, fsim):
+    """Vertices and values sorted by value, stably, NaNs last (numpy's order:
+    `nqm.simplex._sorted`)."""
+    for i in range(1, fsim.size):
+        j = i
+        while j > 0 and (fsim[j] < fsim[j - 1] or (fsim[j - 1] != fsim[j - 1]
+                                                  and fsim[j] == fsim[j])):
+            fsim[j], fsim[j - 1] = fsim[j - 1], fsim[j]
+            for c in range(sim.shape[1]):
+                sim[j, c], sim[j - 1, c] = sim[j - 1, c], sim[j, c]
+            j -= 1
+
+
+@njit(cache=True, nogil=True)
+def _search_value(x0, x1, above, known, count, problem):
+    """The objective at clipped coordinates (x0, x1) (section comment); values are remembered
+    in `known` (rows (x0, x1, value), `count[0]` of them)."""
+    (kind, h_scale, u, w, wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe,
+     max_bracket, overshoot, max_log_step, rel_width, target, margin) = problem
+    for i in range(count[0] - 1, -1, -1):          # the most recent first
+        if known[i, 0] == x0 and known[i, 1] == x1:
+            return math.log1p(known[i, 2])
+    k_above = math.expm1(above) * (1.0 + margin) if 0.0 <= above < math.inf else math.inf
+    if kind == 2:
+        beta = 0.0
+        gamma = 1.0 - math.exp(x1)
+        factor = 2.0
+    else:
+        beta = 1.0 - math.exp(x1)
+        gamma = -1.0
+        factor = 2.0 * (1.0 + beta) if kind == 0 else 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta)
+    lr = math.exp(x0) * (factor / h_scale)
+    status, v = surrogate_pair(u, w, kind == 1, beta, gamma, lr, wdet, wn, inv_b, log_target,
+                               log_l0, hint, k_max, probe, max_bracket, overshoot,
+                               max_log_step, rel_width, k_above)
+    if status == 2:
+        return math.inf
+    if status == 1:
+        loss = math.exp(v) * target
+        excess = math.log(loss) - log_target if loss > 0 else UNREACHED_CAP
+        excess = 0.0 if 0.0 > excess else excess
+        v = k_max * (1.0 + (UNREACHED_CAP if UNREACHED_CAP < excess else excess))
+    if count[0] < known.shape[0]:
+        known[count[0], 0], known[count[0], 1], known[count[0], 2] = x0, x1, v
+        count[0] += 1
+    return math.log1p(v)
+
+
+@njit(cache=True, nogil=True)
+def _simplex_step(sim, fsim, xbar, lo, hi, left, known, count, problem):
+    """One Nelder-Mead step on the sorted simplex, in place (`nqm.simplex.nelder_mead`);
+    returns the evaluations `left` of the budget.  Every trial point is clip(a xbar - c s) with
+    (a, c) = (2, 1) reflection, (3, 2) expansion, (3/2, 1/2) contraction, (1/2, -1/2) inside
+    contraction (the same floats as (1 - psi) xbar + psi s), evaluated at one call site to keep
+    the compiled code small.  Where the budget runs out the step ends before the evaluation,
+    as the Python code's does."""
+    n = sim.shape[1]
+    for c in range(n):
+        xbar[c] = sim[0, c]
+    for j in range(1, n):
+        for c in range(n):
+            xbar[c] = xbar[c] + sim[j, c]
+    for c in range(n):
+        xbar[c] = xbar[c] / n
+    a, b, above, stage = 1.0 + NM_RHO, NM_RHO, fsim[n], 0
+    xr0 = xr1 = fxr = 0.0
+    while True:
+        x0 = _clip(a * xbar[0] - b * sim[n, 0], lo[0], hi[0])
+        x1 = _clip(a * xbar[1] - b * sim[n, 1], lo[1], hi[1])
+        if left <= 0:
+            return left
+        left -= 1
+        fx = _search_value(x0, x1, above, known, count, problem)
+        if stage == 0:                                   # reflection
+            xr0, xr1, fxr = x0, x1, fx
+            if fxr < fsim[0]:
+                a, b, above, stage = 1.0 + NM_RHO * NM_CHI, NM_RHO * NM_CHI, fxr, 1
+            elif fxr < fsim[n - 1]:
+                sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
+                return left
+            elif fxr < fsim[n]:
+                a, b, above, stage = 1.0 + NM_PSI * NM_RHO, NM_PSI * NM_RHO, fxr, 2
+            else:
+                a, b, above, stage = 1.0 - NM_PSI, -NM_PSI, fsim[n], 3
+            continue
+        if stage == 1:                                   # expansion
+            if fx < fxr:
+                sim[n, 0], sim[n, 1], fsim[n] = x0, x1, fx
+            else:
+                sim[n, 0], sim[n, 1], fsim[n] = xr0, xr1, fxr
+            return left
+        if (fx <= fxr) if stage == 2 else (fx < fsim[n]):      # the contraction holds
+            sim[n, 0], sim[n, 1], fsim[n] = x0, x1, fx
+            return left
+        break
+    for j in range(1, n + 1):                            # shrink towards the best vertex
+        for c in range(n):
+            sim[j, c] = _clip(sim[0, c] + NM_SIGMA * (sim[j, c] - sim[0, c]), lo[c], hi[c])
+        if left <= 0:
+            return left
+        left -= 1
+        fsim[j] = _search_value(sim[j, 0], sim[j, 1], math.inf, known, count, problem)
+    return left
+
+
+@njit(cache=True, nogil=True)
+def _simplex_search(sim, lo, hi, xatol, fatol, maxfev, known, count, problem):
+    """Nelder-Mead from the initial simplex `sim` (3 x 2, in place): (best vertex, its value);
+    a vertex above an upper bound is first reflected into the box."""
+    n = sim.shape[1]
+    fsim = np.full(n + 1, np.inf)
+    xbar = np.empty(n)
+    for j in range(n + 1):
+        for c in range(n):
+            v = sim[j, c]
+            sim[j, c] = _clip(2 * hi[c] - v if v > hi[c] else v, lo[c], hi[c])
+    left = maxfev                                        # evaluations left
+    for j in range(n + 1):
+        if left <= 0:
+            break
+        left -= 1
+        fsim[j] = _search_value(sim[j, 0], sim[j, 1], math.inf, known, count, problem)
+    _sort_simplex(sim, fsim)
+    while left > 0:
+        done = True
+        for j in range(1, n + 1):
+            for c in range(n):
+                done = done and abs(sim[j, c] - sim[0, c]) <= xatol
+            done = done and abs(fsim[0] - fsim[j]) <= fatol
+        if done:
+            break
+        left = _simplex_step(sim, fsim, xbar, lo, hi, left, known, count, problem)
+        _sort_simplex(sim, fsim)
+    low = fsim[0]                                        # np.min: a NaN wins
+    for j in range(n + 1):
+        if fsim[j] != fsim[j] or (low == low and fsim[j] < low):
+            low = fsim[j]
+    return sim[0].copy(), low
+
+
+@njit(cache=True, nogil=True)
+def local_searches_pair(simplexes, lo, hi, xatol, fatol, maxfev, problem):
+    """Nelder-Mead from each initial simplex `simplexes[s]` (3 x 2) within [lo, hi] on the
+    objective of this section's comment: (best vertices (s, 2), their values (s,)), each search
+    stopping when every |x_j - x_0| <= xatol and |f_0 - f_j| <= fatol, or after `maxfev`
+    evaluations.  One memory of values serves all searches."""
+    m = simplexes.shape[0]
+    known = np.empty((m * maxfev, 3))
+    count = np.zeros(1, dtype=np.int64)
+    best = np.empty((m, 2))
+    vals = np.empty(m)
+    for s in range(m):
+        best[s], vals[s] = _simplex_search(simplexes[s].copy(), lo, hi, xatol, fatol, maxfev,
+                                           known, count, problem)
+    return best, vals
+
+
 def cache_is_warm(state_size: int = 1) -> bool:
     """Whether the kernels a tuning with this state size uses (1: SGD, 2: momentum, Nesterov
     or SGD + EMA, 3: momentum + EMA; a richer optimizer tunes SGD first) are compiled and
     cached on disk for this source (numba's cache index matches the source file); True when
     that cannot be told."""
-    # a 2 x 2 map's local searches run in `nqm._search_kernels`; momentum + EMA tunes
+    # a 2 x 2 map's local searches run in `local_searches_pair`; momentum + EMA tunes
     # momentum first
-    from nqm._search_kernels import local_searches_pair
-
     builds = {2: (build_modes_pair, local_searches_pair),
               3: (build_modes_momentum_ema, build_modes_pair, local_searches_pair)
               }.get(state_size, ())

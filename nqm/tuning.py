@@ -213,7 +213,11 @@ class _Problem:
         if status == 2:
             return None
         if status:
-            return self.penalty(math.exp(value) * self.target)
+            try:
+                excess = math.exp(value)
+            except OverflowError:        # inf, as numba's exp gives in the compiled search
+                excess = math.inf
+            return self.penalty(excess * self.target)
         return value
 
     def surrogate_at(self, c: tuple[float, ...], batch_size: float, hint: float,
@@ -223,7 +227,8 @@ class _Problem:
         from the scalars to the crossing (`nqm._kernels.surrogate_pair`: bit for bit
         `Modes.build` then `surrogate_crossing`), SGD the two kernels `Modes.build` and
         `surrogate_closed` would call, with no configuration or modes object in between;
-        momentum + EMA goes through `Modes`."""
+        momentum + EMA goes through `Modes`.  (The tuner's local searches of a 2 x 2 map run
+        compiled, `compiled_searches`; its Python path here is their oracle.)"""
         if not (self.pair or self.sgd):
             return self.surrogate_closed(self.modes(self.config(c)[0]), batch_size, hint,
                                          k_above)
@@ -662,7 +667,7 @@ def _refine_closed(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
     z, k = None, None
     for _ in range(MAX_WIDENINGS + 1):
         objective = _Objective(problem, b, hint=hint, best=best_val, reached=(np.inf, None))
-        optima = _local_searches(problem, objective, starts, spacing, fatol, b)
+        optima = _local_searches(problem, objective, starts, spacing, fatol)
         optima.sort(key=lambda o: o[1])
         for zc, val in optima + [(z0, None) for z0 in starts[-1:]]:
             zc = np.clip(zc, problem.bounds[:, 0], problem.bounds[:, 1])
@@ -777,25 +782,32 @@ def _refine_schedule(problem: _Problem, grid: np.ndarray, spacing: np.ndarray,
 
 
 def _local_searches(problem: _Problem, objective: _Objective, starts: list[np.ndarray],
-                    spacing: np.ndarray, fatol: float, b: float) -> list[tuple[np.ndarray, float]]:
+                    spacing: np.ndarray, fatol: float) -> list[tuple[np.ndarray, float]]:
     """`_local_search` from every start.  A 2 x 2 state map with a constant learning rate
     (two coordinates: momentum, Nesterov, SGD + EMA) runs all its searches in one compiled call
-    (`nqm._search_kernels.local_searches_pair`: bit for bit the Python searches on
-    `objective`)."""
+    (`compiled_searches`), bit for bit the Python searches on `objective`, which stay its
+    oracle (`USE_SEARCH_KERNEL = False`)."""
     if not (USE_SEARCH_KERNEL and problem.pair and problem.closed and len(problem.names) == 2
             and problem.initial_loss > problem.target):
         return [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
-    from nqm._search_kernels import local_searches_pair
+    simplexes = np.array([_initial_simplex(problem, z0, spacing) for z0 in starts])
+    return compiled_searches(problem, objective, simplexes, fatol, SIMPLEX_FEV * 2)
 
+
+def compiled_searches(problem: _Problem, objective: _Objective, simplexes: np.ndarray,
+                      fatol: float, maxfev: int) -> list[tuple[np.ndarray, float]]:
+    """(z, steps) of `nqm.simplex.nelder_mead` on `objective` from each initial simplex, by
+    `nqm._kernels.local_searches_pair` (a 2 x 2 map, two coordinates, constant learning rate;
+    the kernel keeps its own memory of values, not `objective.known`)."""
     u, w = problem.parts.powers
-    best, vals = local_searches_pair(
-        np.array([_initial_simplex(problem, z0, spacing) for z0 in starts], dtype=np.float64),
-        problem.bounds[:, 0].copy(), problem.bounds[:, 1].copy(), SIMPLEX_XATOL, fatol,
-        2 * SIMPLEX_FEV,
-        {"momentum": 0, "nesterov": 1, "sgd": 2}[problem.kind], problem.h_scale, u, w,
-        problem.parts.wdet, problem.parts.wn, 1.0 / b, problem.log_target, problem.log_initial,
-        float(objective.hint), int(problem.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT,
-        MAX_LOG_STEP, REL_WIDTH, problem.target)
+    setup = ({"momentum": 0, "nesterov": 1, "sgd": 2}[problem.kind], problem.h_scale, u, w,
+             problem.parts.wdet, problem.parts.wn, 1.0 / objective.batch_size,
+             problem.log_target, problem.log_initial, float(objective.hint),
+             int(problem.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP,
+             REL_WIDTH, problem.target, ABOVE_MARGIN)
+    best, vals = _kernels.local_searches_pair(
+        np.asarray(simplexes, dtype=np.float64), problem.bounds[:, 0].copy(),
+        problem.bounds[:, 1].copy(), SIMPLEX_XATOL, fatol, int(maxfev), setup)
     return [(z, math.expm1(v)) for z, v in zip(best, vals.tolist())]
 
 
