@@ -116,7 +116,7 @@ class CalibrateConfig:
         if self.path is not None:
             from nqm.path_model import PathModel
 
-            return PathModel(self.path, kind, precond, max_steps, threads=self.threads)
+            return PathModel(self.path, kind, precond, max_steps)
         if self.noise_line is None:
             return _Model(spectrum, kind, precond, max_steps, self.threads, passage)
         from nqm.loss_model import LossFollowingModel

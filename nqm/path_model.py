@@ -39,8 +39,7 @@ from nqm.errors import NQMInputError
 from nqm.optimizer import OptimizerConfig, stability_factor
 from nqm.path import LossPath
 from nqm.search_space import SearchSpace
-from nqm.threads import choose_threads, thread_map
-from nqm.tuning import SEARCH_WORK, unreached_score
+from nqm.tuning import unreached_score
 
 KINDS = ("sgd", "momentum")
 LOCAL_TOL = (1e-3, 1e-3)     # Nelder-Mead's xatol (log coordinates) and fatol (steps)
@@ -106,7 +105,7 @@ class PathModel:
     """Tuned steps of one optimizer on the path with (f, kappa), memoised per batch size."""
 
     def __init__(self, path: LossPath, kind: str, precond: float, max_steps: int,
-                 space: SearchSpace | None = None, threads: int | None = None):
+                 space: SearchSpace | None = None):
         if kind not in KINDS:
             raise NQMInputError(f"the path model has sgd and heavy-ball momentum (with H^-p "
                                 f"preconditioning) only, not '{kind}'")
@@ -121,8 +120,6 @@ class PathModel:
         if kind == "momentum":
             bounds.append(np.log(self.space.one_minus_momentum))
         self.bounds = np.array(bounds, dtype=np.float64)
-        rows = sum(s.spectrum.n_rows for s in path.segments)
-        self.threads = choose_threads(threads, rows * (SEARCH_WORK if kind == "momentum" else 1))
         self._memo: dict = {}
 
     def config(self, z) -> OptimizerConfig:
@@ -141,15 +138,13 @@ class PathModel:
                 np.array([ax[1] - ax[0] for ax in axes]))
 
     def tune(self, fraction: float, kappa: float, batch_sizes) -> list[PathPoint]:
-        """Every batch size tuned at (f, kappa) (module docstring); grid points and batch
-        sizes run in `self.threads` threads (the result is the same for any count)."""
+        """Every batch size tuned at (f, kappa) (module docstring)."""
         run = _Run(self, fraction, kappa)
         bs = np.asarray(sorted({int(b) for b in batch_sizes}), dtype=np.int64)
         grid, spacing = self.grid()
-        ks = list(thread_map(lambda z: run.crossings(z, bs), grid, self.threads))
-
-        def refine(i):
-            b = bs[i]
+        ks = [run.crossings(z, bs) for z in grid]
+        out = []
+        for i, b in enumerate(bs):
             scores = np.array([_integer(k[:, i]) for k in ks])
             best = int(np.argmin(scores))
             z, k = grid[best], ks[best][:, i]
@@ -158,9 +153,8 @@ class PathModel:
                 k1 = run.crossings(z1, np.array([b]))[:, 0]
                 if _integer(k1) < _integer(k):
                     z, k = z1, k1
-            return self._point(int(b), z, k)
-
-        return list(thread_map(refine, range(bs.size), self.threads))
+            out.append(self._point(int(b), z, k))
+        return out
 
     def _local(self, run: _Run, z0: np.ndarray, spacing: np.ndarray, b: float) -> np.ndarray:
         """Nelder-Mead on the interpolated crossings from z0 (module docstring)."""

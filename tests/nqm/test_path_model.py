@@ -81,14 +81,6 @@ def test_two_segments_step_like_the_plain_recurrence(kind, lr, beta):
         assert got == want and min(want) > 0
 
 
-@pytest.mark.parametrize("kind", ["sgd", "momentum"])
-def test_threads_do_not_change_the_tuned_chain(kind):
-    path = LossPath((Segment(_small(1), 0.3, "a", 0), Segment(_small(2), None, "b", 10)))
-    one, two = (PathModel(path, kind, 0.0, 4000, threads=t).tune(0.2, 0.5, [1, 8, 64, 512])
-                for t in (1, 2))
-    assert one == two and all(p.reached for p in one)
-
-
 def _sgd_steps(path, targets, lr, b, kappa, n=3000):
     """SGD's chain by the per-direction recurrence s <- (1 - lr h)^2 s + lr^2 kappa c / B."""
     out = []
