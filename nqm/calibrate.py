@@ -73,7 +73,9 @@ class CalibrateConfig:
     that follows the loss, kappa c (L + l_noise) / (L_ref + l_noise) (`nqm.loss_model`).
     path: None for the one quadratic of the spectrum; a `nqm.path.LossPath` for the chain of
     quadratics along the reference run (`nqm.path_model`; the spectrum then only names the
-    workload and the reference point).
+    workload and the reference point).  threads: the single quadratic's tuner threads
+    (`nqm.tuning.tune`); the path model runs on one, since its search is Python holding the
+    GIL (two threads measured no faster).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
