@@ -889,19 +889,18 @@ def monte_carlo(h, sd_noise, sd0, wl, step_w, kind, beta, gamma, lrs, n_runs, rn
 #     lr = e^z_lr * X(kind, beta) / h_scale  X = 2 (1 + beta), 2 (1 + beta) / (1 + 2 beta), 2
 #     (status, v) = surrogate_pair(...)      bracketed up to k_above = (e^above - 1)(1 + margin)
 #     value = v                              status 0 (the crossing)
-#           = M (1 + min(max(log(e^v T) - log T, 0), 50))   status 1 (`tuning.unreached_score`)
+#           = M (1 + min(max(log(e^v T) - log T, 0), cap))  status 1 (`tuning.unreached_score`)
 #           = +inf                           status 2 (known to exceed the caller's `above`)
 #     objective = log(1 + value)
 #
 # Every float operation is the one the Python code performs, so the answer is the same bit for
 # bit (tested against `nqm.tuning`'s Python path).  `problem` is the tuple (kind, h_scale, u, w,
 # wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe, max_bracket, overshoot,
-# max_log_step, rel_width, target, margin).  It lives in this module so that numba's cache,
+# max_log_step, rel_width, target, margin, cap).  It lives in this module so that numba's cache,
 # which watches only the file of the function it compiles, recompiles it with the kernels it
 # calls.
 
 NM_RHO, NM_CHI, NM_PSI, NM_SIGMA = 1.0, 2.0, 0.5, 0.5
-UNREACHED_CAP = 50.0    # `nqm.tuning.unreached_score`'s cap on the excess log loss
 
 
 @njit(cache=True, inline="always")
@@ -930,7 +929,7 @@ def _search_value(x0, x1, above, known, count, problem):
     """The objective at clipped coordinates (x0, x1) (section comment); values are remembered
     in `known` (rows (x0, x1, value), `count[0]` of them)."""
     (kind, h_scale, u, w, wdet, wn, inv_b, log_target, log_l0, hint, k_max, probe,
-     max_bracket, overshoot, max_log_step, rel_width, target, margin) = problem
+     max_bracket, overshoot, max_log_step, rel_width, target, margin, cap) = problem
     for i in range(count[0] - 1, -1, -1):          # the most recent first
         if known[i, 0] == x0 and known[i, 1] == x1:
             return math.log1p(known[i, 2])
@@ -951,9 +950,9 @@ def _search_value(x0, x1, above, known, count, problem):
         return math.inf
     if status == 1:
         loss = math.exp(v) * target
-        excess = math.log(loss) - log_target if loss > 0 else UNREACHED_CAP
+        excess = math.log(loss) - log_target if loss > 0 else cap
         excess = 0.0 if 0.0 > excess else excess
-        v = k_max * (1.0 + (UNREACHED_CAP if UNREACHED_CAP < excess else excess))
+        v = k_max * (1.0 + (cap if cap < excess else excess))
     if count[0] < known.shape[0]:
         known[count[0], 0], known[count[0], 1], known[count[0], 2] = x0, x1, v
         count[0] += 1

@@ -73,6 +73,7 @@ DESCENT_MIN = 2e-3      # ... and stops below this step in log coordinates (0.2%
 MAX_WIDENINGS = 4       # a binding bound is widened at most this many times
 SIMPLEX_XATOL = 0.05    # Nelder-Mead stops when its vertices lie this close in every coordinate
 SIMPLEX_FEV = 100       # ... or after this many evaluations per coordinate
+UNREACHED_CAP = 50.0    # `unreached_score`'s cap on the excess log loss
 USE_SEARCH_KERNEL = True  # False: the Python local search everywhere (the kernel's oracle)
 SEARCH_WORK = 3         # a search in two or more coordinates (Nelder-Mead, pattern search) makes
                         # about ten times the kernel calls of a one-dimensional one per batch size:
@@ -442,8 +443,8 @@ def unreached_score(max_steps: int, loss_at_budget: float, log_target: float) ->
     """The surrogate of a target not reached within `max_steps`:
     max_steps * (1 + log(L(max_steps) / target)), the excess clipped to [0, 50], so that a
     search is pulled toward reaching the target."""
-    excess = math.log(loss_at_budget) - log_target if loss_at_budget > 0 else 50.0
-    return max_steps * (1.0 + min(max(excess, 0.0), 50.0))
+    excess = math.log(loss_at_budget) - log_target if loss_at_budget > 0 else UNREACHED_CAP
+    return max_steps * (1.0 + min(max(excess, 0.0), UNREACHED_CAP))
 
 
 def tune(spectrum: Spectrum, kind: str, batch_sizes, target: float, precond: float = 0.0,
@@ -791,7 +792,8 @@ def _local_searches(problem: _Problem, objective: _Objective, starts: list[np.nd
             and problem.initial_loss > problem.target):
         return [_local_search(problem, objective, z0, spacing, fatol) for z0 in starts]
     simplexes = np.array([_initial_simplex(problem, z0, spacing) for z0 in starts])
-    return compiled_searches(problem, objective, simplexes, fatol, SIMPLEX_FEV * 2)
+    return compiled_searches(problem, objective, simplexes, fatol,
+                             SIMPLEX_FEV * len(problem.names))
 
 
 def compiled_searches(problem: _Problem, objective: _Objective, simplexes: np.ndarray,
@@ -804,7 +806,7 @@ def compiled_searches(problem: _Problem, objective: _Objective, simplexes: np.nd
              problem.parts.wdet, problem.parts.wn, 1.0 / objective.batch_size,
              problem.log_target, problem.log_initial, float(objective.hint),
              int(problem.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP,
-             REL_WIDTH, problem.target, ABOVE_MARGIN)
+             REL_WIDTH, problem.target, ABOVE_MARGIN, UNREACHED_CAP)
     best, vals = _kernels.local_searches_pair(
         np.asarray(simplexes, dtype=np.float64), problem.bounds[:, 0].copy(),
         problem.bounds[:, 1].copy(), SIMPLEX_XATOL, fatol, int(maxfev), setup)
