@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from figures.stability_ratio import main, ratios
+from figures.stability_ratio import lr_runs, main, ratios
 from nqm.spectrum import Spectrum
 
 
@@ -43,3 +43,17 @@ def test_nothing_to_compare_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="no workload has both"):
         main(["--measure", str(tmp_path), "--sweeps", str(tmp_path),
               "--out", str(tmp_path / "out.json")])
+
+
+def test_lr_runs_report_each_runs_curvature_against_its_own_limit(tmp_path):
+    run = tmp_path / "runs/w-sgd-b8"
+    run.mkdir(parents=True)
+    (run / "measure_config.json").write_text(json.dumps(
+        {"optimizer": "sgd", "lr": 0.5, "train_batch_size": 8}))
+    (run / "measure.json").write_text(json.dumps(
+        {"top_eigenvalues": [3.0, 1.0], "step": 40, "train_loss": 0.2}))
+    runs = lr_runs(tmp_path / "runs")
+    assert runs == {"w-sgd-b8": {"optimizer": "sgd", "lr": 0.5, "batch_size": 8, "step": 40,
+                                 "train_loss": 0.2, "h_max": 3.0, "ratio": 0.75}}
+    with pytest.raises(SystemExit, match="no measurement"):
+        main(["--lr-runs", str(tmp_path / "none"), "--out", str(tmp_path / "out.json")])
