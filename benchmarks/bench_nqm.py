@@ -115,6 +115,7 @@ def fastest(runs, repeats: int, min_round: float = 0.25):
                 times.append(time.perf_counter() - t0)
             t = float(np.median(times))
             best[i] = (t, out) if best[i] is None or t < best[i][0] else best[i]
+            # an odd count, so that the median is one run's time
             calls[i] = max(calls[i], min(21, int(min_round / max(t, 1e-6))) | 1)
     return best
 
