@@ -55,6 +55,7 @@ def lr_runs(directory: Path) -> dict:
 
 
 def main(argv=None) -> None:
+    """Print the ratios of every workload (and of the runs under --lr-runs); write --out."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measure", type=Path, default=ROOT / "figures" / "measure")
     ap.add_argument("--sweeps", type=Path, default=ROOT / "figures" / "sweeps")
