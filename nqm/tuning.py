@@ -204,9 +204,13 @@ class _Problem:
             return 0.0
         return self._surrogate_value(*_kernels.surrogate_crossing(
             modes.logabs, modes.kernel_arg, modes.g, modes.q, modes.inv1m, modes.wdet, modes.wn,
-            modes.scratch(), 1.0 / batch_size,
-            self.log_target, self.log_initial, float(hint), int(self.max_steps),
-            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
+            modes.scratch(), 1.0 / batch_size, *self.crossing_search(hint), k_above))
+
+    def crossing_search(self, hint: float) -> tuple:
+        """The crossing kernels' arguments after 1 / B and before k_above (`surrogate_closed`):
+        log target, log initial loss, hint, step budget and the bracketing constants."""
+        return (self.log_target, self.log_initial, float(hint), int(self.max_steps), PROBE,
+                MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH)
 
     def _surrogate_value(self, status: int, value: float) -> float | None:
         """The surrogate from a crossing kernel's (status, value): 0 the crossing, 1 not
@@ -241,14 +245,11 @@ class _Problem:
             logabs, _arg, g, q, inv1m, _realpos, _radius = _kernels.build_modes_sgd(u, w, lr)
             return self._surrogate_value(*_kernels.surrogate_crossing(
                 logabs, None, g, q, inv1m, self.parts.wdet, self.parts.wn, None,
-                1.0 / batch_size, self.log_target, self.log_initial, float(hint),
-                int(self.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP,
-                REL_WIDTH, k_above))
+                1.0 / batch_size, *self.crossing_search(hint), k_above))
         return self._surrogate_value(*_kernels.surrogate_pair(
             u, w, self.kind == "nesterov", beta, -1.0 if gamma is None else gamma, lr,
-            self.parts.wdet, self.parts.wn, 1.0 / batch_size, self.log_target,
-            self.log_initial, float(hint), int(self.max_steps),
-            PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP, REL_WIDTH, k_above))
+            self.parts.wdet, self.parts.wn, 1.0 / batch_size, *self.crossing_search(hint),
+            k_above))
 
     def ladder_scores(self, ks: np.ndarray, D: np.ndarray, N: np.ndarray,
                       bs: np.ndarray) -> list[float]:
@@ -804,9 +805,8 @@ def compiled_searches(problem: _Problem, objective: _Objective, simplexes: np.nd
     u, w = problem.parts.powers
     setup = ({"momentum": 0, "nesterov": 1, "sgd": 2}[problem.kind], problem.h_scale, u, w,
              problem.parts.wdet, problem.parts.wn, 1.0 / objective.batch_size,
-             problem.log_target, problem.log_initial, float(objective.hint),
-             int(problem.max_steps), PROBE, MAX_BRACKET_STEPS, OVERSHOOT, MAX_LOG_STEP,
-             REL_WIDTH, problem.target, ABOVE_MARGIN, UNREACHED_CAP)
+             *problem.crossing_search(objective.hint), problem.target, ABOVE_MARGIN,
+             UNREACHED_CAP)
     best, vals = _kernels.local_searches_pair(
         np.asarray(simplexes, dtype=np.float64), problem.bounds[:, 0].copy(),
         problem.bounds[:, 1].copy(), SIMPLEX_XATOL, fatol, int(maxfev), setup)
