@@ -603,11 +603,16 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
           "the checkpoints of --checkpoints (sgd, momentum and precond stand-ins only).")
 @opt("--checkpoints", type=FILE, default=None,
      help="measure.json of the reference run (default: the one beside --spectrum).")
+@opt("--noise-scale", "noise_scale", type=click.Choice(["measured", "loss-matched"]),
+     default="measured", show_default=True,
+     help="kappa where it is not fitted (--fit-on with one batch size, or none): measured = 1; "
+          "loss-matched = L0 / (l_0 - l_floor), the measured noise in the quadratic's loss "
+          "units (needs the spectrum's train_loss_init).")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path, csv_path,
               plot_path, noise_log, prediction, quantile, slow_row, slow_row_factor, noise_model,
-              checkpoints, threads):
+              checkpoints, noise_scale, threads):
     """Fit the NQM of a measured spectrum to a measured sweep (target fraction, noise scale),
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
@@ -658,7 +663,7 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     config = CalibrateConfig(fit_on=parse_fit_on(fit_on),
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads,
                              predict=prediction, quantile=quantile, noise_line=line,
-                             path=path)
+                             path=path, noise_scale=noise_scale)
     _compile_notice("momentum" if any(config.nqm_optimizer(s.optimizer)[0] in
                                       ("momentum", "nesterov") for s in (sweep, *others))
                     else "sgd")

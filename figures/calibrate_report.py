@@ -31,6 +31,14 @@ def path_line(record: dict) -> list[str]:
             + ", ".join(parts + [f"{segs[-1]['label']} (r = f, fitted)"])]
 
 
+def _scale_rule(fitted: dict) -> str:
+    """Where kappa came from when it was not fitted and not 1 (the loss-matched noise scale)."""
+    rule = fitted.get("noise_scale_rule")
+    if rule is None or rule["kappa0"] is None:
+        return ""
+    return " (loss-matched: L0 / (l_0 - l_floor), the measured noise in NQM loss units)"
+
+
 def calibrate_lines(record: dict) -> list[str]:
     """The table printed by `nqm calibrate`: per batch size measured, NQM and null steps and
     the tuned learning rates; then the fitted scalars, critical batch sizes and the verdict."""
@@ -42,7 +50,8 @@ def calibrate_lines(record: dict) -> list[str]:
            f"fitted on B = {', '.join(map(str, record['fit_on'])) or 'none'}: target fraction "
            f"f = {_g(f['target_fraction'])} (train-loss rule {_g(f['target_fraction_rule'])}), "
            f"noise scale kappa = {_g(f['noise_scale'])}"
-           + (f"  [{'; '.join(f['at_bound'])}]" if f["at_bound"] else ""),
+           + (f"  [{'; '.join(f['at_bound'])}]" if f["at_bound"] else "")
+           + _scale_rule(f),
            *([f"NQM predicts what the sweep measures: the best of {record['prediction']['trials']}"
               f" trials' first evaluated crossing (quantile "
               f"{record['prediction']['quantile']:.3g} of one run's loss)"]

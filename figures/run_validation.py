@@ -26,6 +26,8 @@ kappa c (L + l_noise) / (L_ref + l_noise), l_noise from the noise line through t
 measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy scan.
 --noise constant-coupled: the constant noise through that model's tuner (l_noise = inf), to
 separate the noise model from the tuner.
+With --noise-scale loss-matched the one-run and zero-run modes take kappa = L0 / (l_0 - l_floor),
+the measured noise in the quadratic's loss units (`nqm.noise_units`), instead of kappa = 1.
 With --path DIR every mode uses the path model (`nqm.path_model`): the quadratics measured at
 the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained along the
 reference run, f the last segment's fraction (its zero-run value the train-loss rule between
@@ -61,11 +63,16 @@ PROXY_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROXY_FIT_ON = ("linreg", "logreg-digits")
 
 
+def _points(workload: str, spectra: Path) -> dict:
+    """The reference measurement's checkpoints by label (init, target, step-N)."""
+    m = json.loads((spectra / workload / "measure.json").read_text())
+    return {p["label"]: p for p in m["along_training"]}
+
+
 def f_rule(workload: str, spectra: Path) -> float | None:
     """The train-loss rule from the reference measurement's train losses (init, target); None
     (no zero-run) with a one-line note when the measurement lacks either point."""
-    m = json.loads((spectra / workload / "measure.json").read_text())
-    pts = {p["label"]: p for p in m["along_training"]}
+    pts = _points(workload, spectra)
     missing = [k for k in ("init", "target") if k not in pts]
     if missing:
         print(f"{workload}: measure.json has no {' or '.join(missing)} point, so no train-loss "
@@ -75,6 +82,13 @@ def f_rule(workload: str, spectra: Path) -> float | None:
                                 LOSS_FLOOR.get(workload, 0.0))
 
 
+def loss_drop(workload: str, spectra: Path) -> float | None:
+    """l_0 - l_floor of the reference measurement (its 'init' point's train loss), for the
+    loss-matched noise scale; None without that point."""
+    pts = _points(workload, spectra)
+    return pts["init"]["train_loss"] - LOSS_FLOOR.get(workload, 0.0) if "init" in pts else None
+
+
 def load_spectrum(path: Path, slow_row: float | None):
     """The spectrum at `path`; with `slow_row` = F its dropped directions as one row at
     h = F * h_floor."""
@@ -82,11 +96,12 @@ def load_spectrum(path: Path, slow_row: float | None):
 
 
 def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
-         quantile=None, line=None, path=None):
+         quantile=None, line=None, path=None, noise_scale="measured", drop=None):
     return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
                                                       predict=predict, quantile=quantile,
-                                                      noise_line=line, path=path),
-                     transfer=transfer, f_rule=rule)
+                                                      noise_line=line, path=path,
+                                                      noise_scale=noise_scale),
+                     transfer=transfer, f_rule=rule, loss_drop=drop)
 
 
 def noise_line(workload: str, spectra: Path, spectrum):
@@ -99,7 +114,7 @@ def noise_line(workload: str, spectra: Path, spectrum):
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
              predict: str = "expected", quantile: float | None = None,
              slow_row: float | None = None, noise: str = "constant",
-             path_dir: Path | None = None) -> dict:
+             path_dir: Path | None = None, noise_scale: str = "measured") -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     path = None
     if path_dir is not None:
@@ -114,7 +129,9 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     out = {}
     for opt, sweep in sweeps.items():
-        how = {"predict": predict, "quantile": quantile, "line": line, "path": path}
+        how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
+               "noise_scale": noise_scale,
+               "drop": None if noise_scale == "measured" else loss_drop(workload, spectra)}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
@@ -230,6 +247,8 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--noise other than constant goes with --predict expected only")
     if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
         ap.error("--path goes with the expected loss and constant noise only")
+    if args.path and args.noise_scale != "measured":
+        ap.error("--noise-scale loss-matched is defined for one quadratic, not --path")
     if args.path and not Path(args.path).is_dir():
         ap.error(f"--path {args.path}: no such directory")
     if args.out is None and Path(args.sweeps).resolve() != (ROOT / "sweeps").resolve():
@@ -247,7 +266,8 @@ def default_out(args) -> str:
     parts = (["first-passage"] if args.predict == "first-passage" else []) + \
         (["slow-row"] if args.slow_row else []) + \
         ([args.noise] if args.noise != "constant" else []) + \
-        (["path"] if getattr(args, "path", None) else [])
+        (["path"] if getattr(args, "path", None) else []) + \
+        (["loss-matched"] if getattr(args, "noise_scale", "measured") != "measured" else [])
     return "-".join(parts)
 
 
@@ -257,7 +277,7 @@ def main():
     ap.add_argument("--out", default=None,
                     help="default figures/validation for the reference run; a variant writes to "
                          "figures/validation/<variant> (first-passage, slow-row, loss-following, "
-                         "constant-coupled, path, joined by '-')")
+                         "constant-coupled, path, loss-matched, joined by '-')")
     ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
                     help="what the NQM predicts: the expected loss's crossing, or the best of "
                          "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
@@ -284,6 +304,9 @@ def main():
     ap.add_argument("--path", default=None, metavar="DIR",
                     help="the path model: DIR/W holds a `nqm measure` of several checkpoints "
                          "of the reference run (writes figures/validation/path by default)")
+    ap.add_argument("--noise-scale", choices=("measured", "loss-matched"), default="measured",
+                    help="kappa of the one-run and zero-run modes: 1, or L0 / (l_0 - l_floor) "
+                         "(nqm.noise_units)")
     ap.add_argument("--from-records", action="store_true",
                     help="no calibration: summarise the OUT/W-OPT.json records already there "
                          "(the variant options then only choose the default OUT)")
@@ -304,7 +327,8 @@ def main():
     for w in () if args.from_records else names:
         try:
             results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict,
-                                  args.quantile, slow_row, args.noise, path_dir)
+                                  args.quantile, slow_row, args.noise, path_dir,
+                                  args.noise_scale)
         except NQMInputError as exc:
             ap.error(f"{w}: {exc}")
         for opt, modes in results[w].items():

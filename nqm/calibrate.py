@@ -17,8 +17,11 @@ within F_BOUNDS and KAPPA_BOUNDS.  With two fit batch sizes B_s < B_l it has (to
 resolution of steps) a zero: S_nqm falls with f and grows with kappa, and at B_l (large B,
 little noise) mostly through f, at B_s (small B) through kappa, so alternating one-dimensional
 root finding (`fit`) solves it to LOG_TOL in log f and log kappa.
-With one fit batch size only f is fitted (kappa = 1: the measured noise).  A fitted value that
-cannot meet its point inside its bounds stays on the bound and is flagged.
+With one fit batch size only f is fitted, and kappa = kappa0: 1 (the measured noise), or with
+`CalibrateConfig.noise_scale` = "loss-matched" the measured noise in the quadratic's loss units,
+kappa0 = L0 / (ell_0 - ell_floor) (`nqm.noise_units`); the zero-run prediction (no fit) takes the
+same kappa0.  A fitted value that cannot meet its point inside its bounds stays on the bound and
+is flagged.
 
 What is predicted (`CalibrateConfig.predict`): "expected" (the default) is the first step where
 the expected loss E L(k) <= target, as everywhere in `nqm`; "first-passage" is what a sweep
@@ -48,6 +51,7 @@ from nqm.critical import estimate
 from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine
 from nqm.noise_log import NoiseLog, judge_tracked
+from nqm.noise_units import NOISE_SCALES, base_noise_scale, loss_drop_of
 from nqm.path import LossPath
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
@@ -75,7 +79,9 @@ class CalibrateConfig:
     quadratics along the reference run (`nqm.path_model`; the spectrum then only names the
     workload and the reference point).  threads: the single quadratic's tuner threads
     (`nqm.tuning.tune`); the path model runs on one, since its search is Python holding the
-    GIL (two threads measured no faster).
+    GIL (two threads measured no faster).  noise_scale: kappa where it is not fitted (one fit
+    batch size, or none): "measured" (1) or "loss-matched" (`nqm.noise_units`; one quadratic
+    only, not the path model).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
@@ -85,8 +91,16 @@ class CalibrateConfig:
     quantile: float | None = None
     noise_line: NoiseLine | None = None
     path: LossPath | None = None
+    noise_scale: str = "measured"
 
     def __post_init__(self):
+        if self.noise_scale not in NOISE_SCALES:
+            raise NQMInputError(f"noise_scale must be one of {', '.join(NOISE_SCALES)}, "
+                                f"got {self.noise_scale!r}")
+        if self.noise_scale != "measured" and self.path is not None:
+            raise NQMInputError("the loss-matched noise scale is defined for one quadratic, not "
+                                "the path model (its segments carry different shares of the "
+                                "loss)")
         if self.predict not in PREDICTIONS:
             raise NQMInputError(f"predict must be one of {', '.join(PREDICTIONS)}, "
                                 f"got {self.predict!r}")
@@ -239,8 +253,8 @@ def _solve(fn, lo: float, hi: float, tol: float = LOG_TOL) -> tuple[float, str |
     return brentq(fn, lo, hi, xtol=tol / 10), None
 
 
-def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
-    """(f, kappa) of the module docstring; kappa = 1 when fitting on one batch size.
+def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...], kappa0: float = 1.0) -> Fitted:
+    """(f, kappa) of the module docstring; kappa = kappa0 when fitting on one batch size.
 
     Two batch sizes B_s < B_l: nested one-dimensional root finding.  For each log f the noise
     scale kappa(f) that meets S(B_s) is found; then log f is solved so that (f, kappa(f)) also
@@ -252,9 +266,9 @@ def fit(model: _Model, sweep: SweepData, fit_on: tuple[int, ...]) -> Fitted:
     b_s, b_l = fit_on[0], fit_on[-1]
     tol = getattr(model, "LOG_TOL", LOG_TOL)
     if len(fit_on) == 1:
-        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), 1.0, b_s) - target[b_s], *fx,
-                           tol)
-        y, edge_k = 0.0, None
+        x, edge_f = _solve(lambda u: model.log_steps(math.exp(u), kappa0, b_s) - target[b_s],
+                           *fx, tol)
+        y, edge_k = math.log(kappa0), None
     else:
         inner: dict = {}
 
@@ -408,11 +422,12 @@ def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
 
 def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = CalibrateConfig(),
               transfer: tuple[SweepData, ...] = (), f_rule: float | None = None,
-              noise_log: NoiseLog | None = None) -> dict:
+              noise_log: NoiseLog | None = None, loss_drop: float | None = None) -> dict:
     """Fit (f, kappa) on `sweep`, predict it and every `transfer` sweep (other optimizers, same
     workload, no refit); the record of `nqm calibrate --json` (module docstring).  With a
     tracked `noise_log`, also its B_simple as a further predictor of the measured B_crit
-    (McCandlish et al.: B_crit ~ B_simple; `nqm.noise_log.judge_tracked`)."""
+    (McCandlish et al.: B_crit ~ B_simple; `nqm.noise_log.judge_tracked`).  loss_drop:
+    ell_0 - ell_floor of the loss-matched noise scale (default: from the spectrum's metadata)."""
     check_same_workload(spectrum, sweep)
     for t in transfer:
         check_same_workload(spectrum, t)
@@ -435,15 +450,18 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     max_steps = int(factor * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
     model = config.model(spectrum, kind, precond, max_steps, passage_config(config, sweep))
+    kappa0 = 1.0 if len(fit_on) == 2 else base_noise_scale(   # two fit points fit kappa
+        config.noise_scale, model.l0, loss_drop_of(spectrum.meta) if loss_drop is None
+        else loss_drop)
     if fit_on:
-        fitted = fit(model, sweep, fit_on)
+        fitted = fit(model, sweep, fit_on, kappa0)
     elif f_rule is None:
         raise NQMInputError(
             "a prediction without fit needs the target fraction of the train-loss rule ("
             + ("the last two checkpoints' train losses give none in (0, 1)" if config.path
                is not None else "the spectrum's metadata 'target_fraction'") + ")")
     else:
-        fitted = Fitted(float(f_rule), 1.0, ())
+        fitted = Fitted(float(f_rule), kappa0, ())
     null = null_model(sweep, fit_on)
     main = predict_sweep(model, fitted, sweep, fit_on, null)
     record = {
@@ -460,6 +478,9 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         "warnings": sweep_warnings(sweep, spectrum),
         "transfer": [],
     }
+    if config.noise_scale != "measured":
+        record["fitted"]["noise_scale_rule"] = {
+            "rule": config.noise_scale, "kappa0": None if len(fit_on) == 2 else kappa0}
     if config.predict == "first-passage":
         record["prediction"] = {"predict": config.predict,
                                 "quantile": model.passage.quantile,

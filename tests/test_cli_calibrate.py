@@ -159,3 +159,30 @@ def test_calibrate_first_passage_bad_input(args, needle):
             "figures/sweeps/linreg-sgd", *args)
     assert r.exit_code == 2, r.output
     assert needle in r.output and "Traceback" not in r.output
+
+
+def test_calibrate_loss_matched_noise_scale_on_one_run(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"workload": "mlp-digits", "optimizer": "sgd", "target": 0.025,
+         "points": [{"batch_size": 256, "steps": 72}, {"batch_size": 1024, "steps": 69}]}))
+    r = run("calibrate", "--spectrum", SPEC, "--runs", str(tmp_path), "--fit-on", "smallest",
+            "--noise-scale", "loss-matched", "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    from nqm.spectrum import load
+
+    spec = load(SPEC)
+    rho = spec.initial_loss() / (spec.meta["train_loss_init"] - spec.meta["loss_floor"])
+    fitted = json.loads((tmp_path / "c.json").read_text())["fitted"]
+    assert fitted["noise_scale"] == pytest.approx(rho, rel=1e-12) and 0.05 < rho < 0.07
+    assert "loss-matched" in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--spectrum", "figures/measure-sweep-target/mlp-digits/spectrum_target.npz",
+      "--fit-on", "smallest"], "needs the reference run's initial training loss"),
+    (["--path", "figures/measure-path/mlp-digits"], "not the path model"),
+])
+def test_calibrate_loss_matched_bad_input_is_one_line_exit_2(args, needle):
+    r = run("calibrate", "--runs", RUNS, "--noise-scale", "loss-matched", *args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr

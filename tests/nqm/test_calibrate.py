@@ -155,3 +155,47 @@ def test_prediction_option_is_checked():
         CalibrateConfig(predict="median")
     with pytest.raises(NQMInputError, match="quantile"):
         CalibrateConfig(predict="first-passage", quantile=1.5)
+
+
+def _with_losses(spectrum, init=2.0, floor=0.5):
+    return Spectrum(h=spectrum.h, c=spectrum.c, s0=spectrum.s0, count=spectrum.count,
+                    meta={**spectrum.meta, "train_loss_init": init, "loss_floor": floor})
+
+
+@pytest.mark.parametrize("fit_on", ["smallest", "none"])
+def test_loss_matched_noise_scale_is_the_measured_noise_times_l0_over_the_loss_drop(fit_on):
+    spec = _with_losses(_spectrum())
+    rho = spec.initial_loss() / 1.5
+    steps, _ = _nqm_steps(spec, "sgd", 0.002, rho)
+    sweep = _sweep(steps)
+    rec = calibrate(spec, sweep, CalibrateConfig(fit_on=fit_on, noise_scale="loss-matched"),
+                    f_rule=0.002)
+    assert rec["fitted"]["noise_scale"] == pytest.approx(rho, rel=1e-12)
+    assert rec["fitted"]["noise_scale_rule"] == {"rule": "loss-matched",
+                                                 "kappa0": pytest.approx(rho, rel=1e-12)}
+    # the same as the measured noise scale on a spectrum whose c is scaled by rho
+    scaled = Spectrum(h=spec.h, c=rho * spec.c, s0=spec.s0, count=spec.count, meta=spec.meta)
+    ref = calibrate(scaled, sweep, CalibrateConfig(fit_on=fit_on), f_rule=0.002)
+    assert ref["fitted"]["noise_scale"] == 1.0
+    assert rec["fitted"]["target_fraction"] == pytest.approx(ref["fitted"]["target_fraction"],
+                                                             rel=1e-9)
+    assert [p["predicted"] for p in rec["points"]] == [p["predicted"] for p in ref["points"]]
+    # and it recovers the model it came from
+    assert rec["error"]["nqm_worst"] < 1.02
+
+
+def test_loss_matched_noise_scale_leaves_the_two_point_fit_alone():
+    spec = _with_losses(_spectrum())
+    steps, _ = _nqm_steps(spec, "sgd", 0.002, 3.0)
+    a = calibrate(spec, _sweep(steps))
+    b = calibrate(spec, _sweep(steps), CalibrateConfig(noise_scale="loss-matched"))
+    assert b["fitted"].pop("noise_scale_rule") == {"rule": "loss-matched", "kappa0": None}
+    assert a["fitted"] == b["fitted"] and a["points"] == b["points"]
+
+
+def test_loss_matched_noise_scale_needs_the_initial_training_loss():
+    with pytest.raises(NQMInputError, match="train_loss_init"):
+        calibrate(_spectrum(), _sweep([1000] * len(SIZES)),
+                  CalibrateConfig(fit_on="smallest", noise_scale="loss-matched"))
+    with pytest.raises(NQMInputError, match="noise_scale must be one of"):
+        CalibrateConfig(noise_scale="real")
