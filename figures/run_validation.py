@@ -33,9 +33,9 @@ the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained 
 reference run, f the last segment's fraction (its zero-run value the train-loss rule between
 the last two checkpoints); no proxy scan.
 
-Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, the figures
-OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null),
-OUT/<W>-<OPT>-examples.png|pdf and OUT/bcrit_scatter.png|pdf; prints a Markdown table.
+Writes OUT/<W>-<OPT>.json (one record per mode), OUT/summary.json, OUT/bcrit_scatter.png|pdf,
+the figures OUT/<W>-<OPT>.png|pdf (steps and tuned lr against B: measured, calibrated NQM, null)
+and OUT/<W>-<OPT>-examples.png|pdf (not with --no-sweep-figures); prints a Markdown table.
 No wall-clock values are written, so regenerating gives the same files.
 """
 
@@ -307,6 +307,9 @@ def main():
     ap.add_argument("--noise-scale", choices=("measured", "loss-matched"), default="measured",
                     help="kappa of the one-run and zero-run modes: 1, or L0 / (l_0 - l_floor) "
                          "(nqm.noise_units)")
+    ap.add_argument("--no-sweep-figures", action="store_true",
+                    help="write no per-sweep figures (records, summary, table and the B_crit "
+                         "scatter only): for variants whose fits on the ends are another run's")
     ap.add_argument("--from-records", action="store_true",
                     help="no calibration: summarise the OUT/W-OPT.json records already there "
                          "(the variant options then only choose the default OUT)")
@@ -334,8 +337,9 @@ def main():
         for opt, modes in results[w].items():
             (out / f"{w}-{opt}.json").write_text(json.dumps(modes, indent=1, allow_nan=False)
                                                  + "\n")
-            calibration_figure(modes["ends"], out / f"{w}-{opt}", f"{w}, {opt}")
-            examples_figure(modes["ends"], out / f"{w}-{opt}-examples", f"{w}, {opt}")
+            if not args.no_sweep_figures:
+                calibration_figure(modes["ends"], out / f"{w}-{opt}", f"{w}, {opt}")
+                examples_figure(modes["ends"], out / f"{w}-{opt}-examples", f"{w}, {opt}")
         print(f"validated {w}", flush=True)
     summary = rows(results)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
