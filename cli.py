@@ -617,7 +617,7 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
     from figures.calibrate_report import calibrate_lines, write_calibrate_csv
-    from nqm.calibrate import CalibrateConfig, parse_fit_on
+    from nqm.calibrate import CalibrateConfig, fit_batch_sizes, parse_fit_on
     from nqm.calibrate import calibrate as run_calibrate
     from nqm.files import write_json
     from nqm.noise_log import load_noise_log
@@ -639,9 +639,10 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     if (spectrum_path is None) == (path_dir is None):
         raise InputError("give either --spectrum FILE or --path DIR")
     if path_dir is not None and (slow_row or noise_model != "constant" or
-                                 prediction != "expected"):
+                                 prediction != "expected" or noise_scale != "measured"):
         raise InputError("--path goes with the expected loss and constant noise only (not "
-                         "--slow-row, --noise loss-following or --predict first-passage)")
+                         "--slow-row, --noise loss-following, --predict first-passage or "
+                         "--noise-scale loss-matched)")
     path = None
     if path_dir is not None:
         from empirical.adapter import path_from_measure
@@ -664,10 +665,15 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
                              proxy=tuple(parse_proxy(proxy).items()), threads=threads,
                              predict=prediction, quantile=quantile, noise_line=line,
                              path=path, noise_scale=noise_scale)
+    drop = None
+    if noise_scale != "measured" and len(fit_batch_sizes(sweep, config.fit_on)) < 2:
+        from empirical.adapter import loss_drop
+        drop = loss_drop(spectrum, spectrum_path)
     _compile_notice("momentum" if any(config.nqm_optimizer(s.optimizer)[0] in
                                       ("momentum", "nesterov") for s in (sweep, *others))
                     else "sgd")
-    record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked)
+    record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked,
+                           loss_drop=drop)
     _echo(calibrate_lines(record))
     for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]] + \
             record.get("tracked_b_simple", {}).get("notes", []):

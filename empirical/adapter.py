@@ -161,22 +161,53 @@ def here_spectrum(spectrum: Spectrum, point: dict) -> Spectrum:
                           "displacement_sq": float(point["displacement_here_sq"])})
 
 
+def _measure_points(path: str | Path, what: str) -> list[dict]:
+    """The checkpoints of the `measure.json` beside the spectrum file at `path` (a one-line
+    error naming `what` was to be taken from it when it cannot be read)."""
+    record = Path(path).parent / "measure.json"
+    try:
+        return list(json.loads(record.read_text())["along_training"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NQMInputError(f"{path}: no {what} in its metadata and no readable {record} to "
+                            f"take it from") from None
+
+
 def displacement_sq(spectrum: Spectrum, path: str | Path) -> float:
     """|theta_init - theta_ref|^2 of a measured spectrum: its metadata, else the point of the
     `measure.json` beside the file whose label is the spectrum's checkpoint."""
     if spectrum.meta.get("displacement_sq") is not None:
         return float(spectrum.meta["displacement_sq"])
-    record = Path(path).parent / "measure.json"
     label = spectrum.meta.get("checkpoint")
-    try:
-        points = json.loads(record.read_text())["along_training"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise NQMInputError(f"{path}: no displacement_sq in its metadata and no readable "
-                            f"{record} to take it from") from None
-    found = [p.get("displacement_sq") for p in points if p.get("label") == label]
+    found = [p.get("displacement_sq") for p in _measure_points(path, "displacement_sq")
+             if p.get("label") == label]
     if not found or found[0] is None:
-        raise NQMInputError(f"{record} has no displacement_sq for checkpoint {label!r}")
+        raise NQMInputError(f"{Path(path).parent / 'measure.json'} has no displacement_sq for "
+                            f"checkpoint {label!r}")
     return float(found[0])
+
+
+def loss_drop(spectrum: Spectrum, path: str | Path) -> float:
+    """ell_0 - ell_floor of the loss-matched noise scale (`nqm.noise_units`): the initial
+    training loss from the spectrum's metadata, else from the 'init' checkpoint of the
+    `measure.json` beside the file; the floor from the metadata, else the workload's
+    (`empirical.catalog`)."""
+    from empirical.catalog import CATALOG
+
+    floor = spectrum.meta.get("loss_floor")
+    if floor is None:
+        info = CATALOG.get(str(spectrum.meta.get("workload")))
+        floor = info.loss_floor if info is not None else 0.0
+    init = spectrum.meta.get("train_loss_init")
+    if init is None:
+        found = [p.get("train_loss") for p in _measure_points(path, "train_loss_init")
+                 if p.get("label") == "init"]
+        if not found or found[0] is None:
+            raise NQMInputError(f"{path}: the loss-matched noise scale needs the initial "
+                                f"training loss, and neither its metadata nor "
+                                f"{Path(path).parent / 'measure.json'} has it (measure with "
+                                f"--at-step 0)")
+        init = found[0]
+    return float(init) - float(floor)
 
 
 def spectrum_with_slow_row(path: str | Path, h_factor: float = 1.0) -> Spectrum:

@@ -32,10 +32,12 @@ def path_line(record: dict) -> list[str]:
 
 
 def _scale_rule(fitted: dict) -> str:
-    """Where kappa came from when it was not fitted and not 1 (the loss-matched noise scale)."""
+    """Where kappa came from under the loss-matched noise scale (or that it was fitted anyway)."""
     rule = fitted.get("noise_scale_rule")
-    if rule is None or rule["kappa0"] is None:
+    if rule is None:
         return ""
+    if rule["kappa0"] is None:
+        return " (kappa is fitted on two batch sizes: --noise-scale changes nothing here)"
     return " (loss-matched: L0 / (l_0 - l_floor), the measured noise in NQM loss units)"
 
 

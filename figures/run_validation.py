@@ -47,7 +47,12 @@ import math
 import sys
 from pathlib import Path
 
-from empirical.adapter import path_from_measure, spectrum_with_slow_row, target_fraction_rule
+from empirical.adapter import (
+    loss_drop,
+    path_from_measure,
+    spectrum_with_slow_row,
+    target_fraction_rule,
+)
 from figures.calibration import bcrit_scatter, calibration_figure, examples_figure
 from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.errors import NQMInputError
@@ -63,16 +68,11 @@ PROXY_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROXY_FIT_ON = ("linreg", "logreg-digits")
 
 
-def _points(workload: str, spectra: Path) -> dict:
-    """The reference measurement's checkpoints by label (init, target, step-N)."""
-    m = json.loads((spectra / workload / "measure.json").read_text())
-    return {p["label"]: p for p in m["along_training"]}
-
-
 def f_rule(workload: str, spectra: Path) -> float | None:
     """The train-loss rule from the reference measurement's train losses (init, target); None
     (no zero-run) with a one-line note when the measurement lacks either point."""
-    pts = _points(workload, spectra)
+    m = json.loads((spectra / workload / "measure.json").read_text())
+    pts = {p["label"]: p for p in m["along_training"]}
     missing = [k for k in ("init", "target") if k not in pts]
     if missing:
         print(f"{workload}: measure.json has no {' or '.join(missing)} point, so no train-loss "
@@ -80,13 +80,6 @@ def f_rule(workload: str, spectra: Path) -> float | None:
         return None
     return target_fraction_rule(pts["init"]["train_loss"], pts["target"]["train_loss"],
                                 LOSS_FLOOR.get(workload, 0.0))
-
-
-def loss_drop(workload: str, spectra: Path) -> float | None:
-    """l_0 - l_floor of the reference measurement (its 'init' point's train loss), for the
-    loss-matched noise scale; None without that point."""
-    pts = _points(workload, spectra)
-    return pts["init"]["train_loss"] - LOSS_FLOOR.get(workload, 0.0) if "init" in pts else None
 
 
 def load_spectrum(path: Path, slow_row: float | None):
@@ -131,7 +124,8 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
     for opt, sweep in sweeps.items():
         how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
                "noise_scale": noise_scale,
-               "drop": None if noise_scale == "measured" else loss_drop(workload, spectra)}
+               "drop": None if noise_scale == "measured" else
+               loss_drop(spectrum, spectra / workload / "spectrum_target.npz")}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,

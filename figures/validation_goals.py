@@ -1,6 +1,7 @@
 """The goals of docs/validation.md over one validation run's 15 sweeps.
 
     python -m figures.validation_goals figures/validation/summary.json [more summary.json ...]
+                                       [--workloads a,b]   (only these workloads' sweeps)
 
 From a `figures.run_validation` summary.json: how many sweeps the calibrated NQM (ends fit)
 is closer than the null hyperbola; the median worst held-out error of both; the largest NQM
@@ -48,11 +49,20 @@ def row(name: str, g: dict) -> str:
             f"{f(g['transfer_median'])} | {f(g['zero_run_median'])} |")
 
 
-def main(paths: list[str]) -> None:
-    """Print the table for every summary.json given."""
+def main(argv: list[str]) -> None:
+    """Print the table for every summary.json given (with --workloads, over those only)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("summaries", nargs="+")
+    ap.add_argument("--workloads", default=None)
+    args = ap.parse_args(argv)
+    keep = set(args.workloads.split(",")) if args.workloads else None
     print(HEADER)
-    for p in paths:
-        print(row(str(Path(p).parent), goals(json.loads(Path(p).read_text()))))
+    for p in args.summaries:
+        rows = [r for r in json.loads(Path(p).read_text())
+                if keep is None or r["workload"] in keep]
+        print(row(str(Path(p).parent), goals(rows)))
 
 
 if __name__ == "__main__":

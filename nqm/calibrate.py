@@ -51,7 +51,7 @@ from nqm.critical import estimate
 from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine
 from nqm.noise_log import NoiseLog, judge_tracked
-from nqm.noise_units import NOISE_SCALES, base_noise_scale, loss_drop_of
+from nqm.noise_units import base_noise_scale, check_noise_scale, loss_drop_of
 from nqm.path import LossPath
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
@@ -72,7 +72,7 @@ class CalibrateConfig:
 
     fit_on: "ends" (smallest and largest reached batch size), "smallest", explicit batch sizes
     (one or two), or "none" (no fit: the zero-run prediction with the train-loss rule's f and
-    the measured noise, kappa = 1).  proxy: sweep optimizer -> (NQM optimizer, exponent p).
+    kappa = kappa0 of `noise_scale`).  proxy: sweep optimizer -> (NQM optimizer, exponent p).
     noise_line: None for the constant noise kappa c; a `nqm.noise_line.NoiseLine` for noise
     that follows the loss, kappa c (L + l_noise) / (L_ref + l_noise) (`nqm.loss_model`).
     path: None for the one quadratic of the spectrum; a `nqm.path.LossPath` for the chain of
@@ -94,9 +94,7 @@ class CalibrateConfig:
     noise_scale: str = "measured"
 
     def __post_init__(self):
-        if self.noise_scale not in NOISE_SCALES:
-            raise NQMInputError(f"noise_scale must be one of {', '.join(NOISE_SCALES)}, "
-                                f"got {self.noise_scale!r}")
+        check_noise_scale(self.noise_scale)
         if self.noise_scale != "measured" and self.path is not None:
             raise NQMInputError("the loss-matched noise scale is defined for one quadratic, not "
                                 "the path model (its segments carry different shares of the "

@@ -7,16 +7,17 @@ affinely, 0 at the loss floor ell_floor and L0 at the initial training loss ell_
 
     L(ell) = rho (ell - ell_floor),      rho = L0 / (ell_0 - ell_floor).
 
-Its noise c is the real per-example gradient covariance, in real units.  For a cross-entropy
-model the quadratic around the end point carries only a few percent of the real loss drop
-(rho = 0.06-0.11 on the digits models), so with kappa = 1 the target is mapped by rho and the
-noise is not.  SGD's stationary excess loss shows what that does: at small lr alpha it is
-(alpha / 4B) tr Sigma in real units (independent of how Sigma and the Hessian align), and
-(alpha / 4B) kappa sum count c in the NQM's; the same map for both needs
+Its noise c is the real per-example gradient covariance, in real units.  On the digits models
+the quadratic around the end point carries only 6-11% of the real loss drop (rho = 0.06-0.11;
+charlm 0.60, linreg 0.93), so with kappa = 1 the target is mapped by rho and the noise is not.
+SGD's stationary excess loss shows what that does: at small lr alpha it is (alpha / 4B) tr Sigma
+in real units (independent of how Sigma and the Hessian align), and (alpha / 4B) kappa
+sum count c in the NQM's; the same map for both needs
 
     kappa0 = rho,
 
-that is the measured noise and the target both in the quadratic's units.  Equivalently (scaling
+that is the measured noise and the target both in the quadratic's units (the same holds for
+momentum and the H^-p stand-in: their excess loss is linear in c too).  Equivalently (scaling
 s0, c and the target together changes no step count): the quadratic with the measured curvature
 and noise whose initial distances s0 / rho carry the real loss drop, with target
 f (ell_0 - ell_floor).  The calibration's fitted modes (two fit batch sizes) fit kappa and are
@@ -33,6 +34,12 @@ from nqm.errors import NQMInputError
 NOISE_SCALES = ("measured", "loss-matched")
 
 
+def check_noise_scale(rule: str) -> None:
+    """Refuse a rule other than NOISE_SCALES, naming it."""
+    if rule not in NOISE_SCALES:
+        raise NQMInputError(f"noise_scale must be one of {', '.join(NOISE_SCALES)}, got {rule!r}")
+
+
 def loss_drop_of(meta: dict) -> float | None:
     """ell_0 - ell_floor from a measured spectrum's metadata (`nqm measure` records
     `train_loss_init` when it measured the initialisation too, and `loss_floor`); None when
@@ -46,8 +53,7 @@ def loss_drop_of(meta: dict) -> float | None:
 def base_noise_scale(rule: str, initial_loss: float, loss_drop: float | None) -> float:
     """kappa0 of the module docstring: 1 for "measured", rho = L0 / (ell_0 - ell_floor) for
     "loss-matched" (initial_loss: L0; loss_drop: ell_0 - ell_floor)."""
-    if rule not in NOISE_SCALES:
-        raise NQMInputError(f"noise_scale must be one of {', '.join(NOISE_SCALES)}, got {rule!r}")
+    check_noise_scale(rule)
     if rule == "measured":
         return 1.0
     if loss_drop is None:
@@ -55,9 +61,8 @@ def base_noise_scale(rule: str, initial_loss: float, loss_drop: float | None) ->
                             "training loss (spectrum metadata 'train_loss_init', recorded by "
                             "`nqm measure` with --at-step 0)")
     if not (math.isfinite(loss_drop) and loss_drop > 0):
-        raise NQMInputError(f"the training loss must fall from the initialisation to above its "
-                            f"floor: ell_0 - ell_floor = {loss_drop} (train_loss_init, "
-                            f"loss_floor)")
+        raise NQMInputError(f"the initial training loss must exceed its floor: "
+                            f"ell_0 - ell_floor = {loss_drop} (train_loss_init, loss_floor)")
     if not (math.isfinite(initial_loss) and initial_loss > 0):
         raise NQMInputError(f"the spectrum's initial loss must be > 0, got {initial_loss}")
     return float(initial_loss / loss_drop)

@@ -177,12 +177,23 @@ def test_calibrate_loss_matched_noise_scale_on_one_run(tmp_path):
     assert "loss-matched" in r.stdout
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--spectrum", "figures/measure-sweep-target/mlp-digits/spectrum_target.npz",
-      "--fit-on", "smallest"], "needs the reference run's initial training loss"),
-    (["--path", "figures/measure-path/mlp-digits"], "not the path model"),
-])
-def test_calibrate_loss_matched_bad_input_is_one_line_exit_2(args, needle):
-    r = run("calibrate", "--runs", RUNS, "--noise-scale", "loss-matched", *args)
-    assert r.exit_code == 2, r.output
-    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+def test_calibrate_loss_matched_bad_input_is_one_line_exit_2(tmp_path):
+    from nqm.spectrum import Spectrum, load
+
+    s = load(SPEC)
+    meta = {k: v for k, v in s.meta.items() if k != "train_loss_init"}
+    Spectrum(h=s.h, c=s.c, s0=s.s0, count=s.count, meta=meta).save(tmp_path / "s.npz")
+    for args, needle in [
+            (["--spectrum", str(tmp_path / "s.npz"), "--fit-on", "smallest"],
+             "no train_loss_init in its metadata and no readable"),
+            (["--path", "figures/measure-path/mlp-digits"], "--noise-scale loss-matched)")]:
+        r = run("calibrate", "--runs", RUNS, "--noise-scale", "loss-matched", *args)
+        assert r.exit_code == 2, r.output
+        assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    # fitted on both ends kappa is fitted: the initial loss is not needed
+    r = run("calibrate", "--spectrum", str(tmp_path / "s.npz"), "--runs", RUNS,
+            "--noise-scale", "loss-matched", "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "c.json").read_text())["fitted"]["noise_scale_rule"] == \
+        {"rule": "loss-matched", "kappa0": None}
+    assert "kappa is fitted" in r.stdout

@@ -120,3 +120,50 @@ def test_old_spectra_without_their_point_are_refused_in_one_line(tmp_path):
     (tmp_path / "measure.json").unlink()
     with pytest.raises(NQMInputError, match="no displacement_sq in its metadata and no readable"):
         spectrum_with_slow_row(path)
+
+
+def _spectrum_with(meta):
+    from nqm.spectrum import Spectrum
+
+    return Spectrum(h=np.array([1.0]), c=np.array([1.0]), s0=np.array([1.0]),
+                    count=np.array([1.0]), meta=meta)
+
+
+def test_loss_drop_from_the_metadata_first(tmp_path):
+    from empirical.adapter import loss_drop
+
+    meta = {"workload": "linreg", "train_loss_init": 2.5, "loss_floor": 0.5}
+    assert loss_drop(_spectrum_with(meta), tmp_path / "s.npz") == 2.0   # no measure.json read
+
+
+def test_loss_drop_of_an_older_spectrum_from_its_measure_json_and_the_catalog_floor(tmp_path):
+    import json
+
+    from empirical.adapter import loss_drop
+    from nqm.errors import NQMInputError
+
+    (tmp_path / "measure.json").write_text(json.dumps({"along_training": [
+        {"label": "init", "train_loss": 2.625}, {"label": "target", "train_loss": 0.2}]}))
+    assert loss_drop(_spectrum_with({"workload": "linreg"}), tmp_path / "s.npz") == 2.5
+    assert loss_drop(_spectrum_with({"workload": "mlp-digits"}), tmp_path / "s.npz") == 2.625
+    (tmp_path / "measure.json").write_text(json.dumps({"along_training": [
+        {"label": "target", "train_loss": 0.2}]}))
+    with pytest.raises(NQMInputError, match="needs the initial training loss"):
+        loss_drop(_spectrum_with({"workload": "linreg"}), tmp_path / "s.npz")
+    (tmp_path / "measure.json").write_text("{")
+    with pytest.raises(NQMInputError, match="no train_loss_init in its metadata and no readable"):
+        loss_drop(_spectrum_with({"workload": "linreg"}), tmp_path / "s.npz")
+
+
+def test_loss_drop_of_the_committed_gauss_newton_spectrum_matches_the_reference_rule():
+    import json
+    from pathlib import Path
+
+    from empirical.adapter import loss_drop
+    from nqm.spectrum import load
+
+    root = Path(__file__).resolve().parents[2] / "figures"
+    path = root / "measure-sweep-target-ggn/linreg/spectrum_target.npz"
+    init = {p["label"]: p for p in json.loads((path.parent / "measure.json").read_text())
+            ["along_training"]}["init"]["train_loss"]
+    assert loss_drop(load(path), path) == pytest.approx(init - 0.125, rel=1e-15)

@@ -36,3 +36,20 @@ def test_goals_of_the_reference_validation_match_its_report():
     assert g["largest"][1] == "charlm momentum"
     assert g["median_worst"] == pytest.approx(1.49, abs=0.005)
 
+
+
+def test_loss_matched_validation_matches_its_report():
+    g = goals(json.loads((ROOT / "figures/validation/loss-matched/summary.json").read_text()))
+    assert (g["closer"], g["one_run_within_2x"]) == (12, 9)
+    assert g["zero_run_median"] == pytest.approx(5.30, abs=0.005)
+    assert g["median_worst"] == pytest.approx(1.49, abs=0.005)      # the ends fits are unchanged
+
+
+def test_main_keeps_only_the_workloads_asked_for(tmp_path, capsys):
+    from figures.validation_goals import main
+
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps([_row("a", "sgd", 1.2, 1.3, "nqm"),
+                                _row("b", "sgd", 9.0, 1.4, "null")]))
+    main([str(path), "--workloads", "a"])
+    assert "| 1 of 1 | 1.20 (1.30) | 1.20 (a sgd) |" in capsys.readouterr().out

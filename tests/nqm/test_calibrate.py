@@ -199,3 +199,21 @@ def test_loss_matched_noise_scale_needs_the_initial_training_loss():
                   CalibrateConfig(fit_on="smallest", noise_scale="loss-matched"))
     with pytest.raises(NQMInputError, match="noise_scale must be one of"):
         CalibrateConfig(noise_scale="real")
+
+
+def test_an_explicit_loss_drop_overrides_the_metadata():
+    spec = _with_losses(_spectrum())                      # metadata: drop 1.5
+    steps, _ = _nqm_steps(spec, "sgd", 0.002, 1.0)
+    rec = calibrate(spec, _sweep(steps), CalibrateConfig(fit_on=(16,), noise_scale="loss-matched"),
+                    loss_drop=3.0)
+    assert rec["fit_on"] == [16]
+    assert rec["fitted"]["noise_scale"] == pytest.approx(spec.initial_loss() / 3.0, rel=1e-12)
+
+
+def test_loss_matched_first_passage_one_run_uses_kappa0():
+    spec = _with_losses(_spectrum())
+    steps, _ = _nqm_steps(spec, "sgd", 0.002, 1.0)
+    rec = calibrate(spec, _sweep(steps), CalibrateConfig(fit_on="smallest", predict="first-passage",
+                                                         noise_scale="loss-matched"))
+    assert rec["fitted"]["noise_scale"] == pytest.approx(spec.initial_loss() / 1.5, rel=1e-12)
+    assert rec["prediction"]["predict"] == "first-passage"
