@@ -607,7 +607,8 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
      default="measured", show_default=True,
      help="kappa where it is not fitted (--fit-on with one batch size, or none): measured = 1; "
           "loss-matched = L0 / (l_0 - l_floor), the measured noise in the quadratic's loss "
-          "units (needs the spectrum's train_loss_init).")
+          "units (needs the initial train loss). With --path: every segment's noise in its own "
+          "loss units, in every mode.")
 @NQM_THREADS
 @_input_errors
 def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path, csv_path,
@@ -639,10 +640,9 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     if (spectrum_path is None) == (path_dir is None):
         raise InputError("give either --spectrum FILE or --path DIR")
     if path_dir is not None and (slow_row or noise_model != "constant" or
-                                 prediction != "expected" or noise_scale != "measured"):
+                                 prediction != "expected"):
         raise InputError("--path goes with the expected loss and constant noise only (not "
-                         "--slow-row, --noise loss-following, --predict first-passage or "
-                         "--noise-scale loss-matched)")
+                         "--slow-row, --noise loss-following or --predict first-passage)")
     path = None
     if path_dir is not None:
         from empirical.adapter import path_from_measure
@@ -666,7 +666,8 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
                              predict=prediction, quantile=quantile, noise_line=line,
                              path=path, noise_scale=noise_scale)
     drop = None
-    if noise_scale != "measured" and len(fit_batch_sizes(sweep, config.fit_on)) < 2:
+    if noise_scale != "measured" and path is None and \
+            len(fit_batch_sizes(sweep, config.fit_on)) < 2:
         from empirical.adapter import loss_drop
         drop = loss_drop(spectrum, spectrum_path)
     _compile_notice("momentum" if any(config.nqm_optimizer(s.optimizer)[0] in

@@ -27,7 +27,8 @@ measurement's checkpoints (`nqm.noise_line`, SPECTRA/W/measure.json); no proxy s
 --noise constant-coupled: the constant noise through that model's tuner (l_noise = inf), to
 separate the noise model from the tuner.
 With --noise-scale loss-matched the one-run and zero-run modes take kappa = L0 / (l_0 - l_floor),
-the measured noise in the quadratic's loss units (`nqm.noise_units`), instead of kappa = 1.
+the measured noise in the quadratic's loss units (`nqm.noise_units`), instead of kappa = 1; with
+--path every segment's noise is scaled by its own rho_j = L0_j / (l_j - l_floor), in every mode.
 With --path DIR every mode uses the path model (`nqm.path_model`): the quadratics measured at
 the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained along the
 reference run, f the last segment's fraction (its zero-run value the train-loss rule between
@@ -124,7 +125,7 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
     for opt, sweep in sweeps.items():
         how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
                "noise_scale": noise_scale,
-               "drop": None if noise_scale == "measured" else
+               "drop": None if noise_scale == "measured" or path is not None else
                loss_drop(spectrum, spectra / workload / "spectrum_target.npz")}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
@@ -241,8 +242,6 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--noise other than constant goes with --predict expected only")
     if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
         ap.error("--path goes with the expected loss and constant noise only")
-    if args.path and args.noise_scale != "measured":
-        ap.error("--noise-scale loss-matched is defined for one quadratic, not --path")
     if args.path and not Path(args.path).is_dir():
         ap.error(f"--path {args.path}: no such directory")
     if args.out is None and Path(args.sweeps).resolve() != (ROOT / "sweeps").resolve():

@@ -20,8 +20,8 @@ root finding (`fit`) solves it to LOG_TOL in log f and log kappa.
 With one fit batch size only f is fitted, and kappa = kappa0: 1 (the measured noise), or with
 `CalibrateConfig.noise_scale` = "loss-matched" the measured noise in the quadratic's loss units,
 kappa0 = L0 / (ell_0 - ell_floor) (`nqm.noise_units`); the zero-run prediction (no fit) takes the
-same kappa0.  A fitted value that cannot meet its point inside its bounds stays on the bound and
-is flagged.
+same kappa0 (the path model: each segment's noise in its own loss units, in every mode).
+A fitted value that cannot meet its point inside its bounds stays on the bound and is flagged.
 
 What is predicted (`CalibrateConfig.predict`): "expected" (the default) is the first step where
 the expected loss E L(k) <= target, as everywhere in `nqm`; "first-passage" is what a sweep
@@ -43,7 +43,7 @@ not used in the fit: the worst max(pred/meas, meas/pred).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scipy.optimize import brentq
 
@@ -51,7 +51,13 @@ from nqm.critical import estimate
 from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine
 from nqm.noise_log import NoiseLog, judge_tracked
-from nqm.noise_units import base_noise_scale, check_noise_scale, loss_drop_of
+from nqm.noise_units import (
+    base_noise_scale,
+    check_noise_scale,
+    loss_drop_of,
+    loss_matched_path,
+    segment_scales,
+)
 from nqm.path import LossPath
 from nqm.spectrum import Spectrum
 from nqm.sweep_data import DEFAULT_PROXY, SweepData
@@ -79,9 +85,10 @@ class CalibrateConfig:
     quadratics along the reference run (`nqm.path_model`; the spectrum then only names the
     workload and the reference point).  threads: the single quadratic's tuner threads
     (`nqm.tuning.tune`); the path model runs on one, since its search is Python holding the
-    GIL (two threads measured no faster).  noise_scale: kappa where it is not fitted (one fit
-    batch size, or none): "measured" (1) or "loss-matched" (`nqm.noise_units`; one quadratic
-    only, not the path model).
+    GIL (two threads measured no faster).  noise_scale: "measured" or "loss-matched"
+    (`nqm.noise_units`): for one quadratic kappa where it is not fitted (one fit batch size,
+    or none), 1 or L0 / (ell_0 - ell_floor); for the path model every segment's noise scaled by
+    its own rho_j in every mode (kappa, fitted or 1, multiplies that).
     """
 
     fit_on: str | tuple[int, ...] = "ends"
@@ -95,10 +102,6 @@ class CalibrateConfig:
 
     def __post_init__(self):
         check_noise_scale(self.noise_scale)
-        if self.noise_scale != "measured" and self.path is not None:
-            raise NQMInputError("the loss-matched noise scale is defined for one quadratic, not "
-                                "the path model (its segments carry different shares of the "
-                                "loss)")
         if self.predict not in PREDICTIONS:
             raise NQMInputError(f"predict must be one of {', '.join(PREDICTIONS)}, "
                                 f"got {self.predict!r}")
@@ -441,6 +444,10 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
                 raise NQMInputError(f"{what} models sgd, momentum and precond stand-ins only, "
                                     f"not '{kind}' (for sweep {s.source})")
     fit_on = fit_batch_sizes(sweep, config.fit_on)
+    scales = None
+    if config.path is not None and config.noise_scale != "measured":
+        scales = segment_scales(config.path)
+        config = replace(config, path=loss_matched_path(config.path))
     if f_rule is None:
         f_rule = config.path.last_rule if config.path is not None else \
             spectrum.meta.get("target_fraction")
@@ -448,9 +455,9 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     max_steps = int(factor * max(p.steps for s in (sweep, *transfer) for p in s.reached))
     kind, precond = config.nqm_optimizer(sweep.optimizer)
     model = config.model(spectrum, kind, precond, max_steps, passage_config(config, sweep))
-    kappa0 = 1.0 if len(fit_on) == 2 else base_noise_scale(   # two fit points fit kappa
+    kappa0 = 1.0 if len(fit_on) == 2 or config.path is not None else base_noise_scale(
         config.noise_scale, model.l0, loss_drop_of(spectrum.meta) if loss_drop is None
-        else loss_drop)
+        else loss_drop)   # two fit points fit kappa; a path carries rho_j in its segments
     if fit_on:
         fitted = fit(model, sweep, fit_on, kappa0)
     elif f_rule is None:
@@ -478,7 +485,8 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     }
     if config.noise_scale != "measured":
         record["fitted"]["noise_scale_rule"] = {
-            "rule": config.noise_scale, "kappa0": None if len(fit_on) == 2 else kappa0}
+            "rule": config.noise_scale, "kappa0": None if len(fit_on) == 2 else kappa0,
+            **({} if scales is None else {"segment_scales": scales})}
     if config.predict == "first-passage":
         record["prediction"] = {"predict": config.predict,
                                 "quantile": model.passage.quantile,

@@ -23,6 +23,12 @@ and noise whose initial distances s0 / rho carry the real loss drop, with target
 f (ell_0 - ell_floor).  The calibration's fitted modes (two fit batch sizes) fit kappa and are
 unchanged by this; it sets kappa of the one-run fit (f at one batch size) and of the zero-run
 prediction (`nqm.calibrate`).  "measured" keeps kappa0 = 1.
+
+The path model (`nqm.path`): segment j's quadratic maps the real loss with its own slope,
+L_j(ell) = L0_j (ell - ell_floor) / (ell_j - ell_floor) (the train-loss rule per segment), so its
+noise is mapped with rho_j = L0_j / (ell_j - ell_floor) (`loss_matched_path`).  One scalar kappa
+cannot undo different rho_j, so there the fitted modes change too: kappa then scales the
+segments' loss-matched noise rho_j c_j.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from __future__ import annotations
 import math
 
 from nqm.errors import NQMInputError
+from nqm.path import LossPath, Segment
+from nqm.spectrum import Spectrum
 
 NOISE_SCALES = ("measured", "loss-matched")
 
@@ -66,3 +74,25 @@ def base_noise_scale(rule: str, initial_loss: float, loss_drop: float | None) ->
     if not (math.isfinite(initial_loss) and initial_loss > 0):
         raise NQMInputError(f"the spectrum's initial loss must be > 0, got {initial_loss}")
     return float(initial_loss / loss_drop)
+
+
+def segment_scales(path: LossPath) -> list[float]:
+    """rho_j = L0_j / (ell_j - ell_floor) of every segment of `path` (module docstring)."""
+    out = []
+    for s in path.segments:
+        if s.train_loss is None or not s.train_loss > path.loss_floor:
+            raise NQMInputError(f"segment {s.label!r}: the loss-matched noise scale needs its "
+                                f"train loss above the loss floor {path.loss_floor:g}, got "
+                                f"{s.train_loss}")
+        out.append(s.spectrum.initial_loss() / (s.train_loss - path.loss_floor))
+    return out
+
+
+def loss_matched_path(path: LossPath) -> LossPath:
+    """`path` with segment j's noise c_j scaled by rho_j (`segment_scales`)."""
+    segments = tuple(
+        Segment(Spectrum(h=s.spectrum.h, c=rho * s.spectrum.c, s0=s.spectrum.s0,
+                         count=s.spectrum.count, meta=s.spectrum.meta),
+                s.fraction, s.label, s.step, s.train_loss)
+        for s, rho in zip(path.segments, segment_scales(path)))
+    return LossPath(segments, path.last_rule, path.loss_floor)

@@ -56,10 +56,11 @@ class Segment:
 class LossPath:
     """The chain: segments j = 0 .. m-1 in the run's order, every fraction given but the last's.
     `last_rule` is the train-loss rule (l_m - l_floor) / (l_{m-1} - l_floor) of the last segment
-    (the zero-run prediction's f), None where it is not in (0, 1)."""
+    (the zero-run prediction's f), None where it is not in (0, 1); `loss_floor` is l_floor."""
 
     segments: tuple[Segment, ...]
     last_rule: float | None = None
+    loss_floor: float = 0.0
 
     def __post_init__(self):
         if not self.segments:
@@ -103,4 +104,4 @@ def path_from_checkpoints(spectra, losses, loss_floor: float = 0.0, labels=None,
     segments = tuple(Segment(spectra[j], ratios[j] if j < m - 1 else None, labels[j],
                              int(steps[j]), losses[j]) for j in range(m))
     last = ratios[-1]
-    return LossPath(segments, float(last) if 0.0 < last < 1.0 else None)
+    return LossPath(segments, float(last) if 0.0 < last < 1.0 else None, float(loss_floor))

@@ -177,19 +177,17 @@ def test_calibrate_loss_matched_noise_scale_on_one_run(tmp_path):
     assert "loss-matched" in r.stdout
 
 
-def test_calibrate_loss_matched_bad_input_is_one_line_exit_2(tmp_path):
+def test_calibrate_loss_matched_without_the_initial_loss(tmp_path):
     from nqm.spectrum import Spectrum, load
 
     s = load(SPEC)
     meta = {k: v for k, v in s.meta.items() if k != "train_loss_init"}
     Spectrum(h=s.h, c=s.c, s0=s.s0, count=s.count, meta=meta).save(tmp_path / "s.npz")
-    for args, needle in [
-            (["--spectrum", str(tmp_path / "s.npz"), "--fit-on", "smallest"],
-             "no train_loss_init in its metadata and no readable"),
-            (["--path", "figures/measure-path/mlp-digits"], "--noise-scale loss-matched)")]:
-        r = run("calibrate", "--runs", RUNS, "--noise-scale", "loss-matched", *args)
-        assert r.exit_code == 2, r.output
-        assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    r = run("calibrate", "--runs", RUNS, "--noise-scale", "loss-matched", "--spectrum",
+            str(tmp_path / "s.npz"), "--fit-on", "smallest")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "no train_loss_init in its metadata and no readable" in r.stderr
     # fitted on both ends kappa is fitted: the initial loss is not needed
     r = run("calibrate", "--spectrum", str(tmp_path / "s.npz"), "--runs", RUNS,
             "--noise-scale", "loss-matched", "--json", str(tmp_path / "c.json"))
@@ -197,3 +195,16 @@ def test_calibrate_loss_matched_bad_input_is_one_line_exit_2(tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["fitted"]["noise_scale_rule"] == \
         {"rule": "loss-matched", "kappa0": None}
     assert "kappa is fitted" in r.stdout
+
+
+def test_calibrate_loss_matched_path_scales_every_segment(tmp_path):
+    r = run("calibrate", "--path", "figures/measure-path/linreg", "--runs",
+            "figures/sweeps/linreg-adam", "--fit-on", "none", "--noise-scale", "loss-matched",
+            "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    rule = rec["fitted"]["noise_scale_rule"]
+    segs = rec["path"]["segments"]
+    assert len(rule["segment_scales"]) == len(segs) == 3 and rule["kappa0"] == 1.0
+    for rho, s in zip(rule["segment_scales"], segs):
+        assert rho == pytest.approx(s["initial_loss"] / (s["train_loss"] - 0.125), rel=1e-12)

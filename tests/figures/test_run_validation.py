@@ -84,7 +84,6 @@ def test_a_bad_slow_row_factor_is_refused(monkeypatch, capsys):
     (["--noise", "loss-following", "--predict", "first-passage"], "goes with --predict expected"),
     (["--path", "figures/measure-path", "--slow-row"], "--path goes with the expected loss"),
     (["--path", "/nonexistent/measure-path"], "no such directory"),
-    (["--path", "figures/measure-path", "--noise-scale", "loss-matched"], "not --path"),
 ])
 def test_run_validation_refuses_ignored_options_before_writing(tmp_path, argv, needle, capsys,
                                                                monkeypatch):
@@ -111,6 +110,10 @@ def test_run_validation_variants_never_default_to_the_reference_folder():
     assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
                                                 noise="constant", noise_scale="loss-matched")) \
         == "loss-matched"
+    assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
+                                                noise="constant", path="x",
+                                                noise_scale="loss-matched")) \
+        == "path-loss-matched"
 
 
 def test_path_variant_writes_to_its_own_folder():

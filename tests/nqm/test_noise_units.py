@@ -2,10 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from nqm.errors import NQMInputError
-from nqm.noise_units import base_noise_scale, loss_drop_of
+from nqm.noise_units import base_noise_scale, loss_drop_of, loss_matched_path, segment_scales
+from nqm.path import LossPath, Segment
+from nqm.spectrum import Spectrum
 
 
 def test_measured_is_one_whatever_the_losses():
@@ -34,3 +37,31 @@ def test_loss_drop_from_metadata():
 def test_bad_input_names_what_is_wrong(rule, l0, drop, needle):
     with pytest.raises(NQMInputError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         base_noise_scale(rule, l0, drop)
+
+
+def _spectrum(scale):
+    """L0 = 1/2 (2 * 1 + 2 * 0.5 * 4) * scale = 3 * scale."""
+    return Spectrum(h=np.array([2.0, 0.5]), c=np.array([1.0, 3.0]),
+                    s0=scale * np.array([1.0, 4.0]), count=np.array([1.0, 2.0]))
+
+
+def test_each_segment_of_a_path_is_scaled_by_its_own_loss_ratio():
+    path = LossPath((Segment(_spectrum(1.0), 0.4, "a", 0, 2.5),
+                     Segment(_spectrum(0.1), None, "b", 5, 1.0)), None, 0.5)
+    scales = [3.0 / 2.0, 0.3 / 0.5]                        # L0_j / (l_j - l_floor)
+    assert segment_scales(path) == [pytest.approx(v, rel=1e-15) for v in scales]
+    scaled = loss_matched_path(path)
+    for s, t, rho in zip(path.segments, scaled.segments, segment_scales(path)):
+        assert np.array_equal(t.spectrum.c, rho * s.spectrum.c)
+        assert np.array_equal(t.spectrum.h, s.spectrum.h)
+        assert (t.fraction, t.label, t.step, t.train_loss) == \
+            (s.fraction, s.label, s.step, s.train_loss)
+    assert scaled.loss_floor == 0.5 and scaled.last_rule is None
+
+
+@pytest.mark.parametrize("train_loss", [0.5, 0.2, None])
+def test_a_segment_without_a_train_loss_above_the_floor_is_refused(train_loss):
+    path = LossPath((Segment(_spectrum(1.0), None, "a", 0, train_loss),), None, 0.5)
+    with pytest.raises(NQMInputError, match=f"segment 'a': .* above the loss floor 0.5, got "
+                                            f"{train_loss}"):
+        segment_scales(path)

@@ -52,6 +52,24 @@ def test_one_segment_calibrates_as_the_single_quadratic():
     assert one["error"] == ref["error"] and one["path"]["segments"][0]["label"] == "target"
 
 
+@pytest.mark.parametrize("fit_on", ["smallest", "none"])
+def test_one_segment_loss_matched_is_the_single_quadratic_loss_matched(fit_on):
+    s = load(MEASURED.format("linreg"))      # metadata: train_loss_init, loss_floor
+    sweep = load_sweep("figures/sweeps/linreg-sgd")
+    init, floor = s.meta["train_loss_init"], s.meta["loss_floor"]
+    path = LossPath((Segment(s, None, "target", 0, init),), 0.01, floor)
+    one = calibrate(s, sweep, CalibrateConfig(fit_on=fit_on, path=path,
+                                              noise_scale="loss-matched"), f_rule=0.01)
+    ref = calibrate(s, sweep, CalibrateConfig(fit_on=fit_on, noise_scale="loss-matched"),
+                    f_rule=0.01)
+    rho = s.initial_loss() / (init - floor)
+    assert one["fitted"]["noise_scale_rule"]["segment_scales"] == [pytest.approx(rho, rel=1e-15)]
+    assert ref["fitted"]["noise_scale"] == pytest.approx(rho, rel=1e-15)
+    assert one["fitted"]["target_fraction"] == pytest.approx(ref["fitted"]["target_fraction"],
+                                                             rel=1e-9)
+    assert [p["predicted"] for p in one["points"]] == [p["predicted"] for p in ref["points"]]
+
+
 def _recurrence_steps(path, targets, kind, lr, beta, b, kappa, n=4000):
     """Each segment's first step with loss <= its target, by the literal recurrence."""
     out = []
