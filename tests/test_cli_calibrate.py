@@ -15,6 +15,13 @@ def run(*args):
     return CliRunner().invoke(cli, list(args))
 
 
+def run_json(tmp_path, *args):
+    """`nqm calibrate ARGS --json`: the result (exit code 0 asserted) and its record."""
+    r = run("calibrate", *args, "--json", str(tmp_path / "c.json"))
+    assert r.exit_code == 0, r.output
+    return r, json.loads((tmp_path / "c.json").read_text())
+
+
 def test_calibrate_writes_json_csv_and_figures(tmp_path):
     r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, "--transfer",
             "figures/sweeps/mlp-digits-adam", "--json", str(tmp_path / "c.json"), "--csv",
@@ -139,11 +146,9 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
 
 
 def test_calibrate_first_passage_option(tmp_path):
-    r = run("calibrate", "--spectrum", "figures/measure/linreg/spectrum_target.npz", "--runs",
-            "figures/sweeps/linreg-sgd", "--predict", "first-passage", "--quantile", "0.25",
-            "--json", str(tmp_path / "c.json"))
-    assert r.exit_code == 0, r.output
-    rec = json.loads((tmp_path / "c.json").read_text())
+    r, rec = run_json(tmp_path, "--spectrum", "figures/measure/linreg/spectrum_target.npz",
+                      "--runs", "figures/sweeps/linreg-sgd", "--predict", "first-passage",
+                      "--quantile", "0.25")
     assert rec["prediction"] == {"predict": "first-passage", "quantile": 0.25, "trials": 64}
     assert "best of 64 trials' first evaluated crossing (quantile 0.25" in r.stdout
     assert all(p["predicted"] is not None for p in rec["points"])
@@ -198,11 +203,9 @@ def test_calibrate_loss_matched_without_the_initial_loss(tmp_path):
 
 
 def test_calibrate_loss_matched_path_scales_every_segment(tmp_path):
-    r = run("calibrate", "--path", "figures/measure-path/linreg", "--runs",
-            "figures/sweeps/linreg-adam", "--fit-on", "none", "--noise-scale", "loss-matched",
-            "--json", str(tmp_path / "c.json"))
-    assert r.exit_code == 0, r.output
-    rec = json.loads((tmp_path / "c.json").read_text())
+    _, rec = run_json(tmp_path, "--path", "figures/measure-path/linreg", "--runs",
+                      "figures/sweeps/linreg-adam", "--fit-on", "none", "--noise-scale",
+                      "loss-matched")
     rule = rec["fitted"]["noise_scale_rule"]
     segs = rec["path"]["segments"]
     assert len(rule["segment_scales"]) == len(segs) == 3 and rule["kappa0"] == 1.0
