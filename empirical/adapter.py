@@ -186,17 +186,23 @@ def displacement_sq(spectrum: Spectrum, path: str | Path) -> float:
     return float(found[0])
 
 
+def loss_floor(meta: dict) -> float:
+    """The training loss's floor of a measured spectrum: its metadata, else the workload's
+    (`empirical.catalog`; spectra measured before the floor was recorded), else 0."""
+    from empirical.catalog import CATALOG
+
+    if meta.get("loss_floor") is not None:
+        return float(meta["loss_floor"])
+    info = CATALOG.get(str(meta.get("workload")))
+    return info.loss_floor if info is not None else 0.0
+
+
 def loss_drop(spectrum: Spectrum, path: str | Path) -> float:
     """ell_0 - ell_floor of the loss-matched noise scale (`nqm.noise_units`): the initial
     training loss from the spectrum's metadata, else from the 'init' checkpoint of the
     `measure.json` beside the file; the floor from the metadata, else the workload's
     (`empirical.catalog`)."""
-    from empirical.catalog import CATALOG
-
-    floor = spectrum.meta.get("loss_floor")
-    if floor is None:
-        info = CATALOG.get(str(spectrum.meta.get("workload")))
-        floor = info.loss_floor if info is not None else 0.0
+    floor = loss_floor(spectrum.meta)
     init = spectrum.meta.get("train_loss_init")
     if init is None:
         found = [p.get("train_loss") for p in _measure_points(path, "train_loss_init")
@@ -262,8 +268,8 @@ def path_from_measure(directory: str | Path) -> tuple[LossPath, Spectrum]:
             spectra.append(here_spectrum(sp, p))
         except NQMInputError as exc:
             raise NQMInputError(f"{directory}: {exc}") from None
-    floor = float(reference.meta.get("loss_floor", 0.0))   # recorded with the path fields
-    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along], floor,
+    path = path_from_checkpoints(spectra, [p["train_loss"] for p in along],
+                                 loss_floor(reference.meta),
                                  [p["label"] for p in along[:-1]],
                                  [p["step"] for p in along[:-1]])
     return path, reference

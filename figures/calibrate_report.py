@@ -36,6 +36,10 @@ def _scale_rule(fitted: dict) -> str:
     rule = fitted.get("noise_scale_rule")
     if rule is None:
         return ""
+    if "segment_scales" in rule:
+        scales = ", ".join(format(v, ".3g") for v in rule["segment_scales"])
+        return (f" (loss-matched path: segment j's noise times rho_j = L0_j / (l_j - l_floor) = "
+                f"{scales}; kappa multiplies that)")
     if rule["kappa0"] is None:
         return " (kappa is fitted on two batch sizes: --noise-scale changes nothing here)"
     return " (loss-matched: L0 / (l_0 - l_floor), the measured noise in NQM loss units)"

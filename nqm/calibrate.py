@@ -447,7 +447,7 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     scales = None
     if config.path is not None and config.noise_scale != "measured":
         scales = segment_scales(config.path)
-        config = replace(config, path=loss_matched_path(config.path))
+        config = replace(config, path=loss_matched_path(config.path, scales))
     if f_rule is None:
         f_rule = config.path.last_rule if config.path is not None else \
             spectrum.meta.get("target_fraction")

@@ -88,11 +88,13 @@ def segment_scales(path: LossPath) -> list[float]:
     return out
 
 
-def loss_matched_path(path: LossPath) -> LossPath:
-    """`path` with segment j's noise c_j scaled by rho_j (`segment_scales`)."""
+def loss_matched_path(path: LossPath, scales: list[float] | None = None) -> LossPath:
+    """`path` with segment j's noise c_j scaled by rho_j (`scales`, default
+    `segment_scales(path)`)."""
+    scales = segment_scales(path) if scales is None else scales
     segments = tuple(
         Segment(Spectrum(h=s.spectrum.h, c=rho * s.spectrum.c, s0=s.spectrum.s0,
                          count=s.spectrum.count, meta=s.spectrum.meta),
                 s.fraction, s.label, s.step, s.train_loss)
-        for s, rho in zip(path.segments, segment_scales(path)))
+        for s, rho in zip(path.segments, scales))
     return LossPath(segments, path.last_rule, path.loss_floor)

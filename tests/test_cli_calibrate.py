@@ -203,9 +203,10 @@ def test_calibrate_loss_matched_without_the_initial_loss(tmp_path):
 
 
 def test_calibrate_loss_matched_path_scales_every_segment(tmp_path):
-    _, rec = run_json(tmp_path, "--path", "figures/measure-path/linreg", "--runs",
+    r, rec = run_json(tmp_path, "--path", "figures/measure-path/linreg", "--runs",
                       "figures/sweeps/linreg-adam", "--fit-on", "none", "--noise-scale",
                       "loss-matched")
+    assert "loss-matched path: segment j's noise times rho_j" in r.stdout
     rule = rec["fitted"]["noise_scale_rule"]
     segs = rec["path"]["segments"]
     assert len(rule["segment_scales"]) == len(segs) == 3 and rule["kappa0"] == 1.0

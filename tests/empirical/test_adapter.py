@@ -167,3 +167,12 @@ def test_loss_drop_of_the_committed_gauss_newton_spectrum_matches_the_reference_
     init = {p["label"]: p for p in json.loads((path.parent / "measure.json").read_text())
             ["along_training"]}["init"]["train_loss"]
     assert loss_drop(load(path), path) == pytest.approx(init - 0.125, rel=1e-15)
+
+
+def test_loss_floor_from_the_metadata_else_the_catalog():
+    from empirical.adapter import loss_floor
+
+    assert loss_floor({"workload": "linreg", "loss_floor": 0.0}) == 0.0
+    assert loss_floor({"workload": "linreg"}) == 0.125
+    assert loss_floor({"workload": "mlp-digits"}) == 0.0
+    assert loss_floor({}) == 0.0

@@ -155,3 +155,25 @@ def test_bad_paths_are_refused_in_one_line(build, needle):
     with pytest.raises(NQMInputError, match=needle) as e:
         build()
     assert "\n" not in str(e.value)
+
+
+def test_loss_matched_path_is_the_path_with_each_segment_scaled_in_every_mode():
+    from empirical.adapter import path_from_measure
+    from nqm.noise_units import loss_matched_path, segment_scales
+
+    path, ref = path_from_measure("figures/measure-path/linreg")
+    sweep = load_sweep("figures/sweeps/linreg-sgd")
+    adam = load_sweep("figures/sweeps/linreg-adam")
+    got = calibrate(ref, sweep, CalibrateConfig(path=path, noise_scale="loss-matched"),
+                    transfer=(adam,))
+    want = calibrate(ref, sweep, CalibrateConfig(path=loss_matched_path(path)), transfer=(adam,))
+    rule = got["fitted"].pop("noise_scale_rule")
+    assert rule == {"rule": "loss-matched", "kappa0": None,
+                    "segment_scales": segment_scales(path)} and path.loss_floor == 0.125
+    assert "noise_scale_rule" not in want["fitted"]
+    assert got["fitted"] == want["fitted"] and got["points"] == want["points"]
+    assert got["transfer"][0]["points"] == want["transfer"][0]["points"]
+    scaled = loss_matched_path(path)
+    for s, t in zip(path.segments, scaled.segments):
+        assert np.array_equal(t.spectrum.s0, s.spectrum.s0)
+        assert np.array_equal(t.spectrum.count, s.spectrum.count)
