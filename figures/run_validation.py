@@ -50,6 +50,7 @@ from pathlib import Path
 
 from empirical.adapter import (
     loss_drop,
+    loss_floor,
     path_from_measure,
     spectrum_with_slow_row,
     target_fraction_rule,
@@ -62,8 +63,6 @@ from nqm.spectrum import load
 from nqm.sweep_data import load_sweep
 
 ROOT = Path(__file__).resolve().parent
-#: the training loss's floor: linreg's label noise (1/2 sigma^2, sigma = 0.5); 0 for cross-entropy
-LOSS_FLOOR = {"linreg": 0.125}
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PROXY_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROXY_FIT_ON = ("linreg", "logreg-digits")
@@ -80,7 +79,7 @@ def f_rule(workload: str, spectra: Path) -> float | None:
               "rule: zero-run skipped (measure with --at-step 0 --at-target)", file=sys.stderr)
         return None
     return target_fraction_rule(pts["init"]["train_loss"], pts["target"]["train_loss"],
-                                LOSS_FLOOR.get(workload, 0.0))
+                                loss_floor({"workload": workload}))
 
 
 def load_spectrum(path: Path, slow_row: float | None):
@@ -102,7 +101,7 @@ def noise_line(workload: str, spectra: Path, spectrum):
     """The loss-following noise line of the workload's reference measurement."""
     return line_from_measure(spectra / workload / "measure.json", spectrum.initial_loss(),
                              {**spectrum.meta,
-                              "loss_floor": LOSS_FLOOR.get(workload, 0.0)})
+                              "loss_floor": loss_floor({"workload": workload})})
 
 
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
