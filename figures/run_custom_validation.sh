@@ -25,3 +25,5 @@ for opt in sgd momentum; do
     --budget 20000 --quiet --out "$OUT/sweeps/custom-$opt"
 done
 nqm measure $DATA --at-step 0 --at-target --top-k 20 --quiet --out "$OUT/measure/custom"
+# the path model's checkpoints (the steps the MLP of mlp-digits was measured at)
+nqm measure $DATA --at-step 0,20,60 --at-target --top-k 20 --quiet --out "$OUT/measure-path/custom"
