@@ -8,6 +8,7 @@ Every error is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -525,9 +526,11 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
     config = MeasureRunConfig(workload, mcfg, checkpoint, at_steps or (), at_target, bins,
                               optimizer, lr, train_batch_size, budget, target, data, model,
                               seed, threads, resolve_device(device))
+    start = time.perf_counter()
     with _LateBar(config.n_points, "checkpoints", quiet) as bar:
         record = run_measure(config, out_dir, bar.update, None if quiet else _stderr, _stderr)
     _echo(measure_lines(record))
+    click.echo(f"({time.perf_counter() - start:.1f} s; the records hold no wall-clock times)")
     out = Path(out_dir)
     drawn = measure_figures(Measurement(record, load_spectrum(out / "spectrum.npz")), out,
                             formats=("png",))

@@ -88,7 +88,6 @@ class Measurement:
     trace_se: float
     bulk: Quadrature
     products: dict
-    wall_s: float
     two_batch: TwoBatch | None = None
     s0_here_top: np.ndarray | None = None    # (k,) (v_i' (theta - theta_ref))^2
     displacement_here_sq: float | None = None  # |theta - theta_ref|^2
@@ -110,7 +109,7 @@ class Measurement:
             "top_s0": self.s0_top.tolist(), "displacement_sq": self.displacement_sq,
             "top_s0_here": None if self.s0_here_top is None else self.s0_here_top.tolist(),
             "displacement_here_sq": self.displacement_here_sq,
-            "operator_products": self.products, "wall_s": round(self.wall_s, 2),
+            "operator_products": self.products,
             "two_batch": None if self.two_batch is None else {
                 "b_small": self.config.two_batch[0], "b_big": self.config.two_batch[1],
                 "draws": self.two_batch.draws, "b_simple": self.two_batch.b_simple,
@@ -219,6 +218,5 @@ def measure(workload: Workload, params: dict[str, torch.Tensor],
         n_examples=int(x.shape[0]), dim=flat.dim, config=config,
         eigenvalues=top.values, eigenvectors=top.vectors, c_top=noise.c,
         s0_top=(top.vectors.T @ d) ** 2, displacement_sq=float(d @ d), noise=noise,
-        trace=tr, trace_se=tr_se, bulk=bulk, products=products,
-        wall_s=time.perf_counter() - t0, two_batch=two,
+        trace=tr, trace_se=tr_se, bulk=bulk, products=products, two_batch=two,
         s0_here_top=(top.vectors.T @ d_here) ** 2, displacement_here_sq=float(d_here @ d_here))

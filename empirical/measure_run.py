@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +146,6 @@ def run_measure(config: MeasureRunConfig, out_dir,
         options = config.options(w)
         claim_directory(out, options, "measurement", "measure_config.json")
         (out / "checkpoints").mkdir(exist_ok=True)
-        t0 = time.perf_counter()
         init = {k: v.detach() for k, v in w.make_model(config.seed).named_parameters()}
         points = _checkpoints(config, w, out)
         msg = custom_model_note(config.workload, config.model)
@@ -166,7 +164,7 @@ def run_measure(config: MeasureRunConfig, out_dir,
         if spectra[-1].initial_loss() == 0:
             warn("warning: s0 = 0 everywhere (the reference solution is the measured point "
                  "itself); measure a later step or --at-target for a usable spectrum")
-        record = _record(config, w, along, round(time.perf_counter() - t0, 2))
+        record = _record(config, w, along)
         _write(out, record)
     return record
 
@@ -223,8 +221,9 @@ def _measure_point(config, w, out: Path, options: dict, c, init: dict, ref, note
     return summary, sp
 
 
-def _record(config: MeasureRunConfig, w, along: list[dict], wall_s: float) -> dict:
-    """measure.json: the last checkpoint's summary, the run's settings, every checkpoint."""
+def _record(config: MeasureRunConfig, w, along: list[dict]) -> dict:
+    """measure.json: the last checkpoint's summary, the run's settings, every checkpoint (no
+    wall-clock times, so that a rerun writes the same file)."""
     from empirical.versions import versions
 
     ref_run = {**w.reference, **{k: v for k, v in (("optimizer", config.optimizer),
@@ -235,7 +234,7 @@ def _record(config: MeasureRunConfig, w, along: list[dict], wall_s: float) -> di
             "target": w.target, "seed": config.seed, "config": config.measure.__dict__,
             "reference_run": None if config.checkpoint else ref_run,
             "checkpoint_file": config.checkpoint, "versions": versions(),
-            "wall_s": wall_s, "along_training": along}
+            "along_training": along}
 
 
 def _write(out: Path, record: dict) -> None:

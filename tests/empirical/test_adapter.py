@@ -31,7 +31,7 @@ def measurement(trace_sigma=10.0, trace_h_sigma=11.0, displacement_sq=3.0, top=T
                        eigenvectors=np.eye(50)[:, :4], c_top=C_TOP, s0_top=S0_TOP,
                        displacement_sq=displacement_sq, noise=noise, trace=0.0, trace_se=0.0,
                        bulk=Quadrature(nodes, WEIGHTS, BULK_DIM, 8),
-                       products={}, wall_s=0.0)
+                       products={})
 
 
 def test_totals_are_preserved_and_drops_counted():
