@@ -120,12 +120,12 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
             NoiseLine(0.0, 1.0, 0, math.inf, 0.0) if noise == "constant-coupled" else None)
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
+    how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
+           "noise_scale": noise_scale,
+           "drop": None if noise_scale == "measured" or path is not None else
+           loss_drop(spectrum, spectra / workload / "spectrum_target.npz")}
     out = {}
     for opt, sweep in sweeps.items():
-        how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
-               "noise_scale": noise_scale,
-               "drop": None if noise_scale == "measured" or path is not None else
-               loss_drop(spectrum, spectra / workload / "spectrum_target.npz")}
         out[opt] = {"zero_run": _run(spectrum, sweep, "none", rule, threads, **how)
                     if rule else None,
                     "ends": _run(spectrum, sweep, "ends", rule, threads,
