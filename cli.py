@@ -580,7 +580,8 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @opt("--runs", required=True, type=click.Path(), help="Sweep directory from `nqm sweep`.")
 @opt("--fit-on", default="ends", show_default=True,
      help="ends | smallest | none | B1[,B2]: the batch sizes the two scalars are fitted on.")
-@opt("--proxy", default=None, help="NQM stand-ins, e.g. adam=precond:0.25 (the default).")
+@opt("--proxy", default=None, help="NQM stand-ins: adam=precond:0.25 (the default: SGD "
+     "preconditioned by H^-0.25) or adam=adam (mean-field Adam, nqm.adam).")
 @opt("--transfer", multiple=True, type=click.Path(),
      help="A sweep of another optimizer on the same workload, predicted without refit.")
 @JSON

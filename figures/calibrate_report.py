@@ -51,8 +51,11 @@ def calibrate_lines(record: dict) -> list[str]:
     from nqm.calibrate import summary_line
 
     f = record["fitted"]
-    out = [f"{record['workload']}, {record['optimizer']} (NQM: {record['nqm_optimizer']['kind']}"
-           f", precond p = {record['nqm_optimizer']['precond']:g}), target {record['target']:g}",
+    nqm = record["nqm_optimizer"]
+    stand_in = "mean-field Adam, nqm.adam" if nqm["kind"] == "adam" else \
+        f"{nqm['kind']}, precond p = {nqm['precond']:g}"
+    out = [f"{record['workload']}, {record['optimizer']} (NQM: {stand_in}), target "
+           f"{record['target']:g}",
            f"fitted on B = {', '.join(map(str, record['fit_on'])) or 'none'}: target fraction "
            f"f = {_g(f['target_fraction'])} (train-loss rule {_g(f['target_fraction_rule'])}), "
            f"noise scale kappa = {_g(f['noise_scale'])}"

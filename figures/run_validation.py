@@ -5,7 +5,8 @@
                                      [--slow-row [--slow-row-factor F]]
                                      [--predict expected|first-passage [--quantile Q]]
                                      [--noise constant|loss-following|constant-coupled]
-                                     [--path DIR] [--from-records]
+                                     [--path DIR] [--adam precond|mean-field]
+                                     [--from-records]
 
 For every workload W with a measured spectrum (figures/measure/W/spectrum_target.npz) and every
 reference sweep W-OPT (figures/sweeps/W-OPT/summary.json), with `nqm.calibrate`:
@@ -29,6 +30,8 @@ separate the noise model from the tuner.
 With --noise-scale loss-matched the one-run and zero-run modes take kappa = L0 / (l_0 - l_floor),
 the measured noise in the quadratic's loss units (`nqm.noise_units`), instead of kappa = 1; with
 --path every segment's noise is scaled by its own rho_j = L0_j / (l_j - l_floor), in every mode.
+With --adam mean-field Adam's stand-in is the mean-field Adam of `nqm.adam` (its preconditioner
+one scalar, unaligned with H) instead of SGD preconditioned by H^-0.25; no proxy scan.
 With --path DIR every mode uses the path model (`nqm.path_model`): the quadratics measured at
 the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained along the
 reference run, f the last segment's fraction (its zero-run value the train-loss rule between
@@ -60,7 +63,7 @@ from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.errors import NQMInputError
 from nqm.noise_line import NoiseLine, line_from_measure
 from nqm.spectrum import load
-from nqm.sweep_data import load_sweep
+from nqm.sweep_data import DEFAULT_PROXY, load_sweep
 
 ROOT = Path(__file__).resolve().parent
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -89,11 +92,16 @@ def load_spectrum(path: Path, slow_row: float | None):
 
 
 def _run(spectrum, sweep, fit_on, rule, threads, transfer=(), predict="expected",
-         quantile=None, line=None, path=None, noise_scale="measured", drop=None):
+         quantile=None, line=None, path=None, noise_scale="measured", drop=None,
+         adam="precond"):
+    proxy = dict(DEFAULT_PROXY)
+    if adam == "mean-field":
+        proxy["adam"] = ("adam", 0.0)
     return calibrate(spectrum, sweep, CalibrateConfig(fit_on=fit_on, threads=threads,
                                                       predict=predict, quantile=quantile,
                                                       noise_line=line, path=path,
-                                                      noise_scale=noise_scale),
+                                                      noise_scale=noise_scale,
+                                                      proxy=tuple(proxy.items())),
                      transfer=transfer, f_rule=rule, loss_drop=drop)
 
 
@@ -107,7 +115,8 @@ def noise_line(workload: str, spectra: Path, spectrum):
 def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
              predict: str = "expected", quantile: float | None = None,
              slow_row: float | None = None, noise: str = "constant",
-             path_dir: Path | None = None, noise_scale: str = "measured") -> dict:
+             path_dir: Path | None = None, noise_scale: str = "measured",
+             adam: str = "precond") -> dict:
     """Every mode of the module docstring for one workload's sweeps: {optimizer: {mode: record}}."""
     path = None
     if path_dir is not None:
@@ -121,7 +130,7 @@ def validate(workload: str, threads: int | None, spectra: Path, sweep_dir: Path,
     sweeps = {o: load_sweep(sweep_dir / f"{workload}-{o}") for o in OPTIMIZERS
               if (sweep_dir / f"{workload}-{o}" / "summary.json").exists()}
     how = {"predict": predict, "quantile": quantile, "line": line, "path": path,
-           "noise_scale": noise_scale,
+           "noise_scale": noise_scale, "adam": adam,
            "drop": None if noise_scale == "measured" or path is not None else
            loss_drop(spectrum, spectra / workload / "spectrum_target.npz")}
     out = {}
@@ -241,6 +250,10 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--noise other than constant goes with --predict expected only")
     if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
         ap.error("--path goes with the expected loss and constant noise only")
+    if args.adam != "precond" and (args.path or args.noise != "constant" or
+                                   args.predict != "expected"):
+        ap.error("--adam mean-field goes with the single quadratic's expected loss and "
+                 "constant noise only")
     if args.path and not Path(args.path).is_dir():
         ap.error(f"--path {args.path}: no such directory")
     if args.out is None and Path(args.sweeps).resolve() != (ROOT / "sweeps").resolve():
@@ -259,7 +272,8 @@ def default_out(args) -> str:
         (["slow-row"] if args.slow_row else []) + \
         ([args.noise] if args.noise != "constant" else []) + \
         (["path"] if getattr(args, "path", None) else []) + \
-        (["loss-matched"] if getattr(args, "noise_scale", "measured") != "measured" else [])
+        (["loss-matched"] if getattr(args, "noise_scale", "measured") != "measured" else []) + \
+        (["adam-mean-field"] if getattr(args, "adam", "precond") == "mean-field" else [])
     return "-".join(parts)
 
 
@@ -269,7 +283,7 @@ def main():
     ap.add_argument("--out", default=None,
                     help="default figures/validation for the reference run; a variant writes to "
                          "figures/validation/<variant> (first-passage, slow-row, loss-following, "
-                         "constant-coupled, path, loss-matched, joined by '-')")
+                         "constant-coupled, path, loss-matched, adam-mean-field, joined by '-')")
     ap.add_argument("--predict", default="expected", choices=("expected", "first-passage"),
                     help="what the NQM predicts: the expected loss's crossing, or the best of "
                          "the sweep's trials' first evaluated crossing (nqm.passage_quantile)")
@@ -299,6 +313,9 @@ def main():
     ap.add_argument("--noise-scale", choices=("measured", "loss-matched"), default="measured",
                     help="kappa of the one-run and zero-run modes: 1, or L0 / (l_0 - l_floor) "
                          "(nqm.noise_units)")
+    ap.add_argument("--adam", choices=("precond", "mean-field"), default="precond",
+                    help="Adam's NQM stand-in: SGD preconditioned by H^-0.25, or the mean-field "
+                         "Adam of nqm.adam (no proxy scan)")
     ap.add_argument("--no-sweep-figures", action="store_true",
                     help="write no per-sweep figures (records, summary, table and the B_crit "
                          "scatter only): for variants whose fits on the ends are another run's")
@@ -323,7 +340,7 @@ def main():
         try:
             results[w] = validate(w, args.threads, spectra, sweep_dir, args.predict,
                                   args.quantile, slow_row, args.noise, path_dir,
-                                  args.noise_scale)
+                                  args.noise_scale, args.adam)
         except NQMInputError as exc:
             ap.error(f"{w}: {exc}")
         for opt, modes in results[w].items():
@@ -338,7 +355,8 @@ def main():
     bcrit_scatter(summary, out / "bcrit_scatter")
     print(table(summary))
     (out / "table.md").write_text(table(summary) + "\n")
-    if args.no_proxy_scan or args.noise != "constant" or args.from_records or args.path:
+    if args.no_proxy_scan or args.noise != "constant" or args.from_records or args.path or \
+            args.adam != "precond":
         return
     scan = adam_proxy_scan(names, args.threads, spectra, sweep_dir, slow_row)
     (out / "adam_proxy.json").write_text(json.dumps(scan, indent=1) + "\n")

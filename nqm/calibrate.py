@@ -66,7 +66,8 @@ F_BOUNDS = (1e-10, 1.0)
 KAPPA_BOUNDS = (1e-4, 1e4)
 LOG_TOL = 1e-3        # root finding stops within this in log f and log kappa
 BUDGET_FACTOR = 100   # the NQM's step budget: this many times the largest measured step count
-LOSS_BUDGET_FACTOR = 10  # ... with loss-following noise (each step costs O(rows) there)
+LOSS_BUDGET_FACTOR = 10  # ... with loss-following noise or mean-field Adam (each step costs
+                         # O(rows) there, with no closed form)
 FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
 METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
 PREDICTIONS = ("expected", "first-passage")
@@ -210,9 +211,15 @@ class _Model:
                 return self._memo[key]
             s = self.spectrum
             scaled = Spectrum(h=s.h, c=kappa * s.c, s0=s.s0, count=s.count, meta=s.meta)
-            self._memo[key] = tune(scaled, self.kind, list(batch_sizes), fraction * self.l0,
-                                   precond=self.precond, max_steps=self.max_steps,
-                                   threads=self.threads)
+            if self.kind == "adam":
+                from nqm.adam_tuning import tune_adam
+
+                self._memo[key] = tune_adam(scaled, list(batch_sizes), fraction * self.l0,
+                                            max_steps=self.max_steps)
+            else:
+                self._memo[key] = tune(scaled, self.kind, list(batch_sizes),
+                                       fraction * self.l0, precond=self.precond,
+                                       max_steps=self.max_steps, threads=self.threads)
         return self._memo[key]
 
     def _table(self):
@@ -451,10 +458,14 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     if f_rule is None:
         f_rule = config.path.last_rule if config.path is not None else \
             spectrum.meta.get("target_fraction")
-    factor = BUDGET_FACTOR if config.noise_line is None else LOSS_BUDGET_FACTOR
-    max_steps = int(factor * max(p.steps for s in (sweep, *transfer) for p in s.reached))
+    largest = max(p.steps for s in (sweep, *transfer) for p in s.reached)
+
+    def budget(kind):   # the step budget of an NQM optimizer's model
+        recurrent = config.noise_line is not None or kind == "adam"
+        return int((LOSS_BUDGET_FACTOR if recurrent else BUDGET_FACTOR) * largest)
+
     kind, precond = config.nqm_optimizer(sweep.optimizer)
-    model = config.model(spectrum, kind, precond, max_steps, passage_config(config, sweep))
+    model = config.model(spectrum, kind, precond, budget(kind), passage_config(config, sweep))
     kappa0 = 1.0 if len(fit_on) == 2 or config.path is not None else base_noise_scale(
         config.noise_scale, model.l0, loss_drop_of(spectrum.meta) if loss_drop is None
         else loss_drop)   # two fit points fit kappa; a path carries rho_j in its segments
@@ -504,7 +515,8 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
                                                    main["critical_batch_size"])
     for t in transfer:
         t_kind, t_pre = config.nqm_optimizer(t.optimizer)
-        t_model = config.model(spectrum, t_kind, t_pre, max_steps, passage_config(config, t))
+        t_model = config.model(spectrum, t_kind, t_pre, budget(t_kind),
+                               passage_config(config, t))
         t_main = predict_sweep(t_model, fitted, t, (), None)
         record["transfer"].append({"optimizer": t.optimizer,
                                    "nqm_optimizer": {"kind": t_kind, "precond": t_pre},

@@ -92,7 +92,8 @@ def load_sweep(path: str | Path) -> SweepData:
 
 
 def parse_proxy(text: str | None) -> dict[str, tuple[str, float]]:
-    """'adam=precond:0.5[,nesterov=momentum]' -> the DEFAULT_PROXY mapping with those changes."""
+    """'adam=precond:0.5[,nesterov=momentum]' -> the DEFAULT_PROXY mapping with those changes;
+    'adam=adam' is the mean-field Adam of `nqm.adam`."""
     proxy = dict(DEFAULT_PROXY)
     for item in (text or "").split(","):
         if not item.strip():
@@ -101,11 +102,11 @@ def parse_proxy(text: str | None) -> dict[str, tuple[str, float]]:
             name, value = (x.strip() for x in item.split("="))
             if value.startswith("precond:"):
                 proxy[name] = ("sgd", float(value.split(":", 1)[1]))
-            elif value in KINDS:
+            elif value in (*KINDS, "adam"):
                 proxy[name] = (value, 0.0)
             else:
                 raise ValueError(value)
         except ValueError:
-            raise NQMInputError(f"bad --proxy '{item}': give OPTIMIZER=sgd|momentum|nesterov "
-                                f"or OPTIMIZER=precond:P") from None
+            raise NQMInputError(f"bad --proxy '{item}': give OPTIMIZER=sgd|momentum|nesterov|"
+                                f"adam or OPTIMIZER=precond:P") from None
     return proxy

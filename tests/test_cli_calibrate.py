@@ -145,6 +145,16 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
         assert (tmp_path / name).exists(), name
 
 
+def test_calibrate_mean_field_adam_proxy(tmp_path):
+    r, rec = run_json(tmp_path, "--spectrum", "figures/measure/linreg/spectrum_target.npz",
+                      "--runs", "figures/sweeps/linreg-sgd", "--transfer",
+                      "figures/sweeps/linreg-adam", "--proxy", "adam=adam")
+    (t,) = rec["transfer"]
+    assert t["nqm_optimizer"] == {"kind": "adam", "precond": 0.0}
+    assert all(p["predicted"] is not None and p["error_nqm"] < 2.0 for p in t["points"])
+    assert all(0.0 <= p["momentum_predicted"] < 1.0 for p in t["points"])
+
+
 def test_calibrate_first_passage_option(tmp_path):
     r, rec = run_json(tmp_path, "--spectrum", "figures/measure/linreg/spectrum_target.npz",
                       "--runs", "figures/sweeps/linreg-sgd", "--predict", "first-passage",

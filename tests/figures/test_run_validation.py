@@ -138,7 +138,19 @@ def test_validate_with_a_path_uses_the_chain_in_every_mode():
     assert [t["optimizer"] for t in res["sgd"]["ends"]["transfer"]] == ["momentum", "adam"]
 
 
+def test_mean_field_adam_variant_writes_to_its_own_folder():
+    from argparse import Namespace
+
+    assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
+                                                noise="constant", adam="mean-field")) \
+        == "adam-mean-field"
+
+
 @pytest.mark.parametrize("argv, needle", [
+    (["--adam", "mean-field", "--path", "figures/measure-path"],
+     "--adam mean-field goes with the single quadratic's expected loss"),
+    (["--adam", "mean-field", "--predict", "first-passage"],
+     "--adam mean-field goes with the single quadratic's expected loss"),
     (["--sweeps", "figures/sweeps-seeds/mean"], "--sweeps other than the reference sweeps"),
     (["--path", "figures/measure-path-ggn"], "--path other than figures/measure-path needs --out"),
 ])
