@@ -68,7 +68,8 @@ def calibrate_lines(record: dict) -> list[str]:
            *noise_line(record),
            *path_line(record),
            f"{'batch':>7} {'measured':>9} {'NQM':>9} {'null':>9} {'fit':>4} "
-           f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}"]
+           + (f"{'lr meas':>13} {'lr NQM':>13}" if nqm["kind"] == "adam" else
+            f"{'lr/(1-b) meas':>13} {'lr/(1-b) NQM':>13}")]
     for p in record["points"]:
         out.append(f"{p['batch_size']:>7d} {_g(p['measured'], 'd'):>9} "
                    f"{_g(p['predicted'], 'd'):>9} {_g(p['null_model'], '.0f'):>9} "

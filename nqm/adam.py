@@ -25,7 +25,9 @@ S, M = E m^2, X = E theta m follow exactly (given a(k)) from E z'z'^T = A E zz^T
 So at small B (noise-dominated v) Adam is momentum SGD with a constant normalised step, and at
 large B its step grows as the gradient shrinks.  The learning rate is in the parameters' units:
 each step moves a parameter by about lr, and `lr_unit` = sqrt(sum_i count_i s0_i / N_p) is the
-root-mean-square initial distance per parameter.
+root-mean-square initial distance per parameter.  (A measured spectrum whose rows stand for
+fewer directions than the model has parameters puts N_p below the true count, so v above and
+lr below the real ones by about sqrt(n_params / N_p); the step counts do not depend on it.)
 
 Symbols -> arguments: lr = `lr`, beta1 = `beta1`, beta2 = `beta2`, eps = `eps`, B = `batch_size`.
 """

@@ -7,16 +7,19 @@ For each batch size B:
   1. a grid of `grid_lr` x `grid_beta` points over the box, each scored by its first crossing,
      largest lr first; a run stops at the best crossing found so far (it can only be worse
      beyond it), and at first at FIRST_CAP steps (while none reaches the target, a few points
-     per beta1 row run on with an eightfold cap);
+     per beta1 row run on with an eightfold cap); where the best crossing is at most
+     DENSE_BELOW steps, the grid is redone DENSE_FACTOR times denser (cheap there, and the
+     crossing is jagged there);
   2. Nelder-Mead (`nqm.simplex`) from the grid's best local minima (N_STARTS) on a smooth
      surrogate: the crossing interpolated in log loss between its two steps,
      k - 1 + (log L(k-1) - log T) / (log L(k-1) - log L(k)); a target not reached scores
      `nqm.tuning.unreached_score`, a diverged run that of a loss e^50 times the target;
   3. the best of those end points and starts (by integer crossing), then a pattern search on
      the integer crossing itself (it is jagged where the loss oscillates).
-An optimum on the lower lr bound or the upper beta1 bound widens that bound
-(`nqm.search_space.WIDEN_FACTOR`, at most MAX_WIDENINGS times) and repeats 1-3.  A target
-not reached on the grid within the budget is reported as not reached, without steps 2-3.
+An optimum on an lr bound or the upper beta1 bound widens that bound
+(`nqm.search_space.WIDEN_FACTOR`, at most MAX_WIDENINGS times) and repeats 1-3; the best
+crossing over the boxes is kept.  A target not reached on the grid within the budget is
+reported as not reached, without steps 2-3 and without widening.
 No stability limit bounds lr: the normalised step shrinks when the gradient grows.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 
 from nqm.adam import AdamConfig, lr_unit
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
+from nqm.errors import NQMInputError
 from nqm.search_space import WIDEN_FACTOR
 from nqm.simplex import nelder_mead
 from nqm.spectrum import Spectrum
@@ -36,9 +40,11 @@ from nqm.tuning import UNREACHED_CAP, TunedPoint, unreached_score
 
 MAX_WIDENINGS = 3
 FIRST_CAP = 1000      # the grid's first runs stop here (raised while nothing reaches the target)
+DENSE_BELOW = 64      # a grid crossing at or below this many steps: the grid is redone ...
+DENSE_FACTOR = 4      # ... this many times denser (the crossing is jagged at few steps)
 DEEPEN_KEEP = 4       # per beta1 row, grid points run on with a larger cap (`_deepened`)
 N_STARTS = 3          # local searches from this many of the grid's local minima
-PATTERN_STEPS = (0.1, 0.03, 0.01)   # the pattern search's moves, in log coordinates
+PATTERN_STEPS = (0.3, 0.1, 0.03, 0.01)   # the pattern search's moves, in log coordinates
 EDGE = 0.05           # an optimum within this (in log coordinates) of a bound sits on it
 
 
@@ -101,10 +107,11 @@ class _Objective:
         return int(k) if k > 0 else None
 
 
-def _grid(space: AdamSpace) -> np.ndarray:
-    """The grid points z, shape (grid_beta, grid_lr, 2), largest lr first in each row."""
-    lrs = np.linspace(*np.log(space.lr_ratio), space.grid_lr)[::-1]  # fast runs first
-    betas = np.linspace(*np.log(space.one_minus_beta1), space.grid_beta)
+def _grid(space: AdamSpace, factor: int = 1) -> np.ndarray:
+    """The grid points z, shape (grid_beta', grid_lr', 2), largest lr first in each row; with
+    `factor` each spacing divided by it (the coarse grid's points among them)."""
+    lrs = np.linspace(*np.log(space.lr_ratio), factor * (space.grid_lr - 1) + 1)[::-1]
+    betas = np.linspace(*np.log(space.one_minus_beta1), factor * (space.grid_beta - 1) + 1)
     return np.stack(np.broadcast_arrays(lrs[None, :], betas[:, None]), axis=-1)
 
 
@@ -137,13 +144,17 @@ def _deepened(scores: np.ndarray) -> np.ndarray:
 
 
 def _starts(grid: np.ndarray, scores: np.ndarray) -> list[np.ndarray]:
-    """Up to N_STARTS grid points that are no worse than their eight neighbours, best first."""
+    """The N_STARTS best grid points that are no worse than their eight neighbours, then the
+    N_STARTS best grid points overall (where the crossing is jagged, the best basin need not
+    show as a local minimum on the grid), best first, each once."""
     padded = np.pad(scores, 1, constant_values=math.inf)
-    rows, cols = scores.shape
-    minima = [idx for idx in np.ndindex(rows, cols) if math.isfinite(scores[idx])
-              and scores[idx] <= padded[idx[0]:idx[0] + 3, idx[1]:idx[1] + 3].min()]
-    minima.sort(key=lambda idx: scores[idx])
-    return [grid[idx] for idx in minima[:N_STARTS]]
+    finite = [idx for idx in np.ndindex(*scores.shape) if math.isfinite(scores[idx])]
+    finite.sort(key=lambda idx: scores[idx])
+    minima = [idx for idx in finite
+              if scores[idx] <= padded[idx[0]:idx[0] + 3, idx[1]:idx[1] + 3].min()]
+    chosen = list(dict.fromkeys(minima[:N_STARTS] + finite[:N_STARTS]))
+    chosen.sort(key=lambda idx: scores[idx])
+    return [grid[idx] for idx in chosen]
 
 
 def _pattern(obj: _Objective, z: np.ndarray, k: int, lo: np.ndarray,
@@ -179,6 +190,9 @@ def _search(obj: _Objective, space: AdamSpace) -> tuple[np.ndarray, int | None]:
             break
         cap = min(obj.max_steps, 8 * cap)
         active = _deepened(scores)
+    if k_grid is not None and k_grid <= DENSE_BELOW:   # short runs: a dense grid is cheap
+        grid = _grid(space, DENSE_FACTOR)
+        scores, k_grid = _grid_pass(obj, grid, k_grid, np.ones(grid.shape[:2], dtype=bool))
     starts = _starts(grid, scores)
     if k_grid is None:                 # not reached within the budget: nothing to refine
         return starts[0], None
@@ -208,15 +222,34 @@ def _edges(z, space: AdamSpace) -> tuple[str, ...]:
 
 
 def _widened(space: AdamSpace, edges: tuple[str, ...]) -> AdamSpace | None:
-    """The box with its binding lower-lr / upper-beta1 bound moved out, or None."""
+    """The box with its binding lr bounds or upper beta1 bound moved out, or None."""
     lr, m = space.lr_ratio, space.one_minus_beta1
     if "lr at lower bound" in edges:
         lr = (lr[0] / WIDEN_FACTOR, lr[1])
+    if "lr at upper bound" in edges:
+        lr = (lr[0], lr[1] * WIDEN_FACTOR)
     if "beta1 at upper bound" in edges:
         m = (m[0] / WIDEN_FACTOR, m[1])
     if (lr, m) == (space.lr_ratio, space.one_minus_beta1):
         return None
     return replace(space, lr_ratio=lr, one_minus_beta1=m)
+
+
+def _tune_one(obj: _Objective, space: AdamSpace):
+    """(z, steps, edges) at one batch size: `_search`, repeated in a widened box while the
+    optimum sits on a bound that can move; the best crossing over the boxes is kept."""
+    best = None
+    box = space
+    for _ in range(MAX_WIDENINGS + 1):
+        z, k = _search(obj, box)
+        if best is None or (k is not None and (best[1] is None or k < best[1])):
+            best = (z, k, _edges(z, box))
+        if k is None:              # not reached: widening the box would not change that
+            break
+        box = _widened(box, _edges(z, box))
+        if box is None:
+            break
+    return best
 
 
 def tune_adam(spectrum: Spectrum, batch_sizes, target: float,
@@ -226,18 +259,15 @@ def tune_adam(spectrum: Spectrum, batch_sizes, target: float,
     points: momentum = beta1, lr_limit = inf (none), ema and horizon None."""
     AdamConfig(beta2=beta2, eps=eps)          # validates beta2 and eps
     bs = check_batch_sizes(batch_sizes)
-    target = check_target(target)     # at or above the initial loss: met at step 1
+    target = check_target(target)     # a fit may ask for any target > 0
     max_steps = check_budget(max_steps)
+    if lr_unit(spectrum) <= 0:
+        raise NQMInputError("s0 is zero in every direction: nothing to tune (the learning "
+                            "rate's unit is the rms initial distance)")
     points = []
     for b in bs:
         obj = _Objective(spectrum, float(b), target, max_steps, beta2, eps)
-        box = space
-        for _ in range(MAX_WIDENINGS + 1):
-            z, k = _search(obj, box)
-            edges = _edges(z, box)
-            box = _widened(box, edges)
-            if box is None:
-                break
+        z, k, edges = _tune_one(obj, space)
         cfg = obj.config(z)
         points.append(TunedPoint(int(b), k, k is not None, cfg.lr, cfg.beta1, None, None,
                                  bool(edges), edges, math.inf))

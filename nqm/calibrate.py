@@ -146,7 +146,7 @@ class CalibrateConfig:
         proxy = dict(self.proxy)
         if optimizer not in proxy:
             raise NQMInputError(f"no NQM counterpart for optimizer '{optimizer}' "
-                                f"(give one with --proxy {optimizer}=sgd|momentum|precond:P)")
+                                f"(give one with --proxy {optimizer}=sgd|momentum|adam|precond:P)")
         return proxy[optimizer]
 
 
@@ -311,9 +311,10 @@ def _ratio(pred, meas) -> float | None:
     return max(pred / meas, meas / pred)
 
 
-def _effective_lr(lr, beta) -> float | None:
-    """lr / (1 - beta): heavy ball's step in the long run (SGD: lr itself)."""
-    return None if lr is None else lr / (1.0 - (beta or 0.0))
+def _effective_lr(lr, beta, averaged: bool = False) -> float | None:
+    """lr / (1 - beta): heavy ball's step in the long run (SGD: lr itself); lr itself where
+    the momentum is an average (`averaged`: Adam's m = beta1 m + (1 - beta1) g)."""
+    return None if lr is None else lr / (1.0 - (0.0 if averaged else (beta or 0.0)))
 
 
 def _worst(values) -> float | None:
@@ -331,6 +332,7 @@ def predict_sweep(model: _Model, fitted: Fitted, sweep: SweepData, fit_on, null)
     """Per-point predictions (NQM and null), errors off the fit points, critical batch sizes."""
     sizes = [p.batch_size for p in sweep.points]
     tuned = {t.batch_size: t for t in model.points(fitted.fraction, fitted.kappa, sizes)}
+    averaged = getattr(model, "kind", None) == "adam"   # both sides' lr then is Adam's
     rows = []
     for p in sweep.points:
         t = tuned[p.batch_size]
@@ -340,8 +342,8 @@ def predict_sweep(model: _Model, fitted: Fitted, sweep: SweepData, fit_on, null)
                      "used_in_fit": p.batch_size in fit_on, "lr_measured": p.lr,
                      "lr_predicted": t.lr, "momentum_measured": p.momentum,
                      "momentum_predicted": t.momentum,
-                     "lr_effective_measured": _effective_lr(p.lr, p.momentum),
-                     "lr_effective_predicted": _effective_lr(t.lr, t.momentum),
+                     "lr_effective_measured": _effective_lr(p.lr, p.momentum, averaged),
+                     "lr_effective_predicted": _effective_lr(t.lr, t.momentum, averaged),
                      "trials": p.trials, "widened": p.widened,
                      "error_nqm": _ratio(t.steps if t.reached else None, p.steps),
                      "error_null": None if null is None else _ratio(pred_null, p.steps)})

@@ -44,6 +44,24 @@ def test_no_worse_than_a_fine_grid(B):
     assert steps_to_target(sp, B, cfg, target, 50000) == point.steps   # the point is real
 
 
+def test_fewer_steps_at_larger_batch_sizes_where_the_crossing_is_jagged():
+    """At a few steps the crossing is jagged in (lr, beta1); the dense grid there keeps the
+    tuned counts non-increasing in B, as the optimum of a less noisy problem must be."""
+    sp = _spectrum()
+    points = tune_adam(sp, [16, 64, 128, 256, 1024], 0.05 * sp.initial_loss(), max_steps=20000)
+    steps = [p.steps for p in points]
+    assert all(a >= b for a, b in zip(steps, steps[1:])), steps
+
+
+def test_an_optimum_on_the_upper_lr_bound_is_searched_beyond_it():
+    sp = _spectrum()
+    target = 0.05 * sp.initial_loss()
+    (wide,) = tune_adam(sp, [64], target, max_steps=20000)
+    low = AdamSpace(lr_ratio=(1e-6, 0.05 * wide.lr / lr_unit(sp)))  # the optimum lies above
+    (p,) = tune_adam(sp, [64], target, max_steps=20000, space=low)
+    assert p.lr > low.lr_ratio[1] * lr_unit(sp) and "lr at upper bound" not in p.edges
+
+
 def test_points_follow_the_tuner_contract():
     sp = _spectrum()
     target = 0.05 * sp.initial_loss()
@@ -63,12 +81,16 @@ def test_unreachable_target_is_reported_not_raised():
     assert not p.reached and p.steps is None
 
 
-def test_a_binding_lr_bound_is_widened():
+def test_a_reached_optimum_on_the_lower_lr_bound_is_widened():
     sp = _spectrum()
     target = 0.05 * sp.initial_loss()
-    narrow = AdamSpace(lr_ratio=(1.0, 10.0))                  # the optimum lies below 1
-    (p,) = tune_adam(sp, [4], target, max_steps=20000, space=narrow)
-    assert p.lr < lr_unit(sp) and "lr at lower bound" not in p.edges
+    (wide,) = tune_adam(sp, [4], target, max_steps=20000)
+    high = AdamSpace(lr_ratio=(1.3 * wide.lr / lr_unit(sp), 10.0))
+    on_bound = AdamConfig(high.lr_ratio[0] * lr_unit(sp), wide.momentum)
+    assert steps_to_target(sp, 4, on_bound, target, 20000) is not None  # reached there
+    (p,) = tune_adam(sp, [4], target, max_steps=20000, space=high)
+    assert p.reached and p.lr < high.lr_ratio[0] * lr_unit(sp)
+    assert "lr at lower bound" not in p.edges
 
 
 @pytest.mark.parametrize("kwargs,match", [({"beta2": 1.0}, "beta2"), ({"eps": -1.0}, "eps"),
