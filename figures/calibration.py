@@ -68,15 +68,17 @@ def steps_panel(ax, record: dict, title: str, nqm_label: str = "NQM (calibrated)
 
 
 def lr_panel(ax, record: dict, title: str) -> None:
-    """Effective learning rate lr/(1 - beta) of the measured best trial and of the tuned NQM."""
+    """Effective learning rate lr/(1 - beta) of the measured best trial and of the tuned NQM
+    (lr itself where the NQM is the mean-field Adam, whose momentum is an average)."""
+    adam = record.get("nqm_optimizer", {}).get("kind") == "adam"
     b, lr = _xy(record["points"], "lr_effective_measured")
     ax.loglog(b, lr, "o", color="black", label="measured best trial")
     tuned = [c for c in record["curve"] if c["lr"] is not None]     # None: not reached
     cb = [c["batch_size"] for c in tuned]
-    clr = [c["lr"] / (1.0 - (c["momentum"] or 0.0)) for c in tuned]
+    clr = [c["lr"] / (1.0 - (0.0 if adam else (c["momentum"] or 0.0))) for c in tuned]
     ax.loglog(cb, clr, "-", color="tab:blue", label="NQM tuned")
     ax.set_xlabel("batch size B")
-    ax.set_ylabel("lr / (1 - beta)")
+    ax.set_ylabel("lr (Adam)" if adam else "lr / (1 - beta)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
