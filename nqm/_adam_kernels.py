@@ -41,15 +41,18 @@ def _step(h, c, count, S, M, X, v, k, batch_size, lr, beta1, beta2, eps, n_param
 
 
 @njit(cache=True)
-def expected_losses(h, c, s0, count, batch_size, lr, beta1, beta2, eps, out):
-    """out[k] = E L after k steps, k = 0 .. out.size - 1 (nan from a diverged step on)."""
-    S = s0.copy()
-    M = np.zeros(h.size)
-    X = np.zeros(h.size)
-    n_params = count.sum()
+def _start(h, s0, count):
+    """The state at step 0: (S, M, X) = (s0, 0, 0), N_p and the initial loss."""
     loss = 0.0
     for i in range(h.size):
         loss += 0.5 * count[i] * h[i] * s0[i]
+    return s0.copy(), np.zeros(h.size), np.zeros(h.size), count.sum(), loss
+
+
+@njit(cache=True)
+def expected_losses(h, c, s0, count, batch_size, lr, beta1, beta2, eps, out):
+    """out[k] = E L after k steps, k = 0 .. out.size - 1 (nan from a diverged step on)."""
+    S, M, X, n_params, loss = _start(h, s0, count)
     out[0] = loss
     limit = DIVERGED * loss
     v = 0.0
@@ -67,13 +70,7 @@ def first_crossing(h, c, s0, count, batch_size, lr, beta1, beta2, eps, target, k
     """(k, log L(k)): the first step k in 1 .. k_max with E L(k) <= target and its log loss
     (with the log loss of the step before it in the third slot, for interpolation); k = -1 and
     the log loss at k_max where the target is not met; k = -2 where the loss diverged."""
-    S = s0.copy()
-    M = np.zeros(h.size)
-    X = np.zeros(h.size)
-    n_params = count.sum()
-    loss = 0.0
-    for i in range(h.size):
-        loss += 0.5 * count[i] * h[i] * s0[i]
+    S, M, X, n_params, loss = _start(h, s0, count)
     limit = DIVERGED * loss
     v = 0.0
     for k in range(1, k_max + 1):
