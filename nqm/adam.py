@@ -69,7 +69,8 @@ def lr_unit(spectrum: Spectrum) -> float:
     return math.sqrt(float(np.sum(spectrum.count * spectrum.s0) / np.sum(spectrum.count)))
 
 
-def _arrays(spectrum: Spectrum):
+def kernel_arrays(spectrum: Spectrum) -> tuple[np.ndarray, ...]:
+    """(h, c, s0, count) as contiguous float64 arrays, the kernels' first four arguments."""
     return (np.ascontiguousarray(spectrum.h, dtype=np.float64),
             np.ascontiguousarray(spectrum.c, dtype=np.float64),
             np.ascontiguousarray(spectrum.s0, dtype=np.float64),
@@ -84,7 +85,7 @@ def expected_loss(spectrum: Spectrum, batch_size: float, config: AdamConfig,
     batch_size = check_batch_size(batch_size)
     steps = check_budget(steps)
     out = np.empty(steps + 1)
-    _k.expected_losses(*_arrays(spectrum), float(batch_size), config.lr, config.beta1,
+    _k.expected_losses(*kernel_arrays(spectrum), float(batch_size), config.lr, config.beta1,
                        config.beta2, config.eps, out)
     return out
 
@@ -97,6 +98,6 @@ def steps_to_target(spectrum: Spectrum, batch_size: float, config: AdamConfig, t
     batch_size = check_batch_size(batch_size)
     target = check_target_below_initial(spectrum, target)
     max_steps = check_budget(max_steps)
-    k, _, _ = _k.first_crossing(*_arrays(spectrum), float(batch_size), config.lr,
+    k, _, _ = _k.first_crossing(*kernel_arrays(spectrum), float(batch_size), config.lr,
                                 config.beta1, config.beta2, config.eps, target, max_steps)
     return int(k) if k > 0 else None

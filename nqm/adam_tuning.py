@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nqm.adam import AdamConfig, lr_unit
+from nqm.adam import AdamConfig, kernel_arrays, lr_unit
 from nqm.checks import DEFAULT_MAX_STEPS, check_batch_sizes, check_budget, check_target
 from nqm.errors import NQMInputError
 from nqm.search_space import WIDEN_FACTOR
@@ -43,7 +43,7 @@ FIRST_CAP = 1000      # the grid's first runs stop here (raised while nothing re
 DENSE_BELOW = 64      # a grid crossing at or below this many steps: the grid is redone ...
 DENSE_FACTOR = 4      # ... this many times denser (the crossing is jagged at few steps)
 DEEPEN_KEEP = 4       # per beta1 row, grid points run on with a larger cap (`_deepened`)
-N_STARTS = 3          # local searches from this many of the grid's local minima
+N_STARTS = 3          # local searches from this many of the grid's local minima and best points
 PATTERN_STEPS = (0.3, 0.1, 0.03, 0.01)   # the pattern search's moves, in log coordinates
 EDGE = 0.05           # an optimum within this (in log coordinates) of a bound sits on it
 
@@ -66,10 +66,7 @@ class _Objective:
 
     def __init__(self, spectrum: Spectrum, batch_size: float, target: float, max_steps: int,
                  beta2: float, eps: float):
-        self.arrays = (np.ascontiguousarray(spectrum.h, dtype=np.float64),
-                       np.ascontiguousarray(spectrum.c, dtype=np.float64),
-                       np.ascontiguousarray(spectrum.s0, dtype=np.float64),
-                       np.ascontiguousarray(spectrum.count, dtype=np.float64))
+        self.arrays = kernel_arrays(spectrum)
         self.unit, self.batch_size, self.target = lr_unit(spectrum), batch_size, target
         self.log_target, self.max_steps = math.log(target), max_steps
         self.beta2, self.eps = beta2, eps
