@@ -84,19 +84,23 @@ class _Objective:
         return _k.first_crossing(*self.arrays, self.batch_size, cfg.lr, cfg.beta1, cfg.beta2,
                                  cfg.eps, self.target, cap)
 
+    def scored(self, z, cap: int) -> tuple[float, int | None]:
+        """Step 2's value and the integer crossing (None: none) of one run stopped at `cap`."""
+        k, log_loss, log_before = self.crossing(z, cap)
+        if k > 0:
+            drop = log_before - log_loss
+            return k - 1 + ((log_before - self.log_target) / drop if drop > 0 else 1.0), int(k)
+        if k == -2:
+            return cap * (1.0 + UNREACHED_CAP), None
+        return unreached_score(cap, math.exp(log_loss), self.log_target), None
+
     def surrogate(self, z, above: float = math.inf, cap: int | None = None) -> float:
         """Step 2's value with runs stopped at `cap` (default the budget); above: the caller
         needs it only if it is <= above."""
         cap = self.max_steps if cap is None else cap
         if math.isfinite(above):
             cap = max(1, min(cap, int(above) + 2))
-        k, log_loss, log_before = self.crossing(z, cap)
-        if k > 0:
-            drop = log_before - log_loss
-            return k - 1 + ((log_before - self.log_target) / drop if drop > 0 else 1.0)
-        if k == -2:
-            return cap * (1.0 + UNREACHED_CAP)
-        return unreached_score(cap, math.exp(log_loss), self.log_target)
+        return self.scored(z, cap)[0]
 
     def steps(self, z, cap: int) -> int | None:
         """The integer first crossing within `cap` steps, or None."""
@@ -119,11 +123,10 @@ def _grid_pass(obj: _Objective, grid: np.ndarray, cap: int, active: np.ndarray):
     scores = np.full(grid.shape[:2], math.inf)
     best_k, best_score = None, math.inf
     for idx in zip(*np.nonzero(active)):
-        limit = cap if best_k is None else best_k
-        scores[idx] = obj.surrogate(grid[idx], cap=limit)
+        scores[idx], k = obj.scored(grid[idx], cap if best_k is None else best_k)
         if scores[idx] < best_score:
             best_score = scores[idx]
-            best_k = obj.steps(grid[idx], limit) or best_k
+            best_k = k or best_k
     return scores, best_k
 
 
@@ -177,7 +180,7 @@ def _pattern(obj: _Objective, z: np.ndarray, k: int, lo: np.ndarray,
 def _search(obj: _Objective, space: AdamSpace) -> tuple[np.ndarray, int | None]:
     """Steps 1-3 in one box: (z, steps) of the best point found.  The grid's runs are first
     stopped at FIRST_CAP steps; while none reaches the target, a few of them (`_deepened`)
-    run again with an eightfold cap.  Steps 2-3 start from the grid's best local minima."""
+    run again with an eightfold cap.  Steps 2-3 start from `_starts`."""
     grid = _grid(space)
     cap = min(obj.max_steps, FIRST_CAP)
     active = np.ones(grid.shape[:2], dtype=bool)
