@@ -15,6 +15,9 @@ the median of the other repeats as a perfect model's prediction; its worst error
 
 m_{-r} the median of the repeats other than r at that (optimizer, B), x_r repeat r's value.  A
 goal "every batch size within g" is met by an exactly right model with probability P(w <= g).
+Against the geometric mean of k sweeps (`figures.sweep_noise`'s mean of four seeds): every
+k-subset S of the repeats in turn is the measurement, exp(mean over S of log x), and the median
+of the repeats outside S the perfect model; the same worst error over all C(repeats, k) subsets.
 
 Held-out points of a fit (the calibrated goal).  With the log-normal spread sigma_B =
 log(q84 / q16) / 2 of the SGD repeats at each B:
@@ -31,6 +34,7 @@ Writes noise_floor.json beside the validation record (no wall-clock values) and 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -45,16 +49,25 @@ LINREG_HYPERBOLA = (63.0, 9885.0)
 
 def leave_one_out_worst(repeats: dict[str, dict[str, list[float]]]) -> np.ndarray:
     """w_r for every repeat r (module docstring); repeats[optimizer][B] = values per repeat."""
+    return subset_mean_worst(repeats, 1)
+
+
+def subset_mean_worst(repeats: dict[str, dict[str, list[float]]], k: int) -> np.ndarray:
+    """The worst error of a perfect model against the geometric mean of k repeats, for every
+    k-subset of the repeats (module docstring); k = 1 is `leave_one_out_worst`."""
     series = [np.asarray(v, dtype=np.float64) for per_b in repeats.values()
               for v in per_b.values()]
     n = {len(v) for v in series}
-    if len(n) != 1 or n.pop() < 3:
-        raise ValueError("every (optimizer, B) needs the same number (>= 3) of repeats")
-    worst = np.ones(len(series[0]))
+    if len(n) != 1 or k < 1 or n.pop() < k + 2:
+        raise ValueError("every (optimizer, B) needs the same number (>= k + 2) of repeats")
+    r = len(series[0])
+    subsets = list(itertools.combinations(range(r), k))
+    worst = np.ones(len(subsets))
     for v in series:
-        for r in range(len(v)):
-            med = np.median(np.delete(v, r))
-            worst[r] = max(worst[r], med / v[r], v[r] / med)
+        for i, sub in enumerate(subsets):
+            mean = float(np.exp(np.mean(np.log(v[list(sub)]))))
+            med = float(np.median(np.delete(v, sub)))
+            worst[i] = max(worst[i], med / mean, mean / med)
     return worst
 
 
@@ -97,6 +110,15 @@ def floor_record(validation: dict, goal: float = 1.25, draws: int = 20000,
             "worst_per_repeat": [round(float(x), 4) for x in np.sort(w)],
             "median_worst": round(float(np.median(w)), 4),
             "fraction_within_goal": round(float(np.mean(w <= goal)), 4)}
+    if validation["repeats"] >= 6:
+        out["every_point_mean_of_4"] = {}
+        for kind in kinds:
+            reps = {opt: o["repeats"][kind] for opt, o in validation["optimizers"].items()}
+            w = subset_mean_worst(reps, 4)
+            out["every_point_mean_of_4"][kind] = {
+                "subsets": int(w.size), "median_worst": round(float(np.median(w)), 4),
+                "q16_q84": [round(float(x), 4) for x in np.percentile(w, [16, 84])],
+                "fraction_within_goal": round(float(np.mean(w <= goal)), 4)}
     sgd = validation["optimizers"]["sgd"]["repeats"]["fp"]
     sig = sigmas({int(b): tuple(np.percentile(v, [16, 84])) for b, v in sgd.items()})
     out["held_out"] = {"sigma": {str(b): round(s, 4) for b, s in sig.items()},
@@ -124,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     for kind, p in rec["every_point"].items():
         print(f"  {kind:8s} worst over {p['points']} points: median {p['median_worst']:.3f}, "
               f"within {args.goal} at every point in {p['fraction_within_goal']:.0%} of sweeps")
+    for kind, p in rec.get("every_point_mean_of_4", {}).items():
+        print(f"  {kind:8s} against the geometric mean of 4 sweeps ({p['subsets']} subsets): "
+              f"median {p['median_worst']:.3f}, within {args.goal} at every point in "
+              f"{p['fraction_within_goal']:.0%}")
     print("held-out points of a two-point fit (worst of the middle batch sizes, "
           "median [16-84%]):")
     for name in ("half", "measured", "double"):

@@ -79,3 +79,21 @@ def test_noise_floor_leave_one_out_worst():
     assert set(rec["held_out"]) >= {"sigma", "measured", "half", "double"}
     with pytest.raises(ValueError, match="same number"):
         leave_one_out_worst({"sgd": {"1": [1.0, 2.0, 3.0], "4": [1.0, 2.0]}})
+
+
+def test_noise_floor_subset_mean_worst():
+    """k = 1 is the leave-one-out floor; against the mean of k the spread shrinks."""
+    from figures.noise_floor import leave_one_out_worst, subset_mean_worst
+
+    rng = np.random.default_rng(0)
+    reps = {"sgd": {str(b): list(100.0 * np.exp(0.2 * rng.standard_normal(12)))
+                    for b in (1, 4, 16)}}
+    assert np.array_equal(subset_mean_worst(reps, 1), leave_one_out_worst(reps))
+    four = subset_mean_worst(reps, 4)
+    assert four.size == 495                      # C(12, 4)
+    assert np.median(four) < np.median(subset_mean_worst(reps, 1))
+    # the geometric mean of {2, 8} is 4: exactly the median of the rest
+    exact = {"sgd": {"1": [2.0, 8.0, 4.0, 4.0]}}
+    assert subset_mean_worst(exact, 2)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="k \\+ 2"):
+        subset_mean_worst(exact, 3)
