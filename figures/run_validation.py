@@ -31,7 +31,8 @@ With --noise-scale loss-matched the one-run and zero-run modes take kappa = L0 /
 the measured noise in the quadratic's loss units (`nqm.noise_units`), instead of kappa = 1; with
 --path every segment's noise is scaled by its own rho_j = L0_j / (l_j - l_floor), in every mode.
 With --adam mean-field Adam's stand-in is the mean-field Adam of `nqm.adam` (its preconditioner
-one scalar, unaligned with H) instead of SGD preconditioned by H^-0.25; no proxy scan.
+one scalar, unaligned with H) instead of SGD preconditioned by H^-0.25, on the single quadratic
+or with --path on the path (`nqm.adam_path`); no proxy scan.
 With --path DIR every mode uses the path model (`nqm.path_model`): the quadratics measured at
 the checkpoints of DIR/W (`nqm measure` with --at-step ... --at-target) chained along the
 reference run, f the last segment's fraction (its zero-run value the train-loss rule between
@@ -250,10 +251,8 @@ def check_options(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--noise other than constant goes with --predict expected only")
     if args.path and (args.slow_row or args.noise != "constant" or args.predict != "expected"):
         ap.error("--path goes with the expected loss and constant noise only")
-    if args.adam != "precond" and (args.path or args.noise != "constant" or
-                                   args.predict != "expected"):
-        ap.error("--adam mean-field goes with the single quadratic's expected loss and "
-                 "constant noise only")
+    if args.adam != "precond" and (args.noise != "constant" or args.predict != "expected"):
+        ap.error("--adam mean-field goes with the expected loss and constant noise only")
     if args.path and not Path(args.path).is_dir():
         ap.error(f"--path {args.path}: no such directory")
     if args.out is None and Path(args.sweeps).resolve() != (ROOT / "sweeps").resolve():

@@ -62,13 +62,15 @@ class AdamSpace:
 
 
 class _Objective:
-    """The surrogate of step 2 and the integer crossing of step 3 at z = (z_lr, z_m)."""
+    """The surrogate of step 2 and the integer crossing of step 3 at z = (z_lr, z_m), on one
+    quadratic or on a chain of them (`nqm.adam_path`): segment j runs from its own start to
+    its own target, and the crossings and their surrogates add up."""
 
-    def __init__(self, spectrum: Spectrum, batch_size: float, target: float, max_steps: int,
-                 beta2: float, eps: float):
-        self.arrays = kernel_arrays(spectrum)
-        self.unit, self.batch_size, self.target = lr_unit(spectrum), batch_size, target
-        self.log_target, self.max_steps = math.log(target), max_steps
+    def __init__(self, segments, batch_size: float, max_steps: int, beta2: float, eps: float,
+                 unit: float):
+        """segments: (spectrum, target) pairs in order; unit: lr's unit (`lr_unit`)."""
+        self.segments = [(kernel_arrays(sp), float(t), math.log(t)) for sp, t in segments]
+        self.unit, self.batch_size, self.max_steps = unit, batch_size, max_steps
         self.beta2, self.eps = beta2, eps
 
     def config(self, z) -> AdamConfig:
@@ -76,23 +78,34 @@ class _Objective:
         return AdamConfig(lr=self.unit * math.exp(z[0]), beta1=1.0 - math.exp(z[1]),
                           beta2=self.beta2, eps=self.eps)
 
-    def crossing(self, z, cap: int) -> tuple[int, float, float]:
-        """`nqm._adam_kernels.first_crossing` at z with at most `cap` steps."""
+    def run(self, z, cap: int) -> tuple[float, int | None, list[int]]:
+        """(step 2's value, the integer crossing or None, each reached segment's crossing) of
+        one run stopped at `cap` (`nqm._adam_kernels.first_crossing` per segment, segment j
+        with the steps left after those before it).  The values add over the segments; a
+        segment not reached within what is left scores the steps before it plus its own
+        `nqm.tuning.unreached_score`; a diverged one cap (1 + UNREACHED_CAP)."""
         from nqm import _adam_kernels as _k
 
         cfg = self.config(z)
-        return _k.first_crossing(*self.arrays, self.batch_size, cfg.lr, cfg.beta1, cfg.beta2,
-                                 cfg.eps, self.target, cap)
+        total, used, ks = 0.0, 0, []
+        for arrays, target, log_t in self.segments:
+            left = max(cap - used, 1)
+            k, log_loss, log_before = _k.first_crossing(*arrays, self.batch_size, cfg.lr,
+                                                        cfg.beta1, cfg.beta2, cfg.eps, target,
+                                                        left)
+            if k == -2:
+                return cap * (1.0 + UNREACHED_CAP), None, ks
+            if k < 0 or used + k > cap:
+                return used + unreached_score(left, math.exp(log_loss), log_t), None, ks
+            drop = log_before - log_loss
+            total += k - 1 + ((log_before - log_t) / drop if drop > 0 else 1.0)
+            used += int(k)
+            ks.append(int(k))
+        return total, used, ks
 
     def scored(self, z, cap: int) -> tuple[float, int | None]:
         """Step 2's value and the integer crossing (None: none) of one run stopped at `cap`."""
-        k, log_loss, log_before = self.crossing(z, cap)
-        if k > 0:
-            drop = log_before - log_loss
-            return k - 1 + ((log_before - self.log_target) / drop if drop > 0 else 1.0), int(k)
-        if k == -2:
-            return cap * (1.0 + UNREACHED_CAP), None
-        return unreached_score(cap, math.exp(log_loss), self.log_target), None
+        return self.run(z, cap)[:2]
 
     def surrogate(self, z, above: float = math.inf, cap: int | None = None) -> float:
         """Step 2's value with runs stopped at `cap` (default the budget); above: the caller
@@ -103,9 +116,8 @@ class _Objective:
         return self.scored(z, cap)[0]
 
     def steps(self, z, cap: int) -> int | None:
-        """The integer first crossing within `cap` steps, or None."""
-        k = self.crossing(z, cap)[0]
-        return int(k) if k > 0 else None
+        """The integer first crossing (summed over the segments) within `cap` steps, or None."""
+        return self.scored(z, cap)[1]
 
 
 def _grid(space: AdamSpace, factor: int = 1) -> np.ndarray:
@@ -257,18 +269,30 @@ def tune_adam(spectrum: Spectrum, batch_sizes, target: float,
               space: AdamSpace = AdamSpace()) -> list[TunedPoint]:
     """The tuned mean-field Adam at every batch size (module docstring), as `nqm.tuning.tune`'s
     points: momentum = beta1, lr_limit = inf (none), ema and horizon None."""
+    target = check_target(target)     # a fit may ask for any target > 0
+    return [p for p, _ in tune_chain([(spectrum, target)], batch_sizes, max_steps, beta2, eps,
+                                     space)]
+
+
+def tune_chain(segments, batch_sizes, max_steps: int = DEFAULT_MAX_STEPS,
+               beta2: float = 0.999, eps: float = 1e-8,
+               space: AdamSpace = AdamSpace()) -> list[tuple[TunedPoint, tuple[int, ...] | None]]:
+    """`tune_adam` on a chain of (spectrum, target) segments run one after the other with one
+    (lr, beta1) (`nqm.adam_path`): the total steps tuned per batch size, each point with its
+    segments' steps (None where not reached).  lr's unit is the first segment's `lr_unit`."""
     AdamConfig(beta2=beta2, eps=eps)          # validates beta2 and eps
     bs = check_batch_sizes(batch_sizes)
-    target = check_target(target)     # a fit may ask for any target > 0
     max_steps = check_budget(max_steps)
-    if lr_unit(spectrum) <= 0:
+    unit = lr_unit(segments[0][0])
+    if unit <= 0:
         raise NQMInputError("s0 is zero in every direction: nothing to tune (the learning "
                             "rate's unit is the rms initial distance)")
-    points = []
+    out = []
     for b in bs:
-        obj = _Objective(spectrum, float(b), target, max_steps, beta2, eps)
+        obj = _Objective(segments, float(b), max_steps, beta2, eps, unit)
         z, k, edges = _tune_one(obj, space)
         cfg = obj.config(z)
-        points.append(TunedPoint(int(b), k, k is not None, cfg.lr, cfg.beta1, None, None,
-                                 bool(edges), edges, math.inf))
-    return points
+        out.append((TunedPoint(int(b), k, k is not None, cfg.lr, cfg.beta1, None, None,
+                               bool(edges), edges, math.inf),
+                    tuple(obj.run(z, k)[2]) if k is not None else None))
+    return out

@@ -33,7 +33,8 @@ step where the q-quantile of one run's loss is <= target, lr (and beta) tuned fo
 The path model (`CalibrateConfig.path`, `nqm.path`, `nqm.path_model`): instead of one
 quadratic, a chain of the quadratics measured at checkpoints of the reference run, each carrying
 the loss between consecutive checkpoints; f is the last segment's fraction and kappa scales
-every segment's noise; L0 is then the last segment's initial loss.
+every segment's noise; L0 is then the last segment's initial loss.  The mean-field Adam
+(`--proxy adam=adam`) runs on the path too (`nqm.adam_path`).
 
 Null model (McCandlish et al. 2018): the hyperbola S(B) = S_min + E_min / B through the same fit
 points (two points determine it; with one there is none).  Errors are judged only on batch sizes
@@ -131,6 +132,10 @@ class CalibrateConfig:
               passage=None):
         """The tuned NQM of `kind`: constant noise (its expected loss, or with `passage` what
         the sweep measures), the noise line's, or the path's."""
+        if self.path is not None and kind == "adam":
+            from nqm.adam_path import AdamPathModel
+
+            return AdamPathModel(self.path, max_steps)
         if self.path is not None:
             from nqm.path_model import PathModel
 
@@ -447,11 +452,13 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     if config.predict != "expected" or config.noise_line is not None or config.path is not None:
         for s in (sweep, *transfer):
             kind = config.nqm_optimizer(s.optimizer)[0]
-            if kind not in ("sgd", "momentum", "precond"):
+            path = config.path is not None
+            if kind not in ("sgd", "momentum", "precond") + (("adam",) if path else ()):
                 what = ("first-passage" if config.predict != "expected" else
-                        "the path model" if config.path is not None else "loss-following noise")
-                raise NQMInputError(f"{what} models sgd, momentum and precond stand-ins only, "
-                                    f"not '{kind}' (for sweep {s.source})")
+                        "the path model" if path else "loss-following noise")
+                raise NQMInputError(f"{what} models sgd, momentum"
+                                    + (", precond and adam" if path else " and precond")
+                                    + f" stand-ins only, not '{kind}' (for sweep {s.source})")
     fit_on = fit_batch_sizes(sweep, config.fit_on)
     scales = None
     if config.path is not None and config.noise_scale != "measured":

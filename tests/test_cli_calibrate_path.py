@@ -80,7 +80,7 @@ def _target_early(rec):
     (None, ["--slow-row"], "--path goes with the expected loss and constant noise only"),
     (None, ["--predict", "first-passage"], "--path goes with the expected loss"),
     (None, ["--proxy", "momentum=nesterov", "--runs", "figures/sweeps/linreg-momentum"],
-     "the path model models sgd, momentum and precond stand-ins only, not 'nesterov'"),
+     "the path model models sgd, momentum, precond and adam stand-ins only, not 'nesterov'"),
 ])
 def test_calibrate_path_bad_input_is_one_line_exit_2(tmp_path, edit, args, needle):
     path = _copy(tmp_path, edit) if edit else PATH

@@ -144,13 +144,18 @@ def test_mean_field_adam_variant_writes_to_its_own_folder():
     assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
                                                 noise="constant", adam="mean-field")) \
         == "adam-mean-field"
+    assert run_validation.default_out(Namespace(predict="expected", slow_row=False,
+                                                noise="constant", adam="mean-field",
+                                                path="figures/measure-path",
+                                                noise_scale="loss-matched")) \
+        == "path-loss-matched-adam-mean-field"
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--adam", "mean-field", "--path", "figures/measure-path"],
-     "--adam mean-field goes with the single quadratic's expected loss"),
+    (["--adam", "mean-field", "--noise", "loss-following"],
+     "--adam mean-field goes with the expected loss and constant noise only"),
     (["--adam", "mean-field", "--predict", "first-passage"],
-     "--adam mean-field goes with the single quadratic's expected loss"),
+     "--adam mean-field goes with the expected loss and constant noise only"),
     (["--sweeps", "figures/sweeps-seeds/mean"], "--sweeps other than the reference sweeps"),
     (["--path", "figures/measure-path-ggn"], "--path other than figures/measure-path needs --out"),
 ])
