@@ -16,7 +16,9 @@ fp_init) and every measurement m (seed 0 = the reference sweep, seeds 1-3, the m
     worst_k,m = max over (optimizer, B) of max(pred_k,B / m_B, m_B / pred_k,B),
     within_k,m = how many of those (optimizer, B) points lie within --goal,
     b_crit ratio = pred B_crit / the McCandlish B_crit of m (`nqm.critical.estimate`),
-    lr ratio = pred lr / m's best-trial lr, with lr / (1 - beta) for momentum.
+    lr ratio = pred lr / m's best-trial lr, with lr / (1 - beta) for momentum (for the mean:
+               the geometric mean of the seeds' best-trial lr and 1 - beta); `const`, whose
+               record has no lr / (1 - beta), on its SGD rows only.
 
 The predictions were made for seed 0's trial initialisations; seeds 1-3 draw theirs from the
 same distribution.  Nothing here is fitted and seeds 1-3 were not used to build any model.
@@ -65,14 +67,17 @@ def judge(record: dict, sweeps: dict[str, list[dict]], kind: str, goal: float) -
             err = max(row[kind] / m["steps"], m["steps"] / row[kind])
             worst, within, n = max(worst, err), within + (err <= goal), n + 1
             pred_points.append((row["batch_size"], row[kind]))
-            key = kind + "_lr_effective" if kind + "_lr_effective" in row else kind + "_lr"
-            lr.append(row[key] / effective_lr(m))
+            if kind + "_lr_effective" in row:
+                lr.append(row[kind + "_lr_effective"] / effective_lr(m))
+            elif opt == "sgd":          # the record has no lr / (1 - beta) for `const`
+                lr.append(row[kind + "_lr"] / effective_lr(m))
         b_meas = estimate([p["batch_size"] for p in sweeps[opt]],
                           [p["steps"] for p in sweeps[opt]]).values.get("mccandlish")
         crit[opt] = (None if b_meas is None or o["b_crit"].get(kind) is None
                      else round(o["b_crit"][kind] / b_meas, 4))
     return {"worst": round(worst, 4), "within_goal": within, "points": n,
-            "b_crit_ratio": crit, "lr_ratio_range": [round(min(lr), 4), round(max(lr), 4)]}
+            "b_crit_ratio": crit,
+            "lr_ratio_range": [round(min(lr), 4), round(max(lr), 4)] if lr else None}
 
 
 def seeds_record(record: dict, measurements: dict, goal: float = 1.25) -> dict:

@@ -64,7 +64,7 @@ class AdamSpace:
 class _Objective:
     """The surrogate of step 2 and the integer crossing of step 3 at z = (z_lr, z_m), on one
     quadratic or on a chain of them (`nqm.adam_path`): segment j runs from its own start to
-    its own target, and the crossings and their surrogates add up."""
+    its own target, and the crossings and their surrogates add up (`run`)."""
 
     def __init__(self, segments, batch_size: float, max_steps: int, beta2: float, eps: float,
                  unit: float):
@@ -79,29 +79,31 @@ class _Objective:
                           beta2=self.beta2, eps=self.eps)
 
     def run(self, z, cap: int) -> tuple[float, int | None, list[int]]:
-        """(step 2's value, the integer crossing or None, each reached segment's crossing) of
-        one run stopped at `cap` (`nqm._adam_kernels.first_crossing` per segment, segment j
-        with the steps left after those before it).  The values add over the segments; a
-        segment not reached within what is left scores the steps before it plus its own
-        `nqm.tuning.unreached_score`; a diverged one cap (1 + UNREACHED_CAP)."""
+        """(step 2's value, the integer crossing or None, each segment's crossing) of runs
+        stopped at `cap`: every segment runs on its own from its start, at most `cap` steps
+        (`nqm._adam_kernels.first_crossing`).  The values add over the segments: a reached
+        segment its interpolated crossing, one not reached `nqm.tuning.unreached_score`, a
+        diverged one cap (1 + UNREACHED_CAP), so that finishing a segment always lowers the
+        value.  The integer crossing is the sum of the segments' when every one is reached and
+        the sum is at most `cap`."""
         from nqm import _adam_kernels as _k
 
         cfg = self.config(z)
-        total, used, ks = 0.0, 0, []
+        total, ks, reached = 0.0, [], True
         for arrays, target, log_t in self.segments:
-            left = max(cap - used, 1)
             k, log_loss, log_before = _k.first_crossing(*arrays, self.batch_size, cfg.lr,
                                                         cfg.beta1, cfg.beta2, cfg.eps, target,
-                                                        left)
-            if k == -2:
-                return cap * (1.0 + UNREACHED_CAP), None, ks
-            if k < 0 or used + k > cap:
-                return used + unreached_score(left, math.exp(log_loss), log_t), None, ks
-            drop = log_before - log_loss
-            total += k - 1 + ((log_before - log_t) / drop if drop > 0 else 1.0)
-            used += int(k)
-            ks.append(int(k))
-        return total, used, ks
+                                                        cap)
+            if k > 0:
+                drop = log_before - log_loss
+                total += k - 1 + ((log_before - log_t) / drop if drop > 0 else 1.0)
+                ks.append(int(k))
+            else:
+                reached = False
+                total += (cap * (1.0 + UNREACHED_CAP) if k == -2
+                          else unreached_score(cap, math.exp(log_loss), log_t))
+        steps = sum(ks) if reached and sum(ks) <= cap else None
+        return total, steps, ks
 
     def scored(self, z, cap: int) -> tuple[float, int | None]:
         """Step 2's value and the integer crossing (None: none) of one run stopped at `cap`."""
@@ -144,9 +146,9 @@ def _grid_pass(obj: _Objective, grid: np.ndarray, cap: int, active: np.ndarray):
 
 def _deepened(scores: np.ndarray) -> np.ndarray:
     """The grid points that run on with a larger cap: in each beta1 row the one with the
-    lowest loss at the cap and the DEEPEN_KEEP - 1 next smaller learning rates (a smaller lr
-    descends more slowly to a lower noise floor, so it may reach a target the best one
-    misses)."""
+    lowest score at the cap (`_Objective.run`; on one quadratic the lowest loss there) and
+    the DEEPEN_KEEP - 1 next smaller learning rates (a smaller lr descends more slowly to a
+    lower noise floor, so it may reach a target the best one misses)."""
     active = np.zeros(scores.shape, dtype=bool)
     for r, row in enumerate(scores):
         if np.isfinite(row).any():
@@ -279,8 +281,12 @@ def tune_chain(segments, batch_sizes, max_steps: int = DEFAULT_MAX_STEPS,
                space: AdamSpace = AdamSpace()) -> list[tuple[TunedPoint, tuple[int, ...] | None]]:
     """`tune_adam` on a chain of (spectrum, target) segments run one after the other with one
     (lr, beta1) (`nqm.adam_path`): the total steps tuned per batch size, each point with its
-    segments' steps (None where not reached).  lr's unit is the first segment's `lr_unit`."""
+    segments' steps (None where not reached).  Each segment has at most `max_steps` steps
+    (as in `nqm.path_model`); lr's unit is the first segment's `lr_unit`."""
     AdamConfig(beta2=beta2, eps=eps)          # validates beta2 and eps
+    if not segments:
+        raise NQMInputError("a chain needs at least one (spectrum, target) segment")
+    segments = [(sp, check_target(t)) for sp, t in segments]
     bs = check_batch_sizes(batch_sizes)
     max_steps = check_budget(max_steps)
     unit = lr_unit(segments[0][0])

@@ -47,11 +47,14 @@ def test_one_segment_is_the_single_quadratic_tuner():
     assert [p.segment_steps for p in got] == [(p.steps,) for p in want]
 
 
-@pytest.mark.parametrize("b", [1, 64])
-def test_a_chain_adds_its_segments_crossings_and_beats_a_grid(b):
+@pytest.mark.parametrize("b, f, budget", [(1, 0.02, 20000), (64, 0.02, 20000),
+                                           (1, 0.002, 50000)])
+def test_a_chain_adds_its_segments_crossings_and_beats_a_grid(b, f, budget):
     """The tuned total is the sum of the segments' crossings run one by one at the tuned
-    (lr, beta1); no point of a 40 x 12 grid over (lr / unit, 1 - beta1) needs fewer steps."""
-    model, f, kappa, budget = AdamPathModel(_chain(), 20000), 0.02, 0.5, 20000
+    (lr, beta1); no point of a 40 x 12 grid over (lr / unit, 1 - beta1) needs fewer steps.
+    (f = 0.002: the first grid runs, capped at 1000 steps, reach neither segment's target, and
+    the deepening must follow the runs that finish the first segment.)"""
+    model, kappa = AdamPathModel(_chain(), budget), 0.5
     p = model.points(f, kappa, [b])[0]
     cfg = AdamConfig(lr=p.lr, beta1=p.momentum)
     parts = _segment_steps(model, f, kappa, b, cfg, budget)
@@ -67,9 +70,18 @@ def test_a_chain_adds_its_segments_crossings_and_beats_a_grid(b):
 
 
 def test_an_unreachable_segment_leaves_the_point_unreached():
-    path = LossPath((Segment(_small(1), 0.3, "a", 0), Segment(_small(2), None, "b", 10)))
-    p = AdamPathModel(path, 30).points(1e-9, 1.0, [1])[0]
+    p = AdamPathModel(_chain(), 30).points(1e-9, 1.0, [1])[0]
     assert not p.reached and p.steps is None and p.segment_steps is None
+
+
+def test_a_chain_with_no_segment_or_a_bad_target_is_refused_in_one_line():
+    from nqm.adam_tuning import tune_chain
+    from nqm.errors import NQMInputError
+
+    with pytest.raises(NQMInputError, match="at least one"):
+        tune_chain([], [1])
+    with pytest.raises(NQMInputError, match="target"):
+        tune_chain([(_small(1), -1.0)], [1])
 
 
 @pytest.mark.slow
