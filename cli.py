@@ -69,6 +69,11 @@ def cli():
           "c_i(s) = h_i^2 s_i + h_i sum_j h_j s_j + sigma^2 h_i (sgd, momentum; ignores c).")
 @opt("--label-noise", type=float, default=None,
      help="sigma of the loss-following noise (required with it).")
+@opt("--noise-scale", "noise_scale", type=click.Choice(["measured", "loss-matched"]),
+     default="measured", show_default=True,
+     help="measured: the spectrum's c as measured. loss-matched: c times rho = L0 / (l_0 - "
+          "l_floor), the measured noise in the quadratic's loss units, as the target of the "
+          "train-loss rule (needs a spectrum measured with --at-step 0; nqm.noise_units).")
 @opt("--protocol-trials", type=int, default=None,
      help="Also simulate a sweep with N Sobol trials per batch size: median [16%, 84%] of "
           "the best trial's first evaluated crossing (sgd, momentum; up to 4096 directions).")
@@ -85,17 +90,25 @@ def cli():
 @NQM_THREADS
 @_input_errors
 def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target, batch_sizes,
-            max_steps, noise, label_noise, protocol_trials, repeats, seed, lr_range, budget,
-            json_path, csv_path, plot_path, quiet, threads):
+            max_steps, noise, label_noise, noise_scale, protocol_trials, repeats, seed,
+            lr_range, budget, json_path, csv_path, plot_path, quiet, threads):
     """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
     from figures.text import modes_lines, predict_lines
     from nqm.files import write_json, write_predict_csv
+    from nqm.noise_units import loss_matched_spectrum
     from nqm.predict import PredictConfig, implied_target
     from nqm.predict_sweep import LOSS_FOLLOWING_MAX_STEPS, ModesConfig, predict_modes
     from nqm.schedule import parse_schedule
     from nqm.spectrum import parse_spec
 
+    if noise_scale != "measured" and noise != "additive":
+        raise InputError("--noise-scale loss-matched scales the spectrum's c, which "
+                         "--noise loss-following ignores")
     spectrum = parse_spec(spec)
+    spectrum, kappa0 = loss_matched_spectrum(spectrum, noise_scale)
+    if noise_scale != "measured":
+        _stderr(f"noise c scaled by rho = L0 / (l_0 - l_floor) = {kappa0:.4g} "
+                f"(the measured noise in the quadratic's loss units)")
     if target is None:
         target, note = implied_target(spectrum)
         if note:

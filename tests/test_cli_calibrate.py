@@ -130,6 +130,37 @@ def test_predict_without_target_uses_the_measurement_rule(tmp_path):
     assert "from the measurement's train-loss rule: f = 0.05" in r.stderr
 
 
+def test_predict_loss_matched_noise_is_the_predict_of_the_scaled_spectrum(tmp_path):
+    """--noise-scale loss-matched predicts exactly what the spectrum with c times
+    rho = L0 / (l_0 - l_floor) predicts; without train_loss_init it is refused in one line."""
+    import numpy as np
+
+    from nqm.spectrum import Spectrum
+
+    h = 1.0 / np.arange(1, 41)
+    meta = {"workload": "w", "target_fraction": 0.05, "train_loss_init": 2.3,
+            "loss_floor": 0.3}
+    Spectrum(h=h, c=h.copy(), s0=np.ones(40), count=np.ones(40), meta=meta).save(
+        tmp_path / "s.npz")
+    rho = 0.5 * h.sum() / 2.0
+    Spectrum(h=h, c=rho * h, s0=np.ones(40), count=np.ones(40), meta=meta).save(
+        tmp_path / "scaled.npz")
+    got, want = (run("predict", "--spectrum", str(tmp_path / name), "--batch-sizes", "1,64",
+                     "--quiet", "--json", str(tmp_path / f"{name}.json"), *extra)
+                 for name, extra in (("s.npz", ["--noise-scale", "loss-matched"]),
+                                     ("scaled.npz", [])))
+    assert got.exit_code == 0 and want.exit_code == 0, got.output
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("s.npz", "scaled.npz"))
+    assert [p["steps"] for p in a["points"]] == [p["steps"] for p in b["points"]]
+    assert a["spectrum"]["noise_scale_kappa0"] == pytest.approx(rho, rel=1e-12)
+    assert f"rho = L0 / (l_0 - l_floor) = {rho:.4g}" in got.stderr
+    Spectrum(h=h, c=h.copy(), s0=np.ones(40), count=np.ones(40),
+             meta={"workload": "w"}).save(tmp_path / "bare.npz")
+    r = run("predict", "--spectrum", str(tmp_path / "bare.npz"), "--noise-scale",
+            "loss-matched")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "train_loss_init" in r.stderr
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
     r = run("demo", "--out", str(tmp_path), "--batch-sizes", "4,64,1024", "--trials", "4",

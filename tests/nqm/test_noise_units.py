@@ -65,3 +65,17 @@ def test_a_segment_without_a_train_loss_above_the_floor_is_refused(train_loss):
     with pytest.raises(NQMInputError, match=f"segment 'a': .* above the loss floor 0.5, got "
                                             f"{train_loss}"):
         segment_scales(path)
+
+
+def test_loss_matched_spectrum_scales_c_only_and_records_kappa0():
+    from nqm.noise_units import loss_matched_spectrum
+
+    h = np.array([1.0, 0.1])
+    sp = Spectrum(h=h, c=h.copy(), s0=np.array([2.0, 4.0]), count=np.ones(2),
+                  meta={"train_loss_init": 1.5, "loss_floor": 0.5})
+    same, k1 = loss_matched_spectrum(sp, "measured")
+    assert same is sp and k1 == 1.0
+    scaled, rho = loss_matched_spectrum(sp, "loss-matched")
+    assert rho == pytest.approx(sp.initial_loss() / 1.0)        # L0 = 1.2
+    assert np.array_equal(scaled.c, rho * sp.c) and np.array_equal(scaled.s0, sp.s0)
+    assert scaled.meta["noise_scale_kappa0"] == rho and scaled.initial_loss() == sp.initial_loss()
