@@ -234,3 +234,13 @@ def data():
 def model():
     return nn.Linear(2, 3)
 """
+
+
+def small_spectrum(seed: int, rows: int = 5):
+    """A random spectrum of `rows` rows: h in [0.01, 1], c ~ h, s0 ~ 1/h, counts 1-3."""
+    from nqm.spectrum import Spectrum
+
+    rng = np.random.default_rng(seed)
+    h = np.sort(10.0 ** rng.uniform(-2.0, 0.0, rows))[::-1]
+    return Spectrum(h=h, c=h * rng.uniform(0.5, 2.0, rows), s0=rng.uniform(0.5, 2.0, rows) / h,
+                    count=rng.integers(1, 4, rows).astype(float))

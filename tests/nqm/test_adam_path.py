@@ -14,15 +14,13 @@ from nqm.calibrate import CalibrateConfig, calibrate
 from nqm.path import LossPath, Segment
 from nqm.spectrum import Spectrum, load
 from nqm.sweep_data import load_sweep
+from tests.helpers import small_spectrum
 
 MEASURED = "figures/measure-path/{}/spectrum_target.npz"
 
 
-def _small(seed: int, rows: int = 6) -> Spectrum:
-    rng = np.random.default_rng(seed)
-    h = np.sort(10.0 ** rng.uniform(-2.0, 0.0, rows))[::-1]
-    return Spectrum(h=h, c=h * rng.uniform(0.5, 2.0, rows), s0=rng.uniform(0.5, 2.0, rows) / h,
-                    count=rng.integers(1, 4, rows).astype(float))
+def _small(seed: int) -> Spectrum:
+    return small_spectrum(seed, 6)
 
 
 def _chain() -> LossPath:

@@ -14,16 +14,13 @@ from nqm.path_model import PathModel, _Run
 from nqm.spectrum import Spectrum, load
 from nqm.sweep_data import load_sweep
 from nqm.tuning import tune
-from tests.helpers import moment_recurrence
+from tests.helpers import moment_recurrence, small_spectrum
 
 MEASURED = "figures/measure-path/{}/spectrum_target.npz"
 
 
-def _small(seed: int, rows: int = 5) -> Spectrum:
-    rng = np.random.default_rng(seed)
-    h = np.sort(10.0 ** rng.uniform(-2.0, 0.0, rows))[::-1]
-    return Spectrum(h=h, c=h * rng.uniform(0.5, 2.0, rows), s0=rng.uniform(0.5, 2.0, rows) / h,
-                    count=rng.integers(1, 4, rows).astype(float))
+def _small(seed: int) -> Spectrum:
+    return small_spectrum(seed, 5)
 
 
 @pytest.mark.parametrize("workload, kind, precond", [("linreg", "sgd", 0.0),
