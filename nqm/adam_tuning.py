@@ -135,12 +135,11 @@ def _grid_pass(obj: _Objective, grid: np.ndarray, cap: int, active: np.ndarray):
     crossing so far): the surrogate value of every grid point (inf where not active) and the
     best crossing (None: none within cap)."""
     scores = np.full(grid.shape[:2], math.inf)
-    best_k, best_score = None, math.inf
+    best_k = None
     for idx in zip(*np.nonzero(active)):
         scores[idx], k = obj.scored(grid[idx], cap if best_k is None else best_k)
-        if scores[idx] < best_score:
-            best_score = scores[idx]
-            best_k = k or best_k
+        if k is not None and (best_k is None or k < best_k):
+            best_k = k
     return scores, best_k
 
 
@@ -281,8 +280,9 @@ def tune_chain(segments, batch_sizes, max_steps: int = DEFAULT_MAX_STEPS,
                space: AdamSpace = AdamSpace()) -> list[tuple[TunedPoint, tuple[int, ...] | None]]:
     """`tune_adam` on a chain of (spectrum, target) segments run one after the other with one
     (lr, beta1) (`nqm.adam_path`): the total steps tuned per batch size, each point with its
-    segments' steps (None where not reached).  Each segment has at most `max_steps` steps
-    (as in `nqm.path_model`); lr's unit is the first segment's `lr_unit`."""
+    segments' steps (None where not reached).  The chain's total has at most `max_steps`
+    steps (`nqm.path_model` allows that many per segment); lr's unit is the first segment's
+    `lr_unit`."""
     AdamConfig(beta2=beta2, eps=eps)          # validates beta2 and eps
     if not segments:
         raise NQMInputError("a chain needs at least one (spectrum, target) segment")

@@ -104,9 +104,10 @@ def loss_matched_spectrum(spectrum: Spectrum, rule: str) -> tuple[Spectrum, floa
     """(spectrum with c scaled by kappa0, kappa0) for `rule` (module docstring): unchanged for
     "measured", rho = L0 / (ell_0 - ell_floor) from the measurement's metadata for
     "loss-matched"; the metadata record the rule and kappa0."""
+    check_noise_scale(rule)
+    if rule == "measured":      # the metadata are not read
+        return spectrum, 1.0
     kappa0 = base_noise_scale(rule, spectrum.initial_loss(), loss_drop_of(spectrum.meta))
-    if rule == "measured":
-        return spectrum, kappa0
     meta = {**spectrum.meta, "noise_scale_rule": rule, "noise_scale_kappa0": kappa0}
     return Spectrum(h=spectrum.h, c=kappa0 * spectrum.c, s0=spectrum.s0, count=spectrum.count,
                     meta=meta), kappa0

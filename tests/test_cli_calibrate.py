@@ -159,6 +159,9 @@ def test_predict_loss_matched_noise_is_the_predict_of_the_scaled_spectrum(tmp_pa
     r = run("predict", "--spectrum", str(tmp_path / "bare.npz"), "--noise-scale",
             "loss-matched")
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "train_loss_init" in r.stderr
+    r = run("predict", "--spectrum", str(tmp_path / "s.npz"), "--noise-scale", "loss-matched",
+            "--noise", "loss-following", "--label-noise", "0.5")
+    assert r.exit_code == 2 and "--noise loss-following ignores" in r.stderr
 
 
 @pytest.mark.slow

@@ -75,6 +75,9 @@ def test_loss_matched_spectrum_scales_c_only_and_records_kappa0():
                   meta={"train_loss_init": 1.5, "loss_floor": 0.5})
     same, k1 = loss_matched_spectrum(sp, "measured")
     assert same is sp and k1 == 1.0
+    odd = Spectrum(h=h, c=h.copy(), s0=sp.s0, count=sp.count,
+                   meta={"train_loss_init": "?", "loss_floor": None})
+    assert loss_matched_spectrum(odd, "measured")[0] is odd      # metadata not read
     scaled, rho = loss_matched_spectrum(sp, "loss-matched")
     assert rho == pytest.approx(sp.initial_loss() / 1.0)        # L0 = 1.2
     assert np.array_equal(scaled.c, rho * sp.c) and np.array_equal(scaled.s0, sp.s0)
