@@ -61,12 +61,10 @@ def judge(record: dict, sweeps: dict[str, list[dict]], kind: str, goal: float) -
     worst, within, n, crit, lr = 1.0, 0, 0, {}, []
     for opt, o in record["optimizers"].items():
         meas = {p["batch_size"]: p for p in sweeps[opt]}
-        pred_points = []
         for row in o["rows"]:
             m = meas[row["batch_size"]]
             err = max(row[kind] / m["steps"], m["steps"] / row[kind])
             worst, within, n = max(worst, err), within + (err <= goal), n + 1
-            pred_points.append((row["batch_size"], row[kind]))
             if kind + "_lr_effective" in row:
                 lr.append(row[kind + "_lr_effective"] / effective_lr(m))
             elif opt == "sgd":          # the record has no lr / (1 - beta) for `const`

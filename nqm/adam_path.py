@@ -11,12 +11,12 @@ momentum buffer at zero), until its expected loss first reaches T_j:
 
 T_j = rule_j L0_j for the segments before the last (the train-loss rule between
 checkpoints), T_{m-1} = f L0_{m-1}.  (f, kappa) are `nqm.calibrate`'s two scalars, shared by
-every segment.  S is minimised over (lr, beta1) per batch size by `nqm.adam_tuning.tune_chain`
-(the single-quadratic tuner on the summed crossings, the total within the budget, where
-`nqm.path_model` gives each segment the budget; a segment not reached adds its own penalty, so
-that finishing one always scores better; lr's unit is the first segment's rms initial distance per
-parameter).  With one segment S is the single-quadratic mean-field Adam's
-step count.
+every segment.  S is minimised over (lr, beta1) per batch size by
+`nqm.adam_tuning.tune_chain`: the single-quadratic tuner on the summed crossings, with the
+total within the budget (`nqm.path_model` gives each segment the budget); a segment not
+reached adds its own penalty, so that finishing one always scores better; lr's unit is the
+first segment's rms initial distance per parameter.  With one segment S is the
+single-quadratic mean-field Adam's step count.
 """
 
 from __future__ import annotations
