@@ -105,7 +105,11 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
         raise InputError("--noise-scale loss-matched scales the spectrum's c, which "
                          "--noise loss-following ignores")
     spectrum = parse_spec(spec)
-    spectrum, kappa0 = loss_matched_spectrum(spectrum, noise_scale)
+    drop = None
+    if noise_scale != "measured" and Path(spec).is_file():   # as nqm calibrate finds it
+        from empirical.adapter import loss_drop
+        drop = loss_drop(spectrum, spec)
+    spectrum, kappa0 = loss_matched_spectrum(spectrum, noise_scale, drop)
     if noise_scale != "measured":
         _stderr(f"noise c scaled by rho = L0 / (l_0 - l_floor) = {kappa0:.4g} "
                 f"(the measured noise in the quadratic's loss units)")

@@ -100,14 +100,17 @@ def loss_matched_path(path: LossPath, scales: list[float] | None = None) -> Loss
     return LossPath(segments, path.last_rule, path.loss_floor)
 
 
-def loss_matched_spectrum(spectrum: Spectrum, rule: str) -> tuple[Spectrum, float]:
+def loss_matched_spectrum(spectrum: Spectrum, rule: str,
+                          loss_drop: float | None = None) -> tuple[Spectrum, float]:
     """(spectrum with c scaled by kappa0, kappa0) for `rule` (module docstring): unchanged for
-    "measured", rho = L0 / (ell_0 - ell_floor) from the measurement's metadata for
-    "loss-matched"; the metadata record the rule and kappa0."""
+    "measured", rho = L0 / (ell_0 - ell_floor) for "loss-matched", ell_0 - ell_floor given as
+    `loss_drop` or else from the measurement's metadata (`loss_drop_of`); the metadata record
+    the rule and kappa0."""
     check_noise_scale(rule)
     if rule == "measured":      # the metadata are not read
         return spectrum, 1.0
-    kappa0 = base_noise_scale(rule, spectrum.initial_loss(), loss_drop_of(spectrum.meta))
+    drop = loss_drop_of(spectrum.meta) if loss_drop is None else loss_drop
+    kappa0 = base_noise_scale(rule, spectrum.initial_loss(), drop)
     meta = {**spectrum.meta, "noise_scale_rule": rule, "noise_scale_kappa0": kappa0}
     return Spectrum(h=spectrum.h, c=kappa0 * spectrum.c, s0=spectrum.s0, count=spectrum.count,
                     meta=meta), kappa0
