@@ -45,6 +45,12 @@ def _scale_rule(fitted: dict) -> str:
     return " (loss-matched: L0 / (l_0 - l_floor), the measured noise in NQM loss units)"
 
 
+def _stand_in(nqm: dict) -> str:
+    """The NQM optimizer of a record's `nqm_optimizer` in words."""
+    return "mean-field Adam, nqm.adam" if nqm["kind"] == "adam" else \
+        f"{nqm['kind']}, precond p = {nqm['precond']:g}"
+
+
 def calibrate_lines(record: dict) -> list[str]:
     """The table printed by `nqm calibrate`: per batch size measured, NQM and null steps and
     the tuned learning rates; then the fitted scalars, critical batch sizes and the verdict."""
@@ -52,8 +58,7 @@ def calibrate_lines(record: dict) -> list[str]:
 
     f = record["fitted"]
     nqm = record["nqm_optimizer"]
-    stand_in = "mean-field Adam, nqm.adam" if nqm["kind"] == "adam" else \
-        f"{nqm['kind']}, precond p = {nqm['precond']:g}"
+    stand_in = _stand_in(nqm)
     out = [f"{record['workload']}, {record['optimizer']} (NQM: {stand_in}), target "
            f"{record['target']:g}",
            f"fitted on B = {', '.join(map(str, record['fit_on'])) or 'none'}: target fraction "
@@ -89,7 +94,8 @@ def calibrate_lines(record: dict) -> list[str]:
     out.append(summary_line(record))
     for t in record["transfer"]:
         e = t["error"]["nqm_worst"]
-        out.append(f"transfer to {t['optimizer']} (no refit): worst error {_g(e, '.3g')}x, "
+        out.append(f"transfer to {t['optimizer']} (NQM: {_stand_in(t['nqm_optimizer'])}; "
+                   f"no refit): worst error {_g(e, '.3g')}x, "
                    f"B_crit {_g(t['critical_batch_size']['predicted']['mccandlish'])} predicted"
                    f" against {_g(t['critical_batch_size']['measured']['mccandlish'])} measured")
     return out

@@ -187,6 +187,7 @@ def test_calibrate_mean_field_adam_proxy(tmp_path):
     assert t["nqm_optimizer"] == {"kind": "adam", "precond": 0.0}
     assert all(p["predicted"] is not None and p["error_nqm"] < 2.0 for p in t["points"])
     assert all(0.0 <= p["momentum_predicted"] < 1.0 for p in t["points"])
+    assert "transfer to adam (NQM: mean-field Adam, nqm.adam; no refit)" in r.stdout
 
 
 def test_calibrate_first_passage_option(tmp_path):
