@@ -58,8 +58,7 @@ def calibrate_lines(record: dict) -> list[str]:
 
     f = record["fitted"]
     nqm = record["nqm_optimizer"]
-    stand_in = _stand_in(nqm)
-    out = [f"{record['workload']}, {record['optimizer']} (NQM: {stand_in}), target "
+    out = [f"{record['workload']}, {record['optimizer']} (NQM: {_stand_in(nqm)}), target "
            f"{record['target']:g}",
            f"fitted on B = {', '.join(map(str, record['fit_on'])) or 'none'}: target fraction "
            f"f = {_g(f['target_fraction'])} (train-loss rule {_g(f['target_fraction_rule'])}), "

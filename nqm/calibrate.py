@@ -449,10 +449,10 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
         if t.workload != sweep.workload:
             raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
                                 f"not '{sweep.workload}'")
-    if config.predict != "expected" or config.noise_line is not None or config.path is not None:
+    path = config.path is not None
+    if config.predict != "expected" or config.noise_line is not None or path:
         for s in (sweep, *transfer):
             kind = config.nqm_optimizer(s.optimizer)[0]
-            path = config.path is not None
             if kind not in ("sgd", "momentum", "precond") + (("adam",) if path else ()):
                 what = ("first-passage" if config.predict != "expected" else
                         "the path model" if path else "loss-following noise")
