@@ -2,17 +2,25 @@
 
     python -m figures.validation_goals figures/validation/summary.json [more summary.json ...]
                                        [--workloads a,b]   (only these workloads' sweeps)
+                                       [--fill-from OTHER/summary.json] [--bias]
 
 From a `figures.run_validation` summary.json: how many sweeps the calibrated NQM (ends fit)
 is closer than the null hyperbola; the median worst held-out error of both; the largest NQM
 error; the sweeps whose fitted kappa sits on its bound; how many one-run B_crit lie within 2x of
 the measured; the median worst error of the SGD fit transferred to momentum and Adam; the
-median zero-run worst error.  One Markdown row per file.
+median zero-run worst error.  One Markdown row per file.  With --fill-from, each file's sweeps
+are completed by OTHER's sweeps of the (workload, optimizer) pairs it lacks: the judgement of
+every sweep against its best measurement, e.g. the mean of four seeds where four were swept
+and the one reference sweep elsewhere.  With --bias, one more line per file: the geometric
+mean of predicted / measured over every held-out point of the ends fits (from the W-OPT.json
+records beside the summaries), NQM and null, exp(mean log(pred / meas)): above 1, the models
+predict too many steps between the fit points.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from statistics import median
@@ -39,6 +47,31 @@ def goals(summary: list[dict]) -> dict:
             "zero_run_median": median(zero) if zero else None}
 
 
+def filled(rows: list[dict], other: list[dict]) -> list[dict]:
+    """`rows` plus the rows of `other` whose (workload, optimizer) `rows` lacks."""
+    have = {(r["workload"], r["optimizer"]) for r in rows}
+    return rows + [r for r in other if (r["workload"], r["optimizer"]) not in have]
+
+
+def held_out_bias(folders: list[Path], rows: list[dict]) -> dict:
+    """exp(mean log(pred / meas)) over the held-out points of the ends records of the sweeps in
+    `rows`, for the NQM and the null model; each sweep's record (W-OPT.json from
+    `figures.run_validation`) is read from the first of `folders` that has it."""
+    logs = {"nqm": [], "null": []}
+    for r in rows:
+        name = f"{r['workload']}-{r['optimizer']}.json"
+        path = next((f / name for f in folders if (f / name).exists()), None)
+        if path is None:
+            continue
+        for p in json.loads(path.read_text())["ends"]["points"]:
+            if p["used_in_fit"] or not p["measured"] or not p["predicted"]:
+                continue
+            logs["nqm"].append(math.log(p["predicted"] / p["measured"]))
+            logs["null"].append(math.log(p["null_model"] / p["measured"]))
+    return {k: math.exp(sum(v) / len(v)) if v else None for k, v in logs.items()} | \
+        {"points": len(logs["nqm"])}
+
+
 def row(name: str, g: dict) -> str:
     """One Markdown row of `goals`."""
     def f(x):
@@ -56,13 +89,22 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("summaries", nargs="+")
     ap.add_argument("--workloads", default=None)
+    ap.add_argument("--fill-from", default=None, metavar="SUMMARY")
+    ap.add_argument("--bias", action="store_true")
     args = ap.parse_args(argv)
     keep = set(args.workloads.split(",")) if args.workloads else None
+    other = json.loads(Path(args.fill_from).read_text()) if args.fill_from else []
     print(HEADER)
     for p in args.summaries:
-        rows = [r for r in json.loads(Path(p).read_text())
+        rows = [r for r in filled(json.loads(Path(p).read_text()), other)
                 if keep is None or r["workload"] in keep]
-        print(row(str(Path(p).parent), goals(rows)))
+        name = str(Path(p).parent) + (f" + {Path(args.fill_from).parent}" if other else "")
+        print(row(name, goals(rows)))
+        if args.bias:
+            folders = [Path(p).parent] + ([Path(args.fill_from).parent] if other else [])
+            b = held_out_bias(folders, rows)
+            print(f"  held-out pred/meas, geometric mean over {b['points']} points: "
+                  f"NQM {b['nqm']:.3f}, null {b['null']:.3f}")
 
 
 if __name__ == "__main__":
