@@ -38,6 +38,7 @@ from cli_types import (  # noqa: F401  (InputError, _input_errors: the CLI's err
     _input_errors,
     _LateBar,
     _stderr,
+    check_outputs,
     opt,
 )
 
@@ -600,7 +601,9 @@ def fit(csv_path, n_boot, seed, json_path, plot_path):
 @opt("--proxy", default=None, help="NQM stand-ins: adam=precond:0.25 (the default: SGD "
      "preconditioned by H^-0.25) or adam=adam (mean-field Adam, nqm.adam).")
 @opt("--transfer", multiple=True, type=click.Path(),
-     help="A sweep of another optimizer on the same workload, predicted without refit.")
+     help="A sweep of another optimizer on the same workload and target, predicted without "
+          "refit (the NQM's step budget covers these sweeps too, which can move the fit by a "
+          "step: give the same ones to reproduce a record).")
 @JSON
 @opt("--csv", "csv_path", type=FILE, help="Write CSV here.")
 @opt("--plot", "plot_path", type=FILE, help="Steps and tuned lr vs B (PNG and PDF).")
@@ -646,6 +649,7 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     from nqm.spectrum import load
     from nqm.sweep_data import load_sweep, parse_proxy
 
+    check_outputs(json_path=json_path, csv_path=csv_path, plot_path=plot_path)
     ctx = click.get_current_context()
     given = {n: ctx.get_parameter_source(n).name == "COMMANDLINE"
              for n in ("slow_row_factor", "checkpoints")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import click
 
@@ -118,6 +119,15 @@ class FloatList(click.ParamType):
         if not values:
             self.fail(f"{param.opts[0]} '{value}' contains no number", param, ctx)
         return values
+
+
+def check_outputs(**paths) -> None:
+    """Refuse, before any work, an output file whose directory does not exist; `paths` maps
+    an option name (json_path -> --json) to its value or None."""
+    for name, value in paths.items():
+        if value is not None and not Path(value).resolve().parent.is_dir():
+            flag = "--" + name.removesuffix("_path").replace("_", "-")
+            raise InputError(f"{flag}: directory {Path(value).parent} does not exist")
 
 
 def _compile_notice(optimizer: str = "sgd", ema: bool = False) -> None:

@@ -22,6 +22,12 @@ With one fit batch size only f is fitted, and kappa = kappa0: 1 (the measured no
 kappa0 = L0 / (ell_0 - ell_floor) (`nqm.noise_units`); the zero-run prediction (no fit) takes the
 same kappa0 (the path model: each segment's noise in its own loss units, in every mode).
 A fitted value that cannot meet its point inside its bounds stays on the bound and is flagged.
+The NQM's step budget is BUDGET_FACTOR times the largest measured step count over the fitted
+and the transfer sweeps, so that every sweep can be met.  The tuner's search, and with it where
+the root finding stops inside the integer resolution of the steps, depends a little on the
+budget: logreg-digits SGD fitted alone gives f = 0.1675, kappa = 0.401, and with its momentum
+sweep as transfer f = 0.1698, kappa = 0.413, the predicted steps differing by at most one
+(B_crit 51.5 and 52.2).  A record is reproduced with the same transfer sweeps.
 
 What is predicted (`CalibrateConfig.predict`): "expected" (the default) is the first step where
 the expected loss E L(k) <= target, as everywhere in `nqm`; "first-passage" is what a sweep
@@ -115,6 +121,8 @@ class CalibrateConfig:
                                     f"got {self.fit_on!r}")
         elif not 1 <= len(self.fit_on) <= 2 or any(int(b) != b or b < 1 for b in self.fit_on):
             raise NQMInputError(f"fit_on takes one or two batch sizes >= 1, got {self.fit_on}")
+        elif len(set(self.fit_on)) < len(self.fit_on):
+            raise NQMInputError(f"fit_on names batch size {self.fit_on[0]} twice")
         if self.noise_line is not None and self.predict != "expected":
             raise NQMInputError("loss-following noise predicts the expected loss only "
                                 "(predict='expected')")
@@ -435,6 +443,25 @@ def check_same_workload(spectrum: Spectrum, sweep: SweepData) -> None:
                             f"{sweep.source} is a sweep of '{sweep.workload}'")
 
 
+def check_transfer(sweep: SweepData, transfer: tuple[SweepData, ...]) -> None:
+    """Refuse a transfer sweep that the fitted (f, kappa) cannot stand for: another workload,
+    another target (f is the fraction for `sweep`'s target), the fitted sweep's own optimizer,
+    or an optimizer given twice."""
+    seen = {sweep.optimizer: sweep.source}
+    for t in transfer:
+        if t.workload != sweep.workload:
+            raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
+                                f"not '{sweep.workload}'")
+        if not math.isclose(t.target, sweep.target, rel_tol=1e-9):
+            raise NQMInputError(f"transfer sweep {t.source} has target {t.target:g}, not the "
+                                f"fitted sweep's {sweep.target:g} (f is fitted for one target)")
+        if t.optimizer in seen:
+            raise NQMInputError(f"transfer sweep {t.source} is of optimizer '{t.optimizer}', "
+                                f"as is {seen[t.optimizer]}: transfer predicts the sweeps of "
+                                f"other optimizers, one each")
+        seen[t.optimizer] = t.source
+
+
 def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = CalibrateConfig(),
               transfer: tuple[SweepData, ...] = (), f_rule: float | None = None,
               noise_log: NoiseLog | None = None, loss_drop: float | None = None) -> dict:
@@ -443,12 +470,9 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     tracked `noise_log`, also its B_simple as a further predictor of the measured B_crit
     (McCandlish et al.: B_crit ~ B_simple; `nqm.noise_log.judge_tracked`).  loss_drop:
     ell_0 - ell_floor of the loss-matched noise scale (default: from the spectrum's metadata)."""
-    check_same_workload(spectrum, sweep)
-    for t in transfer:
-        check_same_workload(spectrum, t)
-        if t.workload != sweep.workload:
-            raise NQMInputError(f"transfer sweep {t.source} is of workload '{t.workload}', "
-                                f"not '{sweep.workload}'")
+    for s in (sweep, *transfer):
+        check_same_workload(spectrum, s)
+    check_transfer(sweep, transfer)
     path = config.path is not None
     if config.predict != "expected" or config.noise_line is not None or path:
         for s in (sweep, *transfer):

@@ -1,6 +1,7 @@
 """`nqm calibrate` and `nqm demo` through the CLI."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -51,6 +52,13 @@ def test_calibrate_writes_json_csv_and_figures(tmp_path):
     (["--runs", RUNS, "--fit-on", "3"], "has no batch size 3 (it has 1, 4, 16, 64, 256, 1024)"),
     (["--runs", RUNS, "--fit-on", "x,y"], "bad --fit-on 'x,y'"),
     (["--runs", RUNS, "--proxy", "adam=newton"], "bad --proxy 'adam=newton'"),
+    (["--runs", RUNS, "--fit-on", "4,4"], "fit_on names batch size 4 twice"),
+    (["--runs", RUNS, "--transfer", RUNS], "is of optimizer 'sgd', as is"),
+    (["--runs", RUNS, "--transfer", "figures/sweeps/mlp-digits-adam", "--transfer",
+      "figures/sweeps-seeds/s1/mlp-digits-adam"], "is of optimizer 'adam', as is"),
+    (["--runs", RUNS, "--json", "no/such/dir/c.json"], "--json: directory no/such/dir does "
+                                                       "not exist"),
+    (["--runs", RUNS, "--plot", "no/such/dir/c.png"], "--plot: directory no/such/dir"),
 ])
 def test_calibrate_bad_input_is_one_line_exit_2(args, needle):
     r = run("calibrate", "--spectrum", SPEC, *args)
@@ -75,6 +83,16 @@ def test_calibrate_bad_slow_row_options_are_one_line_exit_2(args, needle):
     r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, *args)
     assert r.exit_code == 2, r.output
     assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+def test_calibrate_refuses_a_transfer_sweep_of_another_target(tmp_path):
+    data = json.loads(Path("figures/sweeps/mlp-digits-adam/summary.json").read_text())
+    (tmp_path / "adam").mkdir()
+    (tmp_path / "adam/summary.json").write_text(json.dumps({**data, "target": 0.1}))
+    r = run("calibrate", "--spectrum", SPEC, "--runs", RUNS, "--transfer", str(tmp_path / "adam"))
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and "has target 0.1, not the fitted sweep's 0.025" \
+        in r.stderr, r.stderr
 
 
 def test_calibrate_slow_row_needs_a_measured_spectrum(tmp_path):
