@@ -212,9 +212,9 @@ TUNING_OPTIONS = ("spec", "target", "batch_sizes", "threads")
 @cli.command()
 @opt("--out", "out_dir", default="out/figures", show_default=True, type=DIR,
      help="Directory for the figures.  Without --out: out/figures, or out/figures-2, -3, ... "
-          "if that holds files (nothing is overwritten); --sweep without --out writes into "
-          "the sweep directory.  An explicit --out is written into, replacing files of the "
-          "same names (the committed copy of the tuned figures: --out figures/nqm).")
+          "if that holds files (nothing is overwritten).  An explicit --out is written into, "
+          "replacing files of the same names (the committed copy of the tuned figures: --out "
+          "figures/nqm; a sweep's own figures: --sweep DIR --out DIR).")
 @SPECTRUM
 @opt("--target", type=float, default=0.01, show_default=True)
 @opt("--batch-sizes", type=BatchSizes(), default="1:1048576", show_default=True)
@@ -222,7 +222,7 @@ TUNING_OPTIONS = ("spec", "target", "batch_sizes", "threads")
      help="Instead: plot this noise-scale log (empirical.track) as OUT/noise_scale_tracked.png.")
 @opt("--sweep", "sweep_dir", type=click.Path(file_okay=False, exists=True), default=None,
      help="Instead: draw the figures of the `nqm sweep` in this directory (from its "
-          "summary.json and records.jsonl or trials.csv), into it unless --out is given.")
+          "summary.json and records.jsonl or trials.csv).")
 @opt("--calibration", multiple=True, type=FILE, metavar="FILE [FILE ...]",
      help="Instead: redraw records of `nqm calibrate --json` (or of figures.run_validation). "
           "Per NAME.json: OUT/NAME.png|pdf (steps and tuned lr against B), "
@@ -261,10 +261,10 @@ def figures(out_dir, spec, target, batch_sizes, noise_log, sweep_dir, calibratio
              "measure_dir": measure_dir}
     _check_figure_modes(ctx, [m for m in FIGURE_MODES if given[m]])
     explicit = ctx.get_parameter_source("out_dir").name == "COMMANDLINE"
-    if sweep_dir is not None:
-        return _sweep_figures(sweep_dir, out_dir if explicit else sweep_dir)
     out = Path(out_dir) if explicit else _fresh_dir(Path(out_dir))
-    if noise_log:
+    if sweep_dir is not None:
+        _sweep_figures(sweep_dir, out)
+    elif noise_log:
         _plot_noise_log(noise_log, out)
     elif calibration or measure_dir:
         _record_figures(calibration, measure_dir, out)
@@ -370,14 +370,13 @@ def _plot_noise_log(path, out: Path) -> None:
     click.echo(f"wrote {out}/noise_scale_tracked.png")
 
 
-def _sweep_figures(sweep_dir: str, out_dir: str) -> None:
+def _sweep_figures(sweep_dir: str, out: Path) -> None:
     """`nqm figures --sweep`: the figures of a sweep directory, written to `out_dir`."""
     from empirical.targets import sweep_figure_data
     from figures.plots import steps_vs_batch
     from figures.sweep_figures import sweep_figures
 
     record = sweep_figure_data(sweep_dir)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = record["summary"]
     steps_vs_batch(summary, out / "steps_vs_batch.png",

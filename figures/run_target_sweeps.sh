@@ -17,7 +17,8 @@ for w in $WORKLOADS; do
     python -c "from cli import main; main()" sweep --workload "$w" --optimizer "$o" \
       --batch-sizes 1,4,16,64,256,1024 --trials 16 --targets "${TARGETS[$w]}" --budget 10000 \
       --threads 1 --quiet --out "figures/shallue/$w-$o"
-    python -c "from cli import main; main()" figures --sweep "figures/shallue/$w-$o"
+    python -c "from cli import main; main()" figures --sweep "figures/shallue/$w-$o" \
+      --out "figures/shallue/$w-$o"
   done
 done
 # the same mlp-digits Adam sweep with every trial trained to the target or the budget (the
@@ -26,5 +27,6 @@ if [[ "${COMPLETE:-0}" == 1 ]]; then
   python -c "from cli import main; main()" sweep --workload mlp-digits --optimizer adam \
     --batch-sizes 1,4,16,64,256,1024 --trials 16 --targets 0.035,0.05,0.08 --budget 10000 \
     --complete-trials --threads 1 --quiet --out figures/shallue/mlp-digits-adam-complete
-  python -c "from cli import main; main()" figures --sweep figures/shallue/mlp-digits-adam-complete
+  python -c "from cli import main; main()" figures --sweep figures/shallue/mlp-digits-adam-complete \
+    --out figures/shallue/mlp-digits-adam-complete
 fi

@@ -46,8 +46,9 @@ def test_figures_sweep_draws_from_trials_csv_alone(tmp_path):
     src = SHALLUE / "mlp-digits-sgd"
     for name in ("summary.json", "trials.csv"):
         shutil.copy(src / name, tmp_path / name)
-    r = CliRunner().invoke(cli, ["figures", "--sweep", str(tmp_path)])
+    r = CliRunner().invoke(cli, ["figures", "--sweep", str(tmp_path), "--out",
+                                 str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     for name in ("steps_vs_batch.png", "steps_and_examples.png", "steps_by_target.png",
                  "sensitivity.png"):
-        assert (tmp_path / name).stat().st_size > 10_000, name
+        assert (tmp_path / "f" / name).stat().st_size > 10_000, name
