@@ -133,3 +133,23 @@ def test_measure_figures_of_one_checkpoint_have_no_noise_scale(tmp_path):
     one = Measurement({**m.record, "along_training": m.along[:1]}, m.spectrum)
     assert [p.name for p in measure_figures(one, tmp_path, formats=("png",))] == ["spectrum.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["spectrum.png"]
+
+
+def test_noise_along_training_draws_each_interval_as_it_is(tmp_path, monkeypatch):
+    """An interval that excludes its estimate is drawn where it lies, not mirrored; an open
+    upper end runs to the top of the axes and is marked."""
+    import numpy as np
+
+    drawn = {}
+    monkeypatch.setattr(figures.plots, "_finish", lambda fig, ax, *a: drawn.setdefault("ax", ax))
+    points = [{"label": "a", "train_loss": 1.0, "b_simple": 100.0, "b_simple_ci": [50.0, 80.0],
+               "b_noise": 200.0, "b_noise_ci": [150.0, None]},
+              {"label": "b", "train_loss": 0.5, "b_simple": 10.0, "b_simple_ci": None,
+               "b_noise": None, "b_noise_ci": None}]
+    figures.plots.noise_along_training(points, tmp_path / "n.png")
+    ax = drawn["ax"]
+    top = ax.get_ylim()[1] / 1.1
+    segments = [np.asarray(s) for c in ax.collections for s in c.get_segments()]
+    assert [(s[0, 1], s[1, 1]) for s in segments] == [(50.0, 80.0), (150.0, top)]
+    markers = [line for line in ax.get_lines() if line.get_marker() == "^"]
+    assert [list(line.get_ydata()) for line in markers if len(line.get_ydata())] == [[top]]
