@@ -3,6 +3,7 @@
     python -m figures.validation_goals figures/validation/summary.json [more summary.json ...]
                                        [--workloads a,b]   (only these workloads' sweeps)
                                        [--fill-from OTHER/summary.json] [--bias]
+                                       [--transfer]
 
 From a `figures.run_validation` summary.json: how many sweeps the calibrated NQM (ends fit)
 is closer than the null hyperbola; the median worst held-out error of both; the largest NQM
@@ -14,7 +15,8 @@ every sweep against its best measurement, e.g. the mean of four seeds where four
 and the one reference sweep elsewhere.  With --bias, one more line per file: the geometric
 mean of predicted / measured over every held-out point of the ends fits (from the W-OPT.json
 records beside the summaries), NQM and null, exp(mean log(pred / meas)): above 1, the models
-predict too many steps between the fit points.
+predict too many steps between the fit points.  With --transfer, instead: one table of every
+transfer's worst error (the SGD fit predicting momentum and Adam, no refit), a column per file.
 """
 
 from __future__ import annotations
@@ -72,6 +74,21 @@ def held_out_bias(folders: list[Path], rows: list[dict]) -> dict:
         {"points": len(logs["nqm"])}
 
 
+def transfer_table(names: list[str], summaries: list[list[dict]]) -> str:
+    """Markdown: per (workload, optimizer transferred to) the worst error in each summary."""
+    cells: dict[tuple[str, str], dict[int, float | None]] = {}
+    for i, rows in enumerate(summaries):
+        for r in rows:
+            for opt, worst in r["transfer"].items():
+                cells.setdefault((r["workload"], opt), {})[i] = worst
+    lines = ["| workload | SGD's fit transferred to | " + " | ".join(names) + " |",
+             "|---|---|" + "---:|" * len(names)]
+    for (w, opt), got in sorted(cells.items()):
+        values = ["-" if got.get(i) is None else f"{got[i]:.2f}" for i in range(len(names))]
+        lines.append(f"| {w} | {opt} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
 def row(name: str, g: dict) -> str:
     """One Markdown row of `goals`."""
     def f(x):
@@ -91,9 +108,15 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--workloads", default=None)
     ap.add_argument("--fill-from", default=None, metavar="SUMMARY")
     ap.add_argument("--bias", action="store_true")
+    ap.add_argument("--transfer", action="store_true")
     args = ap.parse_args(argv)
     keep = set(args.workloads.split(",")) if args.workloads else None
     other = json.loads(Path(args.fill_from).read_text()) if args.fill_from else []
+    if args.transfer:
+        summaries = [[r for r in filled(json.loads(Path(p).read_text()), other)
+                      if keep is None or r["workload"] in keep] for p in args.summaries]
+        print(transfer_table([str(Path(p).parent) for p in args.summaries], summaries))
+        return
     print(HEADER)
     for p in args.summaries:
         rows = [r for r in filled(json.loads(Path(p).read_text()), other)

@@ -105,3 +105,21 @@ def test_held_out_bias_is_the_geometric_mean_over_held_out_points(tmp_path):
     assert b["null"] == pytest.approx(math.sqrt(1.0 * 2.0))
     assert held_out_bias([first, second], [_row("a", "sgd", 1, 1, "nqm")])["nqm"] == 2.0
     assert held_out_bias([first], [_row("b", "sgd", 1, 1, "nqm")])["points"] == 0
+
+
+def test_transfer_table_has_a_row_per_transfer_and_a_column_per_summary():
+    from figures.validation_goals import transfer_table
+
+    a = [_row("w", "sgd", 1, 1, "nqm", transfer={"momentum": 2.0, "adam": 1.5}),
+         _row("w", "momentum", 1, 1, "nqm")]
+    b = [_row("w", "sgd", 1, 1, "nqm", transfer={"adam": None})]
+    lines = transfer_table(["A", "B"], [a, b]).splitlines()
+    assert lines[0] == "| workload | SGD's fit transferred to | A | B |"
+    assert lines[2:] == ["| w | adam | 1.50 | - |", "| w | momentum | 2.00 | - |"]
+
+
+def test_the_reference_transfer_table_matches_the_report():
+    from figures.validation_goals import transfer_table
+
+    rows = json.loads((ROOT / "figures/validation/summary.json").read_text())
+    assert "| charlm | momentum | 4.65 |" in transfer_table(["r"], [rows])
