@@ -572,6 +572,10 @@ def summary_line(record: dict) -> str:
                 f"{e['nqm_worst']:.3g}x" if e["nqm_worst"] is not None else
                 "nothing held out to judge")
     who = {"nqm": "the NQM", "null": "the null hyperbola", "tie": "neither (a tie)"}
+    digits = 3     # enough digits that two different errors print differently
+    while digits < 9 and record["closer"] != "tie" and \
+            f"{e['nqm_worst']:.{digits}g}" == f"{e['null_worst']:.{digits}g}":
+        digits += 1
     return (f"closer on the held-out batch sizes: {who[record['closer']]} (worst error NQM "
-            f"{e['nqm_worst']:.3g}x, null {e['null_worst']:.3g}x)")
+            f"{e['nqm_worst']:.{digits}g}x, null {e['null_worst']:.{digits}g}x)")
 

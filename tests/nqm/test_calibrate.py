@@ -260,3 +260,12 @@ def test_loss_matched_first_passage_one_run_uses_kappa0():
                                                          noise_scale="loss-matched"))
     assert rec["fitted"]["noise_scale"] == pytest.approx(spec.initial_loss() / 1.5, rel=1e-12)
     assert rec["prediction"]["predict"] == "first-passage"
+
+
+def test_summary_line_prints_enough_digits_to_tell_the_closer_apart():
+    from nqm.calibrate import summary_line
+
+    record = {"closer": "null", "error": {"nqm_worst": 1.0104, "null_worst": 1.0101}}
+    assert summary_line(record).endswith("(worst error NQM 1.0104x, null 1.0101x)")
+    record = {"closer": "nqm", "error": {"nqm_worst": 1.2, "null_worst": 1.5}}
+    assert summary_line(record).endswith("(worst error NQM 1.2x, null 1.5x)")
