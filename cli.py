@@ -641,7 +641,7 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     predict every batch size and the critical batch sizes beside the null hyperbola through
     the same points, and predict other optimizers' sweeps without refit."""
     from figures.calibrate_report import calibrate_lines, write_calibrate_csv
-    from nqm.calibrate import CalibrateConfig, fit_batch_sizes, parse_fit_on
+    from nqm.calibrate import CalibrateConfig, fit_batch_sizes, fit_misses, parse_fit_on
     from nqm.calibrate import calibrate as run_calibrate
     from nqm.files import write_json
     from nqm.noise_log import load_noise_log
@@ -700,7 +700,8 @@ def calibrate(spectrum_path, path_dir, runs, fit_on, proxy, transfer, json_path,
     record = run_calibrate(spectrum, sweep, config, transfer=others, noise_log=tracked,
                            loss_drop=drop)
     _echo(calibrate_lines(record))
-    for w in record["warnings"] + [w for t in record["transfer"] for w in t["warnings"]] + \
+    for w in fit_misses(record) + record["warnings"] + \
+            [w for t in record["transfer"] for w in t["warnings"]] + \
             record.get("tracked_b_simple", {}).get("notes", []):
         _stderr(f"warning: {w}")
     if json_path:

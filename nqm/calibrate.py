@@ -564,6 +564,26 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     return record
 
 
+FIT_MISS = 1.1       # a fit point predicted this factor or more off: the fit did not meet it
+
+
+def fit_misses(record: dict) -> list[str]:
+    """The fit points that the fitted NQM does not meet (a value stopped on its bound, or a
+    point the NQM cannot reach): the held-out errors are then not those of a fit."""
+    out = []
+    for p in record["points"]:
+        if not p["used_in_fit"]:
+            continue
+        if p["predicted"] is None:
+            out.append(f"the fit does not reach its own point B = {p['batch_size']} "
+                       f"(measured {p['measured']})")
+        elif (off := max(p["predicted"] / p["measured"], p["measured"] / p["predicted"])) \
+                >= FIT_MISS:
+            out.append(f"the fit misses its own point B = {p['batch_size']}: NQM "
+                       f"{p['predicted']} against {p['measured']} measured ({off:.3g}x)")
+    return out
+
+
 def summary_line(record: dict) -> str:
     """One sentence: which model was closer on the held-out batch sizes."""
     e = record["error"]

@@ -269,3 +269,28 @@ def test_summary_line_prints_enough_digits_to_tell_the_closer_apart():
     assert summary_line(record).endswith("(worst error NQM 1.0104x, null 1.0101x)")
     record = {"closer": "nqm", "error": {"nqm_worst": 1.2, "null_worst": 1.5}}
     assert summary_line(record).endswith("(worst error NQM 1.2x, null 1.5x)")
+
+
+def test_fit_misses_names_fit_points_the_fit_did_not_meet():
+    from nqm.calibrate import fit_misses
+
+    def point(b, measured, predicted, fit):
+        return {"batch_size": b, "measured": measured, "predicted": predicted,
+                "used_in_fit": fit}
+    record = {"points": [point(4, 3407, 54288, True), point(16, 835, 100, False),
+                         point(1024, 220, 221, True)]}
+    assert fit_misses(record) == ["the fit misses its own point B = 4: NQM 54288 against "
+                                  "3407 measured (15.9x)"]
+    record = {"points": [point(4, 100, None, True)]}
+    assert fit_misses(record) == ["the fit does not reach its own point B = 4 (measured 100)"]
+
+
+def test_fit_misses_is_empty_on_the_committed_reference_fits_but_charlm_momentum():
+    from pathlib import Path
+
+    from nqm.calibrate import fit_misses
+
+    root = Path(__file__).resolve().parents[2] / "figures" / "validation"
+    missed = {f.stem for f in sorted(root.glob("*-*.json"))
+              if "examples" not in f.stem and fit_misses(json.loads(f.read_text())["ends"])}
+    assert missed == {"charlm-momentum"}
