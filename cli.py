@@ -94,6 +94,7 @@ def predict(spec, optimizer, precond, ema, schedule, warmup, final_frac, target,
             max_steps, noise, label_noise, noise_scale, protocol_trials, repeats, seed,
             lr_range, budget, json_path, csv_path, plot_path, quiet, threads):
     """Tuned steps to reach TARGET loss at every batch size, and the critical batch sizes."""
+    check_outputs(json_path=json_path, csv_path=csv_path, plot_path=plot_path)
     from figures.text import modes_lines, predict_lines
     from nqm.files import write_json, write_predict_csv
     from nqm.noise_units import loss_matched_spectrum
@@ -180,6 +181,7 @@ def _protocol(trials, repeats, seed, lr_range, budget):
 def simulate(spec, optimizer, lr, momentum, precond, ema, schedule, warmup, final_frac, horizon,
              batch_size, n_steps, target, mc_runs, seed, points, json_path, plot_path):
     """Expected loss curve of one configuration (exact; optionally with Monte Carlo)."""
+    check_outputs(json_path=json_path, plot_path=plot_path)
     from figures.text import simulate_lines
     from nqm.files import finite_or_none, write_json
     from nqm.optimizer import OptimizerConfig
@@ -371,7 +373,7 @@ def _plot_noise_log(path, out: Path) -> None:
 
 
 def _sweep_figures(sweep_dir: str, out: Path) -> None:
-    """`nqm figures --sweep`: the figures of a sweep directory, written to `out_dir`."""
+    """`nqm figures --sweep`: the figures of a sweep directory, written to `out`."""
     from empirical.targets import sweep_figure_data
     from figures.plots import steps_vs_batch
     from figures.sweep_figures import sweep_figures
@@ -567,6 +569,7 @@ def measure(workload, target, data, model, seed, checkpoint, at_steps, at_target
 def fit(csv_path, n_boot, seed, json_path, plot_path):
     """S_min, E_min and both critical batch sizes from your measured steps per batch size.
     A batch size given more than once counts once, with the geometric mean of its steps."""
+    check_outputs(json_path=json_path, plot_path=plot_path)
     from figures.text import critical_lines
     from nqm.errors import NQMInputError
     from nqm.files import write_json

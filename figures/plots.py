@@ -151,8 +151,9 @@ def measured_spectrum(summary: dict, spectrum, path, title: str = "") -> None:
 
 def noise_along_training(points: list[dict], path, title: str = "") -> None:
     """B_simple and B_noise with their 95% intervals, drawn as they are (an interval need not
-    hold its estimate; an unbounded upper end runs to the top, marked ^), and the training
-    loss at each checkpoint as the tick label."""
+    hold its estimate; an unbounded upper end runs to the top, marked ^, a lower end that is
+    missing or not positive to the bottom, marked v), and the training loss at each checkpoint
+    as the tick label.  Estimates that are missing or not positive are left out (log axis)."""
     fig, ax = plt.subplots(figsize=(7, 5))
     x = np.arange(len(points))
     values = [p[k] for p in points for k in ("b_simple", "b_noise") if p[k]] + \
@@ -161,10 +162,12 @@ def noise_along_training(points: list[dict], path, title: str = "") -> None:
     lo, hi = (min(positive) / 2, max(positive) * 2) if positive else (0.1, 10.0)
     for shift, (key, color) in zip((-0.06, 0.06), (("b_simple", "tab:blue"),
                                                   ("b_noise", "tab:green"))):
-        v = np.array([np.nan if p[key] is None else p[key] for p in points], dtype=float)
+        v = np.array([np.nan if p[key] is None or p[key] <= 0 else p[key] for p in points],
+                     dtype=float)
         ci = np.array([[np.nan if c is None else c for c in (p[f"{key}_ci"] or [None, None])]
                        for p in points], dtype=float)
         ax.plot(x + shift, v, "o-", color=color, label=f"{key} (bar: 95% interval)")
+        ci[:, 0] = np.where(ci[:, 0] > 0, ci[:, 0], np.nan)
         has = np.isfinite(ci[:, 0]) | np.isfinite(ci[:, 1])
         bottom = np.clip(np.where(np.isfinite(ci[:, 0]), ci[:, 0], lo), lo, hi)
         top = np.clip(np.where(np.isfinite(ci[:, 1]), ci[:, 1], hi), lo, hi)
@@ -172,8 +175,12 @@ def noise_along_training(points: list[dict], path, title: str = "") -> None:
         open_top = has & ~np.isfinite(ci[:, 1])
         ax.plot((x + shift)[open_top], np.full(open_top.sum(), hi), "^", color=color, ms=7,
                 ls="none", label=f"{key}: interval unbounded above" if open_top.any() else None)
+        open_bottom = has & ~np.isfinite(ci[:, 0])
+        ax.plot((x + shift)[open_bottom], np.full(open_bottom.sum(), lo), "v", color=color,
+                ms=7, ls="none",
+                label=f"{key}: no positive lower end" if open_bottom.any() else None)
     ax.set_yscale("log")
-    ax.set_ylim(lo, hi * 1.1)
+    ax.set_ylim(lo / 1.1, hi * 1.1)
     ax.set_xticks(x, [f"{p['label']}\nloss {p['train_loss']:.3g}" for p in points], fontsize=8)
     _finish(fig, ax, path, "checkpoint (training loss)", "noise scale (examples)", title)
 

@@ -15,8 +15,9 @@ every sweep against its best measurement, e.g. the mean of four seeds where four
 and the one reference sweep elsewhere.  With --bias, one more line per file: the geometric
 mean of predicted / measured over every held-out point of the ends fits (from the W-OPT.json
 records beside the summaries), NQM and null, exp(mean log(pred / meas)): above 1, the models
-predict too many steps between the fit points.  With --transfer, instead: one table of every
-transfer's worst error (the SGD fit predicting momentum and Adam, no refit), a column per file.
+predict too many steps between the fit points.  With --transfer, instead of the goals: one
+table of every transfer's worst error (the SGD fit predicting momentum and Adam, no refit), a
+column per file, and their medians.
 """
 
 from __future__ import annotations
@@ -58,20 +59,37 @@ def filled(rows: list[dict], other: list[dict]) -> list[dict]:
 def held_out_bias(folders: list[Path], rows: list[dict]) -> dict:
     """exp(mean log(pred / meas)) over the held-out points of the ends records of the sweeps in
     `rows`, for the NQM and the null model; each sweep's record (W-OPT.json from
-    `figures.run_validation`) is read from the first of `folders` that has it."""
+    `figures.run_validation`) is read from the first of `folders` that has it.  Only points
+    with a measured, an NQM and a null value count; the others are counted in "skipped", the
+    sweeps without a record in "no_record"."""
     logs = {"nqm": [], "null": []}
+    skipped = no_record = 0
     for r in rows:
         name = f"{r['workload']}-{r['optimizer']}.json"
         path = next((f / name for f in folders if (f / name).exists()), None)
         if path is None:
+            no_record += 1
             continue
         for p in json.loads(path.read_text())["ends"]["points"]:
-            if p["used_in_fit"] or not p["measured"] or not p["predicted"]:
+            if p["used_in_fit"]:
+                continue
+            if not (p["measured"] and p["predicted"] and p["null_model"]):
+                skipped += 1
                 continue
             logs["nqm"].append(math.log(p["predicted"] / p["measured"]))
             logs["null"].append(math.log(p["null_model"] / p["measured"]))
     return {k: math.exp(sum(v) / len(v)) if v else None for k, v in logs.items()} | \
-        {"points": len(logs["nqm"])}
+        {"points": len(logs["nqm"]), "skipped": skipped, "no_record": no_record}
+
+
+def bias_line(b: dict) -> str:
+    """One line of `held_out_bias`."""
+    def f(x):
+        return "-" if x is None else f"{x:.3f}"
+    extra = [f"{b['skipped']} points skipped (no NQM or null value)"] * bool(b["skipped"]) + \
+        [f"{b['no_record']} sweeps without a record"] * bool(b["no_record"])
+    return (f"  held-out pred/meas, geometric mean over {b['points']} points: NQM {f(b['nqm'])}, "
+            f"null {f(b['null'])}" + (f" ({'; '.join(extra)})" if extra else ""))
 
 
 def transfer_table(names: list[str], summaries: list[list[dict]]) -> str:
@@ -86,6 +104,9 @@ def transfer_table(names: list[str], summaries: list[list[dict]]) -> str:
     for (w, opt), got in sorted(cells.items()):
         values = ["-" if got.get(i) is None else f"{got[i]:.2f}" for i in range(len(names))]
         lines.append(f"| {w} | {opt} | " + " | ".join(values) + " |")
+    medians = [[v[i] for v in cells.values() if v.get(i) is not None] for i in range(len(names))]
+    lines.append("| median | | " + " | ".join(f"{median(m):.2f}" if m else "-" for m in medians)
+                 + " |")
     return "\n".join(lines)
 
 
@@ -115,7 +136,8 @@ def main(argv: list[str]) -> None:
     if args.transfer:
         summaries = [[r for r in filled(json.loads(Path(p).read_text()), other)
                       if keep is None or r["workload"] in keep] for p in args.summaries]
-        print(transfer_table([str(Path(p).parent) for p in args.summaries], summaries))
+        suffix = f" + {Path(args.fill_from).parent}" if other else ""
+        print(transfer_table([str(Path(p).parent) + suffix for p in args.summaries], summaries))
         return
     print(HEADER)
     for p in args.summaries:
@@ -125,9 +147,7 @@ def main(argv: list[str]) -> None:
         print(row(name, goals(rows)))
         if args.bias:
             folders = [Path(p).parent] + ([Path(args.fill_from).parent] if other else [])
-            b = held_out_bias(folders, rows)
-            print(f"  held-out pred/meas, geometric mean over {b['points']} points: "
-                  f"NQM {b['nqm']:.3f}, null {b['null']:.3f}")
+            print(bias_line(held_out_bias(folders, rows)))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ LOSS_BUDGET_FACTOR = 10  # ... with loss-following noise or mean-field Adam (eac
                          # O(rows) there, with no closed form)
 FEW_TRIALS = 16       # fewer trials per batch size than this: the measured minimum is noisy
 METRIC_FAR = 2.0      # spectrum checkpoint metric this factor or more from the sweep target
+FIT_MISS = 1.1        # a fit point predicted this factor or more off: the fit did not meet it
 PREDICTIONS = ("expected", "first-passage")
 
 
@@ -564,9 +565,6 @@ def calibrate(spectrum: Spectrum, sweep: SweepData, config: CalibrateConfig = Ca
     return record
 
 
-FIT_MISS = 1.1       # a fit point predicted this factor or more off: the fit did not meet it
-
-
 def fit_misses(record: dict) -> list[str]:
     """The fit points that the fitted NQM does not meet (a value stopped on its bound, or a
     point the NQM cannot reach): the held-out errors are then not those of a fit."""
@@ -587,10 +585,18 @@ def fit_misses(record: dict) -> list[str]:
 def summary_line(record: dict) -> str:
     """One sentence: which model was closer on the held-out batch sizes."""
     e = record["error"]
+    unreached = e.get("nqm_unreached") or []
+    missing = (f"the NQM does not reach B = {', '.join(map(str, unreached))}"
+               if unreached else "")
     if e["null_worst"] is None:
+        if missing:
+            return f"no null model (one fit point): {missing}"
         return ("no null model (one fit point): the NQM's worst held-out error is "
                 f"{e['nqm_worst']:.3g}x" if e["nqm_worst"] is not None else
                 "nothing held out to judge")
+    if missing:
+        return (f"closer on the held-out batch sizes: the null hyperbola ({missing}; null "
+                f"worst error {e['null_worst']:.3g}x)")
     who = {"nqm": "the NQM", "null": "the null hyperbola", "tie": "neither (a tie)"}
     digits = 3     # enough digits that two different errors print differently
     while digits < 9 and record["closer"] != "tie" and \
@@ -598,4 +604,3 @@ def summary_line(record: dict) -> str:
         digits += 1
     return (f"closer on the held-out batch sizes: {who[record['closer']]} (worst error NQM "
             f"{e['nqm_worst']:.{digits}g}x, null {e['null_worst']:.{digits}g}x)")
-

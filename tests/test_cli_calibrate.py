@@ -275,3 +275,14 @@ def test_calibrate_loss_matched_path_scales_every_segment(tmp_path):
     assert len(rule["segment_scales"]) == len(segs) == 3 and rule["kappa0"] == 1.0
     for rho, s in zip(rule["segment_scales"], segs):
         assert rho == pytest.approx(s["initial_loss"] / (s["train_loss"] - 0.125), rel=1e-12)
+
+
+@pytest.mark.parametrize("args", [["predict", "--json", "no/such/dir/p.json"],
+                                  ["simulate", "--lr", "0.1", "--batch-size", "4", "--steps",
+                                   "10", "--plot", "no/such/dir/s.png"],
+                                  ["fit", "--csv", "figures/sweeps/linreg-sgd/summary.csv",
+                                   "--json", "no/such/dir/f.json"]])
+def test_an_output_in_a_missing_directory_is_refused_before_any_work(args):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and "directory no/such/dir does not exist" in r.stderr

@@ -261,12 +261,14 @@ def test_redrawn_calibration_equals_the_calibrate_plot(tmp_path):
 def test_figures_sweep_without_out_leaves_the_sweep_directory_alone(tmp_path, monkeypatch):
     import shutil
 
-    shutil.copy(Path(SWEEP).resolve() / "summary.json", tmp_path / "summary.json")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "out" / "figures").mkdir(parents=True)
-    (tmp_path / "out" / "figures" / "keep.png").write_text("x")
-    r = run("figures", "--sweep", str(tmp_path))
+    sweep, work = tmp_path / "sweep", tmp_path / "work"
+    sweep.mkdir()
+    shutil.copy(Path(SWEEP).resolve() / "summary.json", sweep / "summary.json")
+    (work / "out" / "figures").mkdir(parents=True)
+    (work / "out" / "figures" / "keep.png").write_text("x")
+    monkeypatch.chdir(work)
+    r = run("figures", "--sweep", str(sweep))
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "summary.json"]
-    assert (tmp_path / "out" / "figures-2" / "steps_vs_batch.png").exists()
+    assert [p.name for p in sweep.iterdir()] == ["summary.json"]
+    assert (work / "out" / "figures-2" / "steps_vs_batch.png").exists()
     assert "wrote to out/figures-2 instead" in r.stderr

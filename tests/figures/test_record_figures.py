@@ -144,12 +144,17 @@ def test_noise_along_training_draws_each_interval_as_it_is(tmp_path, monkeypatch
     monkeypatch.setattr(figures.plots, "_finish", lambda fig, ax, *a: drawn.setdefault("ax", ax))
     points = [{"label": "a", "train_loss": 1.0, "b_simple": 100.0, "b_simple_ci": [50.0, 80.0],
                "b_noise": 200.0, "b_noise_ci": [150.0, None]},
-              {"label": "b", "train_loss": 0.5, "b_simple": 10.0, "b_simple_ci": None,
+              {"label": "b", "train_loss": 0.5, "b_simple": 10.0, "b_simple_ci": [-1.0, 30.0],
                "b_noise": None, "b_noise_ci": None}]
     figures.plots.noise_along_training(points, tmp_path / "n.png")
     ax = drawn["ax"]
-    top = ax.get_ylim()[1] / 1.1
+    bottom, top = ax.get_ylim()[0] * 1.1, ax.get_ylim()[1] / 1.1
+    assert (bottom, top) == pytest.approx((5.0, 400.0))
     segments = [np.asarray(s) for c in ax.collections for s in c.get_segments()]
-    assert [(s[0, 1], s[1, 1]) for s in segments] == [(50.0, 80.0), (150.0, top)]
-    markers = [line for line in ax.get_lines() if line.get_marker() == "^"]
-    assert [list(line.get_ydata()) for line in markers if len(line.get_ydata())] == [[top]]
+    assert [y for s in segments for y in (s[0, 1], s[1, 1])] == pytest.approx(
+        [50.0, 80.0, bottom, 30.0, 150.0, top])
+
+    def marked(symbol):
+        return [y for line in ax.get_lines() if line.get_marker() == symbol
+                for y in line.get_ydata()]
+    assert marked("^") == pytest.approx([top]) and marked("v") == pytest.approx([bottom])

@@ -87,7 +87,7 @@ def test_main_fills_from_another_summary(tmp_path, capsys):
 
 
 def test_held_out_bias_is_the_geometric_mean_over_held_out_points(tmp_path):
-    from figures.validation_goals import held_out_bias
+    from figures.validation_goals import bias_line, held_out_bias
 
     def point(b, meas, pred, null, fit=False):
         return {"batch_size": b, "measured": meas, "predicted": pred, "null_model": null,
@@ -104,7 +104,13 @@ def test_held_out_bias_is_the_geometric_mean_over_held_out_points(tmp_path):
     assert b["nqm"] == pytest.approx(math.sqrt(2.0 * 0.25))
     assert b["null"] == pytest.approx(math.sqrt(1.0 * 2.0))
     assert held_out_bias([first, second], [_row("a", "sgd", 1, 1, "nqm")])["nqm"] == 2.0
-    assert held_out_bias([first], [_row("b", "sgd", 1, 1, "nqm")])["points"] == 0
+    none = held_out_bias([first], [_row("b", "sgd", 1, 1, "nqm")])
+    assert (none["points"], none["no_record"], none["nqm"]) == (0, 1, None)
+    assert bias_line(none).endswith("NQM -, null - (1 sweeps without a record)")
+    ends["points"].append(point(256, 10, 20, None))
+    (second / "a-sgd.json").write_text(json.dumps({"ends": ends}))
+    b = held_out_bias([second], [_row("a", "sgd", 1, 1, "nqm")])
+    assert (b["points"], b["skipped"]) == (2, 2)
 
 
 def test_transfer_table_has_a_row_per_transfer_and_a_column_per_summary():
@@ -115,7 +121,8 @@ def test_transfer_table_has_a_row_per_transfer_and_a_column_per_summary():
     b = [_row("w", "sgd", 1, 1, "nqm", transfer={"adam": None})]
     lines = transfer_table(["A", "B"], [a, b]).splitlines()
     assert lines[0] == "| workload | SGD's fit transferred to | A | B |"
-    assert lines[2:] == ["| w | adam | 1.50 | - |", "| w | momentum | 2.00 | - |"]
+    assert lines[2:] == ["| w | adam | 1.50 | - |", "| w | momentum | 2.00 | - |",
+                         "| median | | 1.75 | - |"]
 
 
 def test_the_reference_transfer_table_matches_the_report():
