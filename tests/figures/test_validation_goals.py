@@ -55,6 +55,19 @@ def test_each_sweep_against_its_best_measurement_matches_its_report():
     assert g["median_null"] == pytest.approx(1.25, abs=0.005)
 
 
+def test_first_passage_against_the_mean_of_seeds_matches_its_report():
+    """docs/validation.md item 13: no held-out bias left, median 1.26x against the null's 1.31x."""
+    from figures.validation_goals import held_out_bias
+
+    folder = ROOT / "figures/validation/seed-mean-first-passage"
+    rows = json.loads((folder / "summary.json").read_text())
+    g = goals(rows)
+    assert (g["sweeps"], g["closer"]) == (12, 6)
+    assert (g["median_worst"], g["median_null"]) == pytest.approx((1.26, 1.31), abs=0.005)
+    b = held_out_bias([folder], rows)
+    assert b["points"] == 48 and b["nqm"] == pytest.approx(1.0, abs=0.005)
+
+
 def test_main_keeps_only_the_workloads_asked_for(tmp_path, capsys):
     from figures.validation_goals import main
 
