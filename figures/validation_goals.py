@@ -133,22 +133,20 @@ def main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     keep = set(args.workloads.split(",")) if args.workloads else None
     other = json.loads(Path(args.fill_from).read_text()) if args.fill_from else []
-    if args.transfer:
-        summaries = [[r for r in filled(json.loads(Path(p).read_text()), other)
-                      if keep is None or r["workload"] in keep] for p in args.summaries]
-        suffix = f" + {Path(args.fill_from).parent}" if other else ""
-        print(transfer_table([str(Path(p).parent) + suffix for p in args.summaries], summaries))
-        return
-    print(HEADER)
+    runs = []     # (name, rows, folders of their records) per summary
     for p in args.summaries:
         rows = [r for r in filled(json.loads(Path(p).read_text()), other)
                 if keep is None or r["workload"] in keep]
-        name = str(Path(p).parent) + (f" + {Path(args.fill_from).parent}" if other else "")
+        folders = [Path(p).parent] + ([Path(args.fill_from).parent] if other else [])
+        runs.append((" + ".join(map(str, folders)), rows, folders))
+    if args.transfer:
+        print(transfer_table([name for name, _, _ in runs], [rows for _, rows, _ in runs]))
+        return
+    print(HEADER)
+    for name, rows, folders in runs:
         print(row(name, goals(rows)))
         if args.bias:
-            folders = [Path(p).parent] + ([Path(args.fill_from).parent] if other else [])
             print(bias_line(held_out_bias(folders, rows)))
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])
